@@ -1,0 +1,178 @@
+"""The ``sakd`` command line: train, distill, evaluate and run the whole pipeline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="SAKD: distill ANN teachers into SNNs and deploy them to Loihi-class chips.")
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("-c", "--config", help="experiment YAML (configs/*.yaml)")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: --set student.train.lr=0.01 (repeatable)")]
+OutOpt = Annotated[Path, typer.Option("-o", "--out", help="run directory (checkpoints, metrics, resolved config)")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the run in --out from its last.pt")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")]
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _guard(fn):
+    """Run a command; a user error (bad config, data, checkpoint, ...) exits 2 with its message.
+    Ctrl-C exits 130; outputs are written atomically, so nothing is left half-written."""
+    from functools import wraps
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        from sakd.errors import SakdError
+
+        try:
+            return fn(*args, **kwargs)
+        except SakdError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            typer.secho("interrupted; the last completed checkpoint is intact (use --resume)",
+                        err=True)
+            raise typer.Exit(code=130)
+
+    return wrapper
+
+
+def _config(config: Optional[Path], overrides: Optional[list[str]], extra: list[str] = ()):
+    from sakd.config import load_config
+
+    return load_config(config, list(overrides or []) + list(extra))
+
+
+def _env(device: str):
+    from sakd.errors import SakdError
+    from sakd.train.distributed import init_distributed
+
+    try:
+        return init_distributed(device)
+    except ValueError as exc:
+        raise SakdError(str(exc)) from exc
+
+
+@app.command()
+@_guard
+def teacher(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("runs/teacher"),
+            resume: ResumeOpt = False, device: DeviceOpt = "auto", progress: ProgressOpt = True):
+    """Train the ANN teacher (CE) of an experiment."""
+    from sakd.train.jobs import train_teacher
+
+    cfg = _config(config, set_)
+    result = train_teacher(cfg, out, _env(device), resume=resume, progress=progress)
+    if result.best:
+        typer.echo(f"teacher: best {_acc(result.best)}; checkpoints in {out}")
+
+
+@app.command()
+@_guard
+def distill(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("runs/student"),
+            teacher_ckpt: Annotated[Optional[Path], typer.Option("--teacher", help="a `sakd teacher` checkpoint")] = None,
+            teacher_weights: Annotated[Optional[Path], typer.Option("--teacher-weights", help="a torchvision-format state-dict file")] = None,
+            kd: Annotated[Optional[str], typer.Option("--kd", help="both, logits, features or none (from-scratch baseline)")] = None,
+            resume: ResumeOpt = False, device: DeviceOpt = "auto", progress: ProgressOpt = True):
+    """Train the SNN student: level-1 weight transfer, then SAKD (level 2)."""
+    from sakd.train.jobs import distill_student
+
+    extra = []
+    if teacher_ckpt is not None:
+        extra.append(f"teacher.checkpoint={teacher_ckpt}")
+    if teacher_weights is not None:
+        extra.append(f"teacher.weights={teacher_weights}")
+    if kd is not None:
+        extra.append(f"distill.kd={kd}")
+    cfg = _config(config, set_, extra)
+    result = distill_student(cfg, out, _env(device), resume=resume, progress=progress)
+    if result.best:
+        typer.echo(f"student: best {_acc(result.best)}; checkpoints in {out}")
+
+
+@app.command("eval")
+@_guard
+def eval_(checkpoint: Annotated[Path, typer.Argument(help="a teacher or student checkpoint")],
+          split: Annotated[str, typer.Option(help="test, val or train")] = "test",
+          data_root: Annotated[Optional[str], typer.Option(help="data set folder, if not the default")] = None,
+          batch_size: int = 256, device: DeviceOpt = "auto",
+          json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures here")] = None):
+    """Accuracy of a checkpoint and, for an SNN, each LIF layer's firing rate."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from sakd.data import load_splits
+    from sakd.io import atomic_write_json
+    from sakd.train.evaluate import evaluate
+    from sakd.train.jobs import load_network
+
+    env = _env(device)
+    network, record = load_network(checkpoint)
+    data_cfg = record["config"]["data"]
+    splits = load_splits(data_cfg["name"], data_root or data_cfg["root"], augment=False,
+                         val_fraction=data_cfg["val_fraction"])
+    dataset = {"test": splits.test, "val": splits.val, "train": splits.train}.get(split)
+    if dataset is None:
+        _fail(f"split '{split}' does not exist for this run (test, train, or val if val_fraction > 0)")
+    result = evaluate(network.to(env.device), dataset, env, batch_size=batch_size,
+                      firing_rates=network.is_spiking)
+    kind = f"SNN T={network.time_steps}" if network.is_spiking else "ANN"
+    if env.is_main:
+        console = Console()
+        console.print(f"{record['arch']} ({kind}) on {data_cfg['name']}/{split}: "
+                      f"accuracy {result['acc']:.2f} % over {result['n']} samples, loss {result['loss']:.4f}")
+        if result.get("firing_rates"):
+            table = Table(title="firing rate per LIF layer (spikes / neuron / step)")
+            table.add_column("layer")
+            table.add_column("rate", justify="right")
+            for name, rate in result["firing_rates"].items():
+                table.add_row(name, f"{rate:.4f}")
+            console.print(table)
+        if json_out:
+            atomic_write_json(json_out, {"checkpoint": str(checkpoint), "split": split, **result})
+
+
+@app.command()
+@_guard
+def pipeline(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("runs/pipeline"),
+             resume: ResumeOpt = False, device: DeviceOpt = "auto", progress: ProgressOpt = True):
+    """The main job: teacher, SAKD student, evaluation, with one summary table."""
+    from sakd.pipeline import run_pipeline
+
+    cfg = _config(config, set_)
+    run_pipeline(cfg, out, _env(device), resume=resume, progress=progress)
+
+
+@app.command()
+def models():
+    """List the registered architectures."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from sakd.models import ARCHITECTURES
+
+    table = Table(title="architectures (sakd.models)")
+    for column in ("name", "family", "teacher", "description"):
+        table.add_column(column)
+    for spec in ARCHITECTURES.values():
+        table.add_row(spec.name, spec.family, spec.teacher, spec.description)
+    Console().print(table)
+
+
+def _acc(record: dict) -> str:
+    parts = [f"epoch {record['epoch'] + 1}"]
+    if "val" in record:
+        parts.append(f"val {record['val']['acc']:.2f} %")
+    parts.append(f"test {record['test']['acc']:.2f} %")
+    return ", ".join(parts)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

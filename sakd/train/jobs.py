@@ -1,0 +1,174 @@
+"""The training jobs behind the CLI: train an ANN teacher, distill a SAKD student, and load
+either back from its checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from sakd.config import Config, ConfigError, dump_config
+from sakd.data import DataSplits, DatasetInfo, load_splits
+from sakd.distill import (ClassificationTask, DistillationTask, FeatureWeight, SAKDStudent,
+                          check_taps_match, feature_shapes)
+from sakd.models import LIFSettings, Network, arch_spec, build_model, spikify
+from sakd.train.checkpoint import (CheckpointError, load_checkpoint, load_state_strict,
+                                   read_state_dict_file)
+from sakd.train.distributed import DistEnv
+from sakd.train.trainer import FitResult, Trainer, seed_everything
+
+
+def load_data(config: Config) -> DataSplits:
+    d = config.data
+    return load_splits(d.name, d.root, d.augment, d.val_fraction, d.download)
+
+
+def model_args(info: DatasetInfo) -> dict[str, Any]:
+    return {"num_classes": info.num_classes, "in_channels": info.in_channels,
+            "image_size": list(info.image_size)}
+
+
+def lif_settings(config: Config) -> LIFSettings:
+    return LIFSettings(**dataclasses.asdict(config.student.neuron))
+
+
+def _wrap(module: torch.nn.Module, env: DistEnv) -> torch.nn.Module:
+    if not env.distributed:
+        return module
+    if env.device.type == "cuda":
+        module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        return DDP(module, device_ids=[env.device.index])
+    # Gloo on the CPU: SyncBatchNorm needs CUDA, so BN statistics stay per process here
+    return DDP(module)
+
+
+def _example(info: DatasetInfo) -> torch.Tensor:
+    return torch.zeros(2, info.in_channels, *info.image_size)
+
+
+# ---------------------------------------------------------------------------------------------
+# teacher
+
+
+def train_teacher(config: Config, run_dir: str | Path, env: DistEnv, resume: bool = False,
+                  progress: bool = True, splits: DataSplits | None = None) -> FitResult:
+    """Train the ANN teacher of ``config`` (architecture: teacher.arch or the student's)."""
+    seed_everything(config.seed)
+    splits = splits or load_data(config)
+    arch = config.teacher.arch or arch_spec(config.model.arch).teacher
+    args = model_args(splits.info)
+    ann = build_model(arch, **args).to(env.device)
+    wrapped = _wrap(ann, env)
+    if env.is_main:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        dump_config(config, Path(run_dir) / "config.yaml")
+
+    def describe() -> dict[str, Any]:
+        return {"kind": "teacher", "arch": arch, "model_args": args, "time_steps": 0,
+                "config": config.to_dict(), "data": splits.info.to_dict()}
+
+    trainer = Trainer(task=ClassificationTask(wrapped), trainable=ann, network=ann, splits=splits,
+                      batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
+                      workers=config.data.workers, optim=config.teacher.train, env=env,
+                      run_dir=run_dir, seed=config.seed, describe=describe, progress=progress)
+    return trainer.fit(resume=resume)
+
+
+def load_teacher(config: Config, info: DatasetInfo, student_arch: str) -> tuple[Network, dict]:
+    """The frozen ANN teacher: from a sakd teacher checkpoint or a torchvision-format file."""
+    if config.teacher.checkpoint:
+        record = load_checkpoint(config.teacher.checkpoint, kind="teacher")
+        ann = build_model(record["arch"], **record["model_args"])
+        load_state_strict(ann, record["state_dict"], config.teacher.checkpoint)
+        source = {"checkpoint": str(config.teacher.checkpoint), "arch": record["arch"]}
+    elif config.teacher.weights:
+        arch = config.teacher.arch or arch_spec(student_arch).teacher
+        ann = build_model(arch, **model_args(info))
+        load_state_strict(ann, read_state_dict_file(config.teacher.weights), config.teacher.weights)
+        source = {"weights": str(config.teacher.weights), "arch": arch}
+    else:
+        raise ConfigError("this run needs a teacher: pass --teacher CKPT (a `sakd teacher` "
+                          "checkpoint) or --teacher-weights PATH (a torchvision state dict), or "
+                          "set distill.kd=none and student.init=scratch for the baseline")
+    if ann.fc.out_features != info.num_classes:
+        raise CheckpointError(f"the teacher predicts {ann.fc.out_features} classes but "
+                              f"{info.name} has {info.num_classes}")
+    return ann.eval().requires_grad_(False), source
+
+
+# ---------------------------------------------------------------------------------------------
+# student
+
+
+def build_student(config: Config, info: DatasetInfo, teacher: Network | None) -> Network:
+    """Level 1: the SNN of ``model.arch``, with the teacher's weights when student.init=teacher."""
+    ann = build_model(config.model.arch, **model_args(info))
+    snn = spikify(ann, config.student.time_steps, lif_settings(config))
+    if config.student.init == "teacher":
+        if teacher is None:
+            raise ConfigError("student.init=teacher needs a teacher (--teacher or --teacher-weights)")
+        load_state_strict(snn, teacher.state_dict(), f"teacher ({type(teacher).__name__})")
+    return snn
+
+
+def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: bool = False,
+                    progress: bool = True, splits: DataSplits | None = None) -> FitResult:
+    """SAKD level 2 (or the from-scratch baseline with distill.kd=none)."""
+    seed_everything(config.seed)
+    splits = splits or load_data(config)
+    info = splits.info
+    kd = config.distill.kd
+    needs_teacher = kd != "none" or config.student.init == "teacher"
+    teacher, teacher_source = (load_teacher(config, info, config.model.arch) if needs_teacher
+                               else (None, {}))
+    snn = build_student(config, info, teacher)
+    uses_features = kd in ("both", "features")
+    taps = list(config.distill.taps or snn.stage_names) if uses_features else []
+    if uses_features and not taps:
+        raise ConfigError(f"{config.model.arch} has no default feature taps; set distill.taps")
+    shapes = (check_taps_match(snn, teacher, taps, _example(info)) if uses_features
+              else {})
+    student = SAKDStudent(snn, taps, config.distill.adapter_kernel, shapes).to(env.device)
+    if teacher is not None:
+        teacher.to(env.device)
+    schedule = FeatureWeight(config.distill.feature_schedule, config.distill.feature_weight,
+                             config.distill.feature_epochs, config.distill.feature_floor)
+    task = DistillationTask(_wrap(student, env), teacher, kd, config.distill.logit_weight,
+                            config.distill.temperature, schedule, taps)
+    if env.is_main:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        dump_config(config, Path(run_dir) / "config.yaml")
+    settings = lif_settings(config)
+
+    def describe() -> dict[str, Any]:
+        return {"kind": "student", "arch": config.model.arch, "model_args": model_args(info),
+                "time_steps": config.student.time_steps, "neuron": dataclasses.asdict(settings),
+                "config": config.to_dict(), "data": info.to_dict(), "teacher": teacher_source,
+                "kd": kd, "taps": taps}
+
+    trainer = Trainer(task=task, trainable=student, network=snn, splits=splits,
+                      batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
+                      workers=config.data.workers, optim=config.student.train, env=env,
+                      run_dir=run_dir, seed=config.seed, describe=describe, progress=progress)
+    return trainer.fit(resume=resume)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def load_network(path: str | Path) -> tuple[Network, dict[str, Any]]:
+    """Rebuild the Network (ANN teacher or SNN student) of a checkpoint, in eval mode."""
+    record = load_checkpoint(path)
+    ann = build_model(record["arch"], **record["model_args"])
+    if record["kind"] == "student":
+        network = spikify(ann, int(record["time_steps"]), LIFSettings(**record["neuron"]))
+    elif record["kind"] == "teacher":
+        network = ann
+    else:
+        raise CheckpointError(f"{path}: unknown checkpoint kind '{record['kind']}'")
+    load_state_strict(network, record["state_dict"], str(path))
+    return network.eval(), record
