@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -117,6 +118,10 @@ class Config:
 # building a dataclass tree from plain data, strictly
 
 
+# a decimal number with an optional exponent: what YAML 1.2 reads as a float
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -152,6 +157,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
         return from_dict(tp, value, prefix=f"{key}.")
     if tp is float:
+        if isinstance(value, str) and _NUMBER.match(value.strip()):
+            # YAML 1.1 (PyYAML) reads exponent forms without a dot, e.g. 1e-3, as strings
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)

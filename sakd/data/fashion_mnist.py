@@ -21,14 +21,23 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 MEAN, STD = (0.2860,), (0.3530,)
 
 
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+         "t10k-labels-idx1-ubyte")
+HOW_TO_GET = ("Install it with `apt-get install -y dataset-fashion-mnist` (Debian) or put the four "
+              "IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+              "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) in a folder and pass "
+              "data.root=FOLDER.")
+
+
 def load_fashion_mnist_splits(root: str | None, augment: bool, val_fraction: float) -> DataSplits:
     folder = Path(root) if root else DEFAULT_ROOT
     if not folder.is_dir():
-        raise DatasetError(
-            f"Fashion-MNIST not found: looked in {folder}. Install it with "
-            "`apt-get install -y dataset-fashion-mnist` (Debian) or put the four IDX files "
-            "(train-images-idx3-ubyte[.gz], ...) in a folder and pass data.root=FOLDER."
-        )
+        raise DatasetError(f"Fashion-MNIST not found: looked in {folder}. {HOW_TO_GET}")
+    missing = [stem for stem in FILES
+               if not ((folder / stem).is_file() or (folder / f"{stem}.gz").is_file())]
+    if missing:
+        raise DatasetError(f"Fashion-MNIST incomplete in {folder}: missing "
+                           f"{', '.join(f'{m}[.gz]' for m in missing)}. {HOW_TO_GET}")
     arrays = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
         images = read_idx(find_idx(folder, f"{prefix}-images-idx3-ubyte"))

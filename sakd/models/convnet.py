@@ -16,10 +16,18 @@ from torch import nn
 from sakd.models.base import Network, SpikeSite
 
 
-def conv_bn_act(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+NORMS = ("batch", "none")
+
+
+def conv_bn_act(c_in: int, c_out: int, stride: int, norm: str = "batch") -> nn.Sequential:
+    """conv3x3-BN-act; with ``norm="none"`` the BN slot is an ``nn.Identity`` (keeping the
+    module indices: ``.0`` conv, ``.1`` norm, ``.2`` act) and the conv gets a bias instead."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    batch_norm = norm == "batch"
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
+        nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=not batch_norm),
+        nn.BatchNorm2d(c_out) if batch_norm else nn.Identity(),
         SpikeSite(detach_reset=True),
     )
 
@@ -29,7 +37,11 @@ def _out_size(size: int, stride: int) -> int:
 
 
 class ConvNet(Network):
-    """stage_k = conv3x3(stride_k)-BN-act; flatten (C,H,W); fc1-BN-act; fc (the readout)."""
+    """stage_k = conv3x3(stride_k)-BN-act; flatten (C,H,W); fc1-BN-act; fc (the readout).
+
+    ``norm="none"``: no BatchNorm anywhere (BN slots are ``nn.Identity``; conv and fc1 carry
+    biases), e.g. for runs whose result must not depend on per-process batch statistics.
+    """
 
     def __init__(
         self,
@@ -39,21 +51,24 @@ class ConvNet(Network):
         widths: Sequence[int] = (16, 32, 64),
         strides: Sequence[int] = (1, 2, 2),
         hidden: int = 128,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         if len(widths) != len(strides):
             raise ValueError(f"widths {widths} and strides {strides} differ in length")
         height, width = image_size
         channels = in_channels
         names = []
         for k, (c_out, stride) in enumerate(zip(widths, strides), start=1):
-            self.add_module(f"stage{k}", conv_bn_act(channels, c_out, stride))
+            self.add_module(f"stage{k}", conv_bn_act(channels, c_out, stride, norm))
             names.append(f"stage{k}")
             channels, height, width = c_out, _out_size(height, stride), _out_size(width, stride)
         self.stage_names = tuple(names)
         self.flatten = nn.Flatten(1)
-        self.fc1 = nn.Linear(channels * height * width, hidden, bias=False)
-        self.bn_fc1 = nn.BatchNorm1d(hidden)
+        self.fc1 = nn.Linear(channels * height * width, hidden, bias=norm == "none")
+        self.bn_fc1 = nn.BatchNorm1d(hidden) if norm == "batch" else nn.Identity()
         self.act_fc1 = SpikeSite(detach_reset=True)
         self.fc = nn.Linear(hidden, num_classes)
         _init_weights(self)

@@ -81,6 +81,10 @@ register("resnet19", "resnet19", _resnet19(), "ResNet-19 for CIFAR (64 | 128x3, 
 _TINY = (8, 16)
 register("test_convnet", "convnet", _convnet(ConvNet, widths=(4, 8), strides=(1, 2), hidden=16),
          "tiny ConvNet", tiny=True)
+register("test_convnet_nobn", "convnet",
+         _convnet(ConvNet, widths=(4, 8), strides=(1, 2), hidden=16, norm="none"),
+         "tiny ConvNet without BatchNorm (biases instead): DDP on the CPU matches one process",
+         tiny=True)
 register("test_convnet_pool", "convnet", _convnet(PoolConvNet, widths=(4, 8)),
          "tiny PoolConvNet", tiny=True)
 register("test_resnet", "resnet", _resnet(BasicBlock, (1, 1), "cifar", widths=_TINY),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pickle
 import subprocess
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +41,40 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         torch.save(record, tmp)
 
 
+def _torch_load(path: Path, what: str, todo: str) -> Any:
+    """``torch.load(weights_only=True)`` with every failure turned into a CheckpointError.
+
+    torch raises many types for a file that is not one of its own (a text file gives a
+    ``KeyError`` from the legacy unpickler), so anything but an interrupt is caught here.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message is long; its "WeightsUnpickler error: ..." line says what was refused
+        reason = next((line.strip() for line in str(exc).splitlines()
+                       if "WeightsUnpickler error" in line or "Unsupported global" in line),
+                      _first_sentence(exc))
+        reason = reason.split(". ")[0].replace("WeightsUnpickler error: ", "")
+        raise CheckpointError(
+            f"{what} {path} holds objects other than tensors and built-in types ({reason}); sakd "
+            f"loads with weights_only=True and never executes pickled code: {todo}") from exc
+    except Exception as exc:  # RuntimeError, EOFError, KeyError, OSError, BadZipFile, ...
+        reason = "unrecognised content" if isinstance(exc, KeyError) else _first_sentence(exc)
+        raise CheckpointError(f"{what} {path} is truncated or not a torch file ({reason}); "
+                              f"{todo}") from exc
+
+
+def _first_sentence(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
+
+
 def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     """Load and validate a sakd checkpoint without executing pickled code."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"checkpoint {path} is truncated or not a torch file ({exc}); "
-                              "re-run the training or pick another checkpoint") from exc
+    record = _torch_load(path, "checkpoint", "re-run the training or pick another checkpoint")
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a sakd checkpoint (for a torchvision-format state "
                               "dict use --teacher-weights)")
@@ -89,10 +112,7 @@ def read_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"weights file {path} is truncated or not a torch file ({exc})") from exc
+    obj = _torch_load(path, "weights file", "pass a state dict saved with torch.save")
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         obj = obj["state_dict"]
     for key in ("state_dict", "model"):

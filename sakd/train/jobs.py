@@ -62,9 +62,6 @@ def train_teacher(config: Config, run_dir: str | Path, env: DistEnv, resume: boo
     args = model_args(splits.info)
     ann = build_model(arch, **args).to(env.device)
     wrapped = _wrap(ann, env)
-    if env.is_main:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        dump_config(config, Path(run_dir) / "config.yaml")
 
     def describe() -> dict[str, Any]:
         return {"kind": "teacher", "arch": arch, "model_args": args, "time_steps": 0,
@@ -73,8 +70,15 @@ def train_teacher(config: Config, run_dir: str | Path, env: DistEnv, resume: boo
     trainer = Trainer(task=ClassificationTask(wrapped), trainable=ann, network=ann, splits=splits,
                       batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
                       workers=config.data.workers, optim=config.teacher.train, env=env,
-                      run_dir=run_dir, seed=config.seed, describe=describe, progress=progress)
+                      run_dir=run_dir, seed=config.seed, describe=describe, progress=progress,
+                      on_start=_config_writer(config, run_dir))
     return trainer.fit(resume=resume)
+
+
+def _config_writer(config: Config, run_dir: str | Path):
+    """Write the resolved config into the run directory, once the trainer has accepted it (a
+    refused overwrite or resume must leave the run's own config.yaml untouched)."""
+    return lambda: dump_config(config, Path(run_dir) / "config.yaml")
 
 
 def load_teacher(config: Config, info: DatasetInfo, student_arch: str) -> tuple[Network, dict]:
@@ -138,9 +142,6 @@ def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: b
                              config.distill.feature_epochs, config.distill.feature_floor)
     task = DistillationTask(_wrap(student, env), teacher, kd, config.distill.logit_weight,
                             config.distill.temperature, schedule, taps)
-    if env.is_main:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        dump_config(config, Path(run_dir) / "config.yaml")
     settings = lif_settings(config)
 
     def describe() -> dict[str, Any]:
@@ -152,7 +153,8 @@ def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: b
     trainer = Trainer(task=task, trainable=student, network=snn, splits=splits,
                       batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
                       workers=config.data.workers, optim=config.student.train, env=env,
-                      run_dir=run_dir, seed=config.seed, describe=describe, progress=progress)
+                      run_dir=run_dir, seed=config.seed, describe=describe, progress=progress,
+                      on_start=_config_writer(config, run_dir))
     return trainer.fit(resume=resume)
 
 

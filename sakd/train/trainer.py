@@ -90,19 +90,23 @@ class Trainer:
       what ``--resume`` restores.
     - ``network`` is the Network that is evaluated and whose weights are deployed.
     - ``describe()`` returns the static part of the checkpoint (kind, arch, config, ...).
+    - ``on_start()`` runs on the main process once the run directory is accepted (after the
+      overwrite and resume checks), e.g. to write the resolved config next to the outputs.
     """
 
     def __init__(self, *, task: nn.Module, trainable: nn.Module, network: Network,
                  splits: DataSplits, batch_size: int, eval_batch_size: int, workers: int,
                  optim: OptimConfig, env: DistEnv, run_dir: str | Path, seed: int,
                  describe: Callable[[], dict[str, Any]], progress: bool = True,
-                 on_epoch_end: Callable[[int], None] | None = None) -> None:
+                 on_epoch_end: Callable[[int], None] | None = None,
+                 on_start: Callable[[], None] | None = None) -> None:
         self.task, self.trainable, self.network = task, trainable, network
         self.splits, self.optim, self.env = splits, optim, env
         self.batch_size, self.eval_batch_size, self.workers = batch_size, eval_batch_size, workers
         self.run_dir, self.seed, self.describe = Path(run_dir), seed, describe
         self.progress = progress and env.is_main
         self.on_epoch_end = on_epoch_end
+        self.on_start = on_start
         self.optimizer = build_optimizer(trainable.parameters(), optim)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: lr_factor(e, optim))
         self.amp = optim.amp
@@ -110,6 +114,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.start_epoch = 0
         self.best_acc = -1.0
+        self.best_loss = float("inf")  # tie-break: equal selection accuracy, lower selection loss
         self.history: list[dict[str, Any]] = []
         if len(splits.train) < batch_size * env.world_size:
             raise TrainingError(f"the training split has {len(splits.train)} samples, fewer than one "
@@ -154,6 +159,7 @@ class Trainer:
             self.scaler.load_state_dict(record["scaler"])
         self.start_epoch = int(record["epoch"]) + 1
         self.best_acc = float(record["best_acc"])
+        self.best_loss = float(record.get("best_loss", float("inf")))
         if self.metrics_path.exists():  # drop lines of epochs after the checkpoint
             self.history = [r for r in read_jsonl(self.metrics_path) if r["epoch"] < self.start_epoch]
 
@@ -177,6 +183,8 @@ class Trainer:
                 self.metrics_path.unlink(missing_ok=True)
                 for record in self.history:
                     append_jsonl(self.metrics_path, record)
+            if self.on_start is not None:
+                self.on_start()
         writer = self._tensorboard()
         try:
             for epoch in range(self.start_epoch, self.optim.epochs):
@@ -192,7 +200,7 @@ class Trainer:
         finally:
             if writer is not None:
                 writer.close()
-        best = max(self.history, key=lambda r: r["select_acc"], default={})
+        best = max(self.history, key=lambda r: (r["select_acc"], -r.get("select_loss", 0.0)), default={})
         if self.env.is_main and self.history:
             atomic_write_json(self.run_dir / "summary.json",
                               {"best": best, "final": self.history[-1], "epochs": len(self.history)})
@@ -224,7 +232,7 @@ class Trainer:
                 with autocast_context(self.env.device, self.amp):
                     out = self.task(x, y)
                 if not torch.isfinite(out.loss):
-                    raise TrainingError(f"the loss became {float(out.loss)} at epoch {epoch + 1}, "
+                    raise TrainingError(f"the loss became {float(out.loss.detach())} at epoch {epoch + 1}, "
                                         f"batch {batch_index}; lower the learning rate")
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(out.loss).backward()
@@ -260,15 +268,18 @@ class Trainer:
             record["val"] = evaluate(self.network, self.splits.val, self.env, **eval_kwargs)
         record["test"] = evaluate(self.network, self.splits.test, self.env,
                                   firing_rates=self.network.is_spiking, **eval_kwargs)
-        record["select_acc"] = (record["val"] if "val" in record else record["test"])["acc"]
+        selection = record["val"] if "val" in record else record["test"]
+        record["select_acc"], record["select_loss"] = selection["acc"], selection["loss"]
         if self.env.is_main:
             _print_epoch(record, self.optim.epochs)
         return record
 
     def _save(self, epoch: int, record: dict[str, Any]) -> None:
-        improved = record["select_acc"] > self.best_acc
+        # best = highest selection accuracy; a tie (common on small validation splits) goes to
+        # the lower selection loss
+        improved = (record["select_acc"], -record["select_loss"]) > (self.best_acc, -self.best_loss)
         if improved:
-            self.best_acc = record["select_acc"]
+            self.best_acc, self.best_loss = record["select_acc"], record["select_loss"]
         payload = {
             **self.describe(),
             "state_dict": self.network.state_dict(),
@@ -278,6 +289,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "epoch": epoch,
             "best_acc": self.best_acc,
+            "best_loss": self.best_loss,
             "metrics": _plain(record),
         }
         save_checkpoint(self.last_path, payload)

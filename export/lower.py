@@ -1,0 +1,156 @@
+"""The lowering pipeline from a trained SNN to the hardware IR, as named passes in a fixed order:
+
+1. ``trace``                  torch.fx -> float Graph (unsupported modules stop here)
+2. ``fold_batchnorm``         BN into the preceding conv/linear
+3. ``fold_average_pooling``, ``lower_max_pooling``, ``lower_residuals`` (fan-in, flatten)
+4. ``quantize``               one integer scale per population (sakd.export.quantize)
+5. ``balance_latency``        projection delays so every path to a population has equal latency
+6. ``to_ir`` + validation     frozen, validated ``sakd.hardware.ir.Network``
+
+``lower(network, ...)`` runs them all and keeps every intermediate graph for inspection and tests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sakd.export.graph import ExportError, Graph
+from sakd.export.passes import FLOAT_PASSES, check_canonical, synapses_into
+from sakd.export.quantize import InputQuantization, QuantizedGraph, quantize_graph
+from sakd.export.trace import trace_network
+from sakd.hardware.ir import Input, IRError, Network, Population, Projection
+from sakd.hardware.target import TargetSpec, get_target
+from sakd.models.base import Network as TorchNetwork
+
+EXPORTER_VERSION = "sakd-export 1"
+READOUT = "readout"
+
+
+@dataclass
+class Lowering:
+    """Everything the lowering produced: the IR, the float graphs after each pass, the report."""
+
+    network: Network
+    graphs: dict[str, Graph]  # pass name -> graph after it ("trace", ..., "lower_residuals")
+    quantized: QuantizedGraph
+    delays: dict[str, int]
+    latency: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def float_graph(self) -> Graph:
+        """The canonical float graph (after the float passes, before quantization)."""
+        return self.graphs["lower_residuals"]
+
+    def report(self) -> dict[str, Any]:
+        return {"latency": self.latency, "input": vars(self.quantized.input),
+                "populations": [row.to_dict() for row in self.quantized.report],
+                "delays": {k: v for k, v in self.delays.items() if v},
+                "metadata": self.metadata}
+
+
+def balance_latency(graph: Graph, target: TargetSpec) -> tuple[dict[str, int], dict[str, int]]:
+    """Delays (synapse name -> extra steps) so that every path from the input to a population
+    has the same number of steps; returns (delays, latency per population). Every synapse adds
+    one step (Lava's synapse buffer); a synapse from a source of latency l into a population of
+    latency L gets delay L - l - 1."""
+    latency: dict[str, int] = {graph.input.name: 0}
+    delays: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op not in ("neuron", "output"):
+            continue
+        synapses = synapses_into(graph, node.name)
+        arrival = {s.name: latency[s.inputs[0]] + 1 for s in synapses}
+        latency[node.name] = max(arrival.values())
+        for syn in synapses:
+            delay = latency[node.name] - arrival[syn.name]
+            if delay > target.max_delay:
+                raise ExportError(f"synapse '{syn.name}' needs a delay of {delay} steps to balance "
+                                  f"latency into '{node.name}'; target '{target.name}' allows "
+                                  f"{target.max_delay}")
+            delays[syn.name] = delay
+    return delays, latency
+
+
+def to_ir(qgraph: QuantizedGraph, delays: dict[str, int], target: TargetSpec,
+          metadata: dict[str, Any]) -> Network:
+    graph = qgraph.graph
+    names = {graph.output.name: READOUT}
+    input_node = graph.input
+    ir_input = Input("input", tuple(input_node.shape), "graded", qgraph.input.bits,
+                     float(qgraph.input.scale))
+    names[input_node.name] = ir_input.name
+    populations, projections = [], []
+    for node in graph.nodes:
+        if node.op not in ("neuron", "output"):
+            continue
+        name = names.get(node.name, node.name)
+        names[node.name] = name
+        readout = node.op == "output"
+        shape = tuple(node.shape)
+        populations.append(Population(
+            name=name, shape=shape, du=int(node.attrs["du"]), dv=int(node.attrs["dv"]),
+            vth=int(node.attrs["vth"]), bias_mant=node.attrs["bias_mant"].numpy(),
+            bias_exp=int(node.attrs["bias_exp"]), role="readout" if readout else "spiking",
+            scale=float(node.attrs["scale"]), origin=node.origin or node.name))
+        for syn in synapses_into(graph, node.name):
+            weight = syn.attrs["weight_int"].numpy().astype(np.int64)
+            common = dict(name=syn.name, source=names[syn.inputs[0]], target=name,
+                          weight=weight, delay=int(delays.get(syn.name, 0)))
+            if syn.op == "conv":
+                projections.append(Projection(
+                    kind="conv2d", stride=tuple(syn.attrs["stride"]),
+                    padding=tuple(syn.attrs["padding"]), dilation=tuple(syn.attrs["dilation"]),
+                    groups=int(syn.attrs["groups"]), **common))
+            else:
+                projections.append(Projection(kind="dense", **common))
+    try:
+        return Network(ir_input, tuple(populations), tuple(projections), target.name, metadata)
+    except IRError as exc:
+        raise ExportError(f"the lowered network is invalid: {exc}") from exc
+
+
+def lower(network: TorchNetwork, *, input_shape: tuple[int, ...], input_range: tuple[float, float],
+          input_bits: int = 8, target: str | TargetSpec = "loihi2",
+          metadata: dict[str, Any] | None = None) -> Lowering:
+    """Lower a trained spiking ``network`` to the IR of ``target``.
+
+    ``input_range``: the smallest and largest value of the (normalized) network input, which
+    sets the graded input's scale; ``input_bits``: its signed width.
+    """
+    spec = get_target(target) if isinstance(target, str) else target
+    graphs: dict[str, Graph] = {"trace": trace_network(network, tuple(input_shape))}
+    graph = graphs["trace"]
+    for name, fn in FLOAT_PASSES:
+        graph = fn(graph)
+        graphs[name] = graph
+    check_canonical(graph)
+    input_q = InputQuantization.for_range(input_bits, *input_range)
+    quantized = quantize_graph(graph, spec, input_q)
+    delays, latencies = balance_latency(quantized.graph, spec)
+    meta = {
+        "arch": graph.metadata.get("arch"),
+        "time_steps": int(network.time_steps),
+        "exporter": EXPORTER_VERSION,
+        "git": _git_hash(),
+        "input_quantization": {"bits": input_q.bits, "scale": input_q.scale,
+                               "max_abs": input_q.max_abs,
+                               "rule": "x_int = clip(round(x * scale)), x the normalized input"},
+        **(metadata or {}),
+    }
+    ir = to_ir(quantized, delays, spec, meta)
+    return Lowering(ir, graphs, quantized, delays, latencies[graph.output.name], meta)
+
+
+def _git_hash() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None

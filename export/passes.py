@@ -1,0 +1,308 @@
+"""Passes 2-3 of the lowering: float graph surgery, each computing the same function as its input.
+
+In order (``FLOAT_PASSES``):
+- ``fold_batchnorm``: eval-mode BN folded into the preceding conv/linear (shortcuts included);
+- ``fold_average_pooling``: average pooling (and global average pooling) composed into the
+  following conv or linear, which then reads the spikes before the pool;
+- ``lower_max_pooling``: max pooling over binary spikes = a depthwise ones-kernel sum into an OR
+  neuron (fires iff any input spiked), exact;
+- ``lower_residuals``: every neuron (and the output) gets one synapse (conv/linear) per source
+  population summed at its input (fan-in). Identity shortcuts become depthwise 1x1 weight-1
+  synapses; a synapse reading a sum of spike tensors (SEW-ResNet's ADD) is repeated for each
+  summand; flatten disappears (a linear reads its source in C,H,W order).
+
+After them the graph is *canonical* (``check_canonical``): input, neurons, synapses (conv/linear
+whose input is the input or a neuron), adds of synapses, and the output.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from sakd.export.graph import SOURCE_OPS, SYNAPSE_OPS, ExportError, Graph, Node, apply_node
+
+
+def _replace_uses(graph: Graph, old: str, new: str) -> None:
+    for node in graph.nodes:
+        node.inputs = [new if i == old else i for i in node.inputs]
+
+
+def _drop_unused(graph: Graph) -> Graph:
+    """Remove nodes nothing reads (except the input and output)."""
+    used = {i for n in graph.nodes for i in n.inputs}
+    nodes = [n for n in graph.nodes if n.op in ("input", "output") or n.name in used]
+    if len(nodes) == len(graph.nodes):
+        return Graph(nodes, graph.metadata)
+    return _drop_unused(Graph(nodes, graph.metadata))
+
+
+# ---------------------------------------------------------------------------------------------
+# fold batch norm
+
+
+def fold_batchnorm(graph: Graph) -> Graph:
+    """y = BN(conv(x)) -> conv'(x) with W' = W * s (per output channel), b' = b * s + t."""
+    graph = graph.copy()
+    for bn in [n for n in graph.nodes if n.op == "batchnorm"]:
+        producer = graph[bn.inputs[0]]
+        if producer.op not in SYNAPSE_OPS:
+            raise ExportError(f"{bn.describe()} follows {producer.describe()}; only batch norm "
+                              "directly after a conv or linear layer can be folded")
+        if len(graph.consumers(producer.name)) != 1:
+            raise ExportError(f"{bn.describe()}: its {producer.describe()} has other consumers, "
+                              "so the BN cannot be folded into it")
+        scale, shift = bn.attrs["scale"], bn.attrs["shift"]
+        weight = producer.attrs["weight"]
+        producer.attrs["weight"] = weight * scale.view(-1, *([1] * (weight.dim() - 1)))
+        bias = producer.attrs["bias"]
+        producer.attrs["bias"] = shift.clone() if bias is None else bias * scale + shift
+        _replace_uses(graph, bn.name, producer.name)
+    return _drop_unused(Graph([n for n in graph.nodes if n.op != "batchnorm"], graph.metadata))
+
+
+# ---------------------------------------------------------------------------------------------
+# fold average pooling
+
+
+def _linear_map_matrix(fn: Callable[[torch.Tensor], torch.Tensor], in_shape: tuple[int, ...]
+                       ) -> torch.Tensor:
+    """The matrix (out, in) of a linear map on inputs of ``in_shape`` (float64, exact composition
+    of the pool and the following layer)."""
+    n = 1
+    for d in in_shape:
+        n *= d
+    basis = torch.eye(n, dtype=torch.float64).reshape(n, *in_shape)
+    return fn(basis).reshape(n, -1).T.contiguous()
+
+
+def fold_average_pooling(graph: Graph) -> Graph:
+    """avgpool -> [flatten ->] linear becomes one dense map on the pool's input; avgpool -> conv
+    becomes one conv with stride k*s, padding k*p and kernel k*kh (pool stride = kernel, no
+    padding, sides divisible by k)."""
+    graph = graph.copy()
+    for pool in [n for n in graph.nodes if n.op == "avgpool"]:
+        source_shape = graph[pool.inputs[0]].shape
+        if len(source_shape) != 3:
+            raise ExportError(f"{pool.describe()} needs a (C, H, W) input, got {source_shape}")
+        if pool.attrs.get("global_pool"):
+            pool.attrs.update(kernel=source_shape[1:], stride=source_shape[1:])
+        for consumer in graph.consumers(pool.name):
+            chain = [consumer]
+            if consumer.op == "flatten":
+                nexts = graph.consumers(consumer.name)
+                if len(nexts) != 1 or nexts[0].op != "linear":
+                    raise ExportError(f"{pool.describe()} -> {consumer.describe()} must feed "
+                                      "exactly one linear layer to be folded")
+                chain.append(nexts[0])
+            last = chain[-1]
+            if last.op == "linear":
+                linear = last
+                matrix = _linear_map_matrix(
+                    lambda x: F.linear(F.avg_pool2d(x, pool.attrs["kernel"], pool.attrs["stride"])
+                                       .flatten(1), linear.attrs["weight"]), source_shape)
+                linear.attrs["weight"] = matrix
+                linear.inputs = [pool.inputs[0]]
+            elif last.op == "conv":
+                _compose_pool_conv(pool, last, source_shape)
+                last.inputs = [pool.inputs[0]]
+            else:
+                raise ExportError(f"{pool.describe()} feeds {last.describe()}; average pooling "
+                                  "can only be folded into a following conv or linear layer")
+    return _drop_unused(Graph(graph.nodes, graph.metadata))
+
+
+def _compose_pool_conv(pool: Node, conv: Node, source_shape: tuple[int, ...]) -> None:
+    kh, kw = pool.attrs["kernel"]
+    if tuple(pool.attrs["stride"]) != (kh, kw):
+        raise ExportError(f"{pool.describe()} -> {conv.describe()}: only a pool with stride = "
+                          "kernel folds into a conv")
+    if source_shape[1] % kh or source_shape[2] % kw:
+        raise ExportError(f"{pool.describe()}: input {source_shape[1:]} is not divisible by the "
+                          f"kernel {(kh, kw)}, so the pool drops border pixels")
+    if tuple(conv.attrs["dilation"]) != (1, 1):
+        raise ExportError(f"{conv.describe()}: a dilated conv after a pool cannot be folded")
+    weight = conv.attrs["weight"]
+    # K'[o, c, kh*i + a, kw*j + b] = W[o, c, i, j] / (kh * kw)
+    expanded = weight.repeat_interleave(kh, dim=2).repeat_interleave(kw, dim=3) / (kh * kw)
+    sh, sw = conv.attrs["stride"]
+    ph, pw = conv.attrs["padding"]
+    conv.attrs.update(weight=expanded, stride=(sh * kh, sw * kw), padding=(ph * kh, pw * kw))
+
+
+# ---------------------------------------------------------------------------------------------
+# lower max pooling
+
+
+def lower_max_pooling(graph: Graph) -> Graph:
+    """maxpool over spikes -> depthwise ones-kernel conv (a sum pool) -> OR neuron."""
+    graph = graph.copy()
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if node.op != "maxpool":
+            nodes.append(node)
+            continue
+        source = graph[node.inputs[0]]
+        if source.op != "neuron":
+            raise ExportError(f"{node.describe()} reads {source.describe()}, not binary spikes; "
+                              "max pooling lowers exactly only over the spikes of a neuron layer")
+        channels = source.shape[0]
+        kh, kw = node.attrs["kernel"]
+        ones = torch.ones(channels, 1, kh, kw, dtype=torch.float64)
+        conv = Node(f"{node.name}.sum", "conv", [source.name], node.shape, dict(
+            weight=ones, bias=None, stride=node.attrs["stride"], padding=node.attrs["padding"],
+            dilation=(1, 1), groups=channels), origin=node.origin)
+        neuron = Node(node.name, "neuron", [conv.name], node.shape, dict(kind="or"),
+                      origin=node.origin)
+        nodes += [conv, neuron]
+    return Graph(nodes, graph.metadata)
+
+
+# ---------------------------------------------------------------------------------------------
+# residual adds -> fan-in, flatten removed
+
+
+def _identity_synapse(source: Node, consumer: str) -> Node:
+    shape = source.shape
+    if len(shape) == 3:
+        weight = torch.ones(shape[0], 1, 1, 1, dtype=torch.float64)
+        attrs = dict(weight=weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                     groups=shape[0])
+        return Node(f"{consumer}.identity[{source.name}]", "conv", [source.name], shape, attrs,
+                    origin=source.origin)
+    n = shape[0]
+    return Node(f"{consumer}.identity[{source.name}]", "linear", [source.name], shape,
+                dict(weight=torch.eye(n, dtype=torch.float64), bias=None), origin=source.origin)
+
+
+def lower_residuals(graph: Graph) -> Graph:
+    """Rebuild the graph in canonical form: each neuron and the output read one synapse or an
+    add of synapses, each synapse reads the input or a neuron."""
+    made: list[Node] = []
+    names: set[str] = set()
+
+    def spike_sources(name: str) -> list[str]:
+        node = graph[name]
+        if node.op in SOURCE_OPS:
+            return [name]
+        if node.op == "add":
+            return [s for i in node.inputs for s in spike_sources(i)]
+        if node.op == "flatten":
+            return spike_sources(node.inputs[0])
+        raise ExportError(f"{node.describe()} feeds a synapse but is neither spikes nor a sum "
+                          "of spikes: two linear layers without a neuron between them cannot be "
+                          "one projection")
+
+    def drive(name: str, consumer: str) -> list[Node]:
+        """Synapses (new nodes) whose sum is the value of ``name``."""
+        node = graph[name]
+        if node.op in SOURCE_OPS:
+            return [_identity_synapse(node, consumer)]
+        if node.op == "add":
+            return [s for i in node.inputs for s in drive(i, consumer)]
+        if node.op in SYNAPSE_OPS:
+            sources = spike_sources(node.inputs[0])
+            synapses = []
+            for k, source in enumerate(sources):
+                copy_ = Node(node.name if len(sources) == 1 else f"{node.name}[{source}]",
+                             node.op, [source], node.shape, copy.deepcopy(node.attrs),
+                             origin=node.origin or node.name)
+                if k:  # the bias is added once
+                    copy_.attrs["bias"] = None
+                synapses.append(copy_)
+            return synapses
+        raise ExportError(f"{node.describe()} cannot drive a neuron directly; it must pass "
+                          "through a conv or linear layer")
+
+    def unique(node: Node) -> Node:
+        base, k = node.name, 1
+        while node.name in names:
+            k += 1
+            node.name = f"{base}#{k}"
+        names.add(node.name)
+        return node
+
+    for node in graph.nodes:
+        if node.op == "input":
+            made.append(unique(copy.deepcopy(node)))
+        elif node.op in ("neuron", "output"):
+            synapses = [unique(s) for s in drive(node.inputs[0], node.name)]
+            made += synapses
+            if len(synapses) == 1:
+                feed = synapses[0].name
+            else:
+                add = unique(Node(f"{node.name}.sum", "add", [s.name for s in synapses],
+                                  synapses[0].shape))
+                made.append(add)
+                feed = add.name
+            target = copy.deepcopy(node)
+            target.inputs = [feed]
+            made.append(unique(target))
+    result = Graph(_topological(made), graph.metadata)
+    check_canonical(result)
+    return result
+
+
+def _topological(nodes: list[Node]) -> list[Node]:
+    by_name = {n.name: n for n in nodes}
+    done: set[str] = set()
+    order: list[Node] = []
+
+    def visit(node: Node) -> None:
+        if node.name in done:
+            return
+        for i in node.inputs:
+            visit(by_name[i])
+        done.add(node.name)
+        order.append(node)
+
+    for node in nodes:
+        visit(node)
+    return order
+
+
+def check_canonical(graph: Graph) -> None:
+    """The structure every later stage relies on; an error names the first violating node."""
+    for node in graph.nodes:
+        if node.op in ("batchnorm", "avgpool", "maxpool", "flatten"):
+            raise ExportError(f"{node.describe()} is left after lowering")
+        if node.op in SYNAPSE_OPS:
+            source = graph[node.inputs[0]]
+            if source.op not in SOURCE_OPS:
+                raise ExportError(f"{node.describe()} reads {source.describe()}, not a population")
+        elif node.op == "add":
+            for i in node.inputs:
+                if graph[i].op not in SYNAPSE_OPS:
+                    raise ExportError(f"{node.describe()} sums {graph[i].describe()}, not a synapse")
+        elif node.op in ("neuron", "output"):
+            feed = graph[node.inputs[0]]
+            if feed.op not in SYNAPSE_OPS + ("add",):
+                raise ExportError(f"{node.describe()} reads {feed.describe()}, not a synapse")
+
+
+def synapses_into(graph: Graph, name: str) -> list[Node]:
+    """The synapse nodes summed at the input of neuron/output ``name`` (canonical graph)."""
+    feed = graph[graph[name].inputs[0]]
+    return [graph[i] for i in feed.inputs] if feed.op == "add" else [feed]
+
+
+FLOAT_PASSES: tuple[tuple[str, Callable[[Graph], Graph]], ...] = (
+    ("fold_batchnorm", fold_batchnorm),
+    ("fold_average_pooling", fold_average_pooling),
+    ("lower_max_pooling", lower_max_pooling),
+    ("lower_residuals", lower_residuals),
+)
+
+
+def evaluate_node_shapes(graph: Graph) -> None:
+    """Recompute and check every stateless node's shape (a cheap structural check)."""
+    for node in graph.nodes:
+        if node.op in ("input", "neuron"):
+            continue
+        values = [torch.zeros((1, *graph[i].shape), dtype=torch.float64) for i in node.inputs]
+        shape = tuple(apply_node(node, values).shape[1:])
+        if node.op != "output" and shape != tuple(node.shape):
+            raise ExportError(f"{node.describe()}: computes shape {shape}, recorded {node.shape}")

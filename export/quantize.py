@@ -1,0 +1,218 @@
+"""Pass 4: quantize a canonical float graph to the target's integers, one scale per population.
+
+Every population's spikes are binary with a hard reset to 0, so scaling the weights, bias and
+threshold of one population by the same S leaves its spikes unchanged (fixed-point.md §5): each
+population gets its own integer scale S, as large as the target's ranges allow.
+
+For a population with LIF settings (tau, decay_input) and c = 1/tau if decay_input else 1:
+- weights  ``W_int = 2 * round(c * S * W_eff / 2)`` (even; Loihi mixed-sign weights are 2 x int8),
+  ``W_eff = W`` for spike sources and ``W / Q`` for the graded input (``x_int = round(x * Q)``);
+- bias     ``bias_mant << bias_exp ~= 64 * c * S * b`` (bias_exp 6, or 7 if the mantissa needs it);
+- decays   ``du = 4095`` (u carries only this step's input), ``dv = round(4096 / tau)``;
+- threshold ``vth = S`` (leaky, dv > 0) or ``S - 1`` (IF, dv = 0: reproduces V >= 1 exactly);
+- S is the largest even integer with every ``|c * S * W_eff| <= 254``, ``S <= vth max`` and, for
+  graded input, a worst-case synaptic sum ``|a| <= 2^17 - 1`` (so ``u = a << 6`` cannot wrap).
+  Even, so that identity shortcuts (W = 1) stay exact.
+- OR populations (max pooling): weights 2, du = 4095, dv = 4095, vth = 1: fire iff any input spiked.
+- The readout (classifier): du = 4095, dv = 0 (v sums 64 * (W s + b) over the T steps), never fires.
+
+Rounding: ``torch.round`` (half to even). Nothing is clipped silently: clipped weights and biases
+are counted in the per-population report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from sakd.export.graph import ExportError, Graph
+from sakd.export.passes import synapses_into
+from sakd.hardware.target import TargetSpec
+
+
+@dataclass
+class InputQuantization:
+    """Graded input: ``x_int = clip(round(x * scale), -2^(bits-1), 2^(bits-1) - 1)`` where x is
+    the normalized image; ``scale = (2^(bits-1) - 1) / max |x|`` over the data range."""
+
+    bits: int
+    scale: float
+    max_abs: float
+
+    @classmethod
+    def for_range(cls, bits: int, low: float, high: float) -> "InputQuantization":
+        max_abs = max(abs(low), abs(high))
+        if not math.isfinite(max_abs) or max_abs <= 0:
+            raise ExportError(f"input range [{low}, {high}] cannot be quantized")
+        return cls(bits, ((1 << (bits - 1)) - 1) / max_abs, max_abs)
+
+
+@dataclass
+class PopulationQuantization:
+    """What quantization did to one population (one row of the export report)."""
+
+    name: str
+    kind: str  # lif | or | readout
+    origin: str
+    scale: int
+    scale_limited_by: str
+    du: int
+    dv: int
+    vth: int
+    bias_exp: int
+    weight_max_used: int
+    weights: int
+    weights_clipped: int
+    biases_clipped: int
+    weight_rms_error: float  # RMS of (W_int / (c S) - W_eff) / max|W_eff| over incoming weights
+    worst_case_input: int  # max over neurons of sum |W_int| * max |source value|
+    input_limit: int
+    decay_exact: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class QuantizedGraph:
+    """The canonical graph with integer attributes: synapses gain ``weight_int``; neurons and
+    the output gain ``du, dv, vth, bias_mant, bias_exp, scale``."""
+
+    graph: Graph
+    input: InputQuantization
+    report: list[PopulationQuantization] = field(default_factory=list)
+
+
+def _largest_even(limit: float) -> int:
+    return int(2 * math.floor(limit / 2.0))
+
+
+def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization) -> QuantizedGraph:
+    graph = graph.copy()
+    report: list[PopulationQuantization] = []
+    unity = target.decay_unity
+    half_w = target.weight_max // 2  # 127: W_int = 2 * round(.) <= 254
+    max_x = (1 << (input_q.bits - 1))  # |x_int| <= 2^(bits-1)
+    for node in graph.nodes:
+        if node.op not in ("neuron", "output"):
+            continue
+        synapses = synapses_into(graph, node.name)
+        kind = "readout" if node.op == "output" else node.attrs["kind"]
+        if kind == "or":
+            for syn in synapses:
+                syn.attrs["weight_int"] = torch.full_like(syn.attrs["weight"], 2).to(torch.int64)
+            node.attrs.update(du=unity - 1, dv=unity - 1, vth=1, bias_mant=torch.zeros((), dtype=torch.int64),
+                              bias_exp=0, scale=2.0)
+            report.append(PopulationQuantization(
+                node.name, kind, node.origin, 2, "OR population (fixed)", unity - 1, unity - 1, 1, 0,
+                2, sum(s.attrs["weight"].numel() for s in synapses), 0, 0, 0.0,
+                max(_row_abs_sum(s.attrs["weight_int"]) for s in synapses), target.max_synaptic_input,
+                True))
+            continue
+        if kind == "lif":
+            tau = node.attrs["tau"]
+            c = 1.0 / tau if node.attrs["decay_input"] else 1.0
+            dv_float = unity / tau
+            dv = int(round(dv_float))
+            du = unity - 1
+        else:
+            c, dv, du, dv_float = 1.0, 0, unity - 1, 0.0
+        effective = []
+        for syn in synapses:
+            graded = graph[syn.inputs[0]].op == "input"
+            w = syn.attrs["weight"] * c / (input_q.scale if graded else 1.0)
+            effective.append((syn, w, graded))
+        max_abs_w = max(float(w.abs().max()) for _, w, _ in effective)
+        limits = {"weight range": (2 * half_w) / max_abs_w if max_abs_w > 0 else float("inf")}
+        if kind == "lif":
+            limits["threshold range"] = float(target.vth_max)
+        for syn, w, graded in effective:
+            if graded:  # dense analog input: the worst case is realistic
+                rows = w.reshape(w.shape[0], -1).abs().sum(1).max()
+                limits[f"graded input sum ({syn.name})"] = 0.98 * target.max_synaptic_input / (float(rows) * max_x)
+        limited_by = min(limits, key=limits.get)
+        scale = _largest_even(limits[limited_by])
+        if scale < 2:
+            raise ExportError(f"population '{node.name}': no integer scale >= 2 fits the target "
+                              f"({limited_by} allows {limits[limited_by]:.3g}); the weights are "
+                              "too large relative to the threshold")
+        clipped = total = 0
+        sq_err = 0.0
+        worst = 0
+        for syn, w, graded in effective:
+            w_int = 2.0 * torch.round(w * scale / 2.0)
+            bad = (w_int < target.weight_min) | (w_int > target.weight_max)
+            clipped += int(bad.sum())
+            total += w.numel()
+            w_int = w_int.clamp(target.weight_min, target.weight_max)
+            syn.attrs["weight_int"] = w_int.to(torch.int64)
+            if max_abs_w > 0:
+                sq_err += float(((w_int / scale - w) / max_abs_w).pow(2).sum())
+            worst = max(worst, _row_abs_sum(syn.attrs["weight_int"]) * (max_x if graded else 1))
+        bias = None
+        for syn, _, _ in effective:
+            b = syn.attrs.get("bias")
+            if b is not None:
+                bias = b.clone() if bias is None else bias + b
+        bias_mant, bias_exp, biases_clipped = _quantize_bias(bias, 64.0 * c * scale, target, node.name)
+        vth = target.readout_vth if kind == "readout" else (scale if dv > 0 else scale - 1)
+        node.attrs.update(du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp,
+                          scale=float(scale))
+        report.append(PopulationQuantization(
+            node.name, kind, node.origin, scale, limited_by, du, dv, vth, bias_exp,
+            max(int(s.attrs["weight_int"].abs().max()) for s, _, _ in effective), total, clipped,
+            biases_clipped, math.sqrt(sq_err / max(total, 1)), int(worst),
+            target.max_synaptic_input, kind == "readout" or dv == dv_float))
+    return QuantizedGraph(graph, input_q, report)
+
+
+def _row_abs_sum(weight_int: torch.Tensor) -> int:
+    return int(weight_int.reshape(weight_int.shape[0], -1).abs().sum(1).max())
+
+
+def _quantize_bias(bias: torch.Tensor | None, factor: float, target: TargetSpec, name: str
+                   ) -> tuple[torch.Tensor, int, int]:
+    """``bias_mant << bias_exp ~= factor * bias``: bias_exp 6 (netx's fixed exponent) when the
+    mantissa fits the target's 13 bits, else the smallest larger exponent; clipped otherwise."""
+    if bias is None:
+        return torch.zeros((), dtype=torch.int64), 6, 0
+    scaled = bias * factor
+    for exp in range(max(6, target.bias_exp_min), target.bias_exp_max + 1):
+        mant = torch.round(scaled / (1 << exp))
+        if mant.min() >= target.bias_mant_min and mant.max() <= target.bias_mant_max:
+            return mant.to(torch.int64), exp, 0
+    exp = target.bias_exp_max
+    mant = torch.round(scaled / (1 << exp))
+    bad = int(((mant < target.bias_mant_min) | (mant > target.bias_mant_max)).sum())
+    return mant.clamp(target.bias_mant_min, target.bias_mant_max).to(torch.int64), exp, bad
+
+
+def dequantized_graph(qgraph: QuantizedGraph) -> Graph:
+    """The float graph that the integer weights and biases represent (W_int / (c S), biases
+    likewise): runs the quantized network in float, without the integer state's truncation."""
+    graph = qgraph.graph.copy()
+    for node in graph.nodes:
+        if node.op not in ("neuron", "output"):
+            continue
+        synapses = synapses_into(graph, node.name)
+        if node.op == "neuron" and node.attrs["kind"] == "or":
+            continue
+        c = (1.0 / node.attrs["tau"] if node.op == "neuron" and node.attrs["decay_input"] else 1.0)
+        scale = node.attrs["scale"]
+        first = True
+        for syn in synapses:
+            graded = graph[syn.inputs[0]].op == "input"
+            factor = c * scale / (qgraph.input.scale if graded else 1.0)
+            syn.attrs["weight"] = syn.attrs["weight_int"].to(torch.float64) / factor
+            if first:
+                mant = node.attrs["bias_mant"].to(torch.float64)
+                bias = mant * (1 << node.attrs["bias_exp"]) / (64.0 * c * scale)
+                out_channels = syn.attrs["weight"].shape[0]
+                syn.attrs["bias"] = bias.expand(out_channels).clone() if bias.dim() == 0 else bias
+                first = False
+            else:
+                syn.attrs["bias"] = None
+    return graph

@@ -1,0 +1,300 @@
+"""``network.h5``: the IR on disk (docs/ir.md, schema version 1).
+
+```
+/                attrs: format = "sakd-ir", schema_version = 1, target = "loihi2"
+/target          attrs: every TargetSpec field (the reader checks it matches the named target)
+/metadata        attr json = JSON text of Network.metadata
+/input           attrs: name, shape, encoding, bits, scale
+/populations/NNN attrs: name, shape, du, dv, vth, bias_exp, role, scale, origin; dataset bias_mant (int32)
+/projections/NNN attrs: name, source, target, kind, weight_exp, delay, stride, padding, dilation, groups;
+                 dataset weight (int16)
+```
+
+``NNN`` is a zero-padded index (at least 3 digits) that keeps the order. Writing is atomic
+(``atomic_path``). Every problem with a file raises :class:`NetworkFileError` naming the file and
+the HDF5 key. h5py and numpy only; Python 3.10 compatible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .atomic import atomic_path
+from .ir import Input, IRError, Network, Population, Projection
+from .target import TargetSpec, get_target
+
+FORMAT = "sakd-ir"
+SCHEMA_VERSION = 1
+
+#: weight arrays with at least this many entries are stored gzip-compressed (transparent to readers)
+_COMPRESS_MIN = 4096
+
+
+class NetworkFileError(IRError):
+    """A ``network.h5`` that cannot be read: not HDF5, another format, a newer schema, a missing
+    key, or values that fail validation. The message names the file and the key."""
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------------------------
+
+
+def _index_width(n: int) -> int:
+    return max(3, len(str(max(n - 1, 0))))
+
+
+def write_network(network: Network, path: str | os.PathLike[str]) -> Path:
+    """Write ``network`` to ``path`` atomically (the old file, if any, stays until the new one is
+    complete). Returns the path."""
+    if not isinstance(network, Network):
+        raise TypeError(f"write_network needs a Network, got {type(network).__name__}")
+    path = Path(path)
+    spec = get_target(network.target)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["target"] = network.target
+        tgt = f.create_group("target")
+        for fld in dataclasses.fields(TargetSpec):
+            tgt.attrs[fld.name] = getattr(spec, fld.name)
+        f.create_group("metadata").attrs["json"] = json.dumps(network.metadata, sort_keys=True)
+        inp = f.create_group("input")
+        inp.attrs["name"] = network.input.name
+        inp.attrs["shape"] = np.asarray(network.input.shape, dtype=np.int64)
+        inp.attrs["encoding"] = network.input.encoding
+        inp.attrs["bits"] = network.input.bits
+        inp.attrs["scale"] = float(network.input.scale)
+
+        pops = f.create_group("populations")
+        width = _index_width(len(network.populations))
+        for i, pop in enumerate(network.populations):
+            g = pops.create_group(f"{i:0{width}d}")
+            g.attrs["name"] = pop.name
+            g.attrs["shape"] = np.asarray(pop.shape, dtype=np.int64)
+            for key in ("du", "dv", "vth", "bias_exp"):
+                g.attrs[key] = int(getattr(pop, key))
+            g.attrs["role"] = pop.role
+            g.attrs["scale"] = float(pop.scale)
+            g.attrs["origin"] = pop.origin
+            g.create_dataset("bias_mant", data=pop.bias_mant.astype(np.int32))
+
+        projs = f.create_group("projections")
+        width = _index_width(len(network.projections))
+        for i, proj in enumerate(network.projections):
+            g = projs.create_group(f"{i:0{width}d}")
+            for key in ("name", "source", "target", "kind"):
+                g.attrs[key] = getattr(proj, key)
+            for key in ("weight_exp", "delay", "groups"):
+                g.attrs[key] = int(getattr(proj, key))
+            for key in ("stride", "padding", "dilation"):
+                g.attrs[key] = np.asarray(getattr(proj, key), dtype=np.int64)
+            weight = proj.weight.astype(np.int16)  # validated: even integers in [-256, 254]
+            if weight.size >= _COMPRESS_MIN:
+                g.create_dataset("weight", data=weight, compression="gzip", compression_opts=4)
+            else:
+                g.create_dataset("weight", data=weight)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Typed access to one open file; every error names the file and the key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def error(self, key: str, message: str) -> NetworkFileError:
+        return NetworkFileError(f"{self.path}: {key}: {message}")
+
+    def group(self, parent: h5py.Group, key: str) -> h5py.Group:
+        where = _join(parent.name, key)
+        if key not in parent:
+            raise self.error(where, "missing group")
+        obj = parent[key]
+        if not isinstance(obj, h5py.Group):
+            raise self.error(where, "is not a group")
+        return obj
+
+    def attr(self, group: h5py.Group, key: str) -> Any:
+        if key not in group.attrs:
+            raise self.error(f"{group.name} attr '{key}'", "missing attribute")
+        return group.attrs[key]
+
+    def str_attr(self, group: h5py.Group, key: str) -> str:
+        value = self.attr(group, key)
+        if isinstance(value, np.ndarray) and value.shape == (1,):
+            value = value[0]
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        if not isinstance(value, str):
+            raise self.error(f"{group.name} attr '{key}'", f"expected a string, got {_plain(value)!r}")
+        return value
+
+    def int_attr(self, group: h5py.Group, key: str) -> int:
+        value = self.attr(group, key)
+        if isinstance(value, np.ndarray) and value.shape in ((), (1,)):
+            value = value.reshape(-1)[0]
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise self.error(f"{group.name} attr '{key}'", f"expected an integer, got {_plain(value)!r}")
+        return int(value)
+
+    def float_attr(self, group: h5py.Group, key: str) -> float:
+        value = self.attr(group, key)
+        if isinstance(value, np.ndarray) and value.shape in ((), (1,)):
+            value = value.reshape(-1)[0]
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise self.error(f"{group.name} attr '{key}'", f"expected a number, got {_plain(value)!r}")
+        return float(value)
+
+    def ints_attr(self, group: h5py.Group, key: str) -> tuple[int, ...]:
+        value = np.asarray(self.attr(group, key))
+        if value.dtype.kind not in "iu":
+            raise self.error(f"{group.name} attr '{key}'", f"expected integers, got {_plain(value)!r}")
+        return tuple(int(v) for v in value.reshape(-1))
+
+    def dataset(self, group: h5py.Group, key: str) -> np.ndarray:
+        where = _join(group.name, key)
+        if key not in group:
+            raise self.error(where, "missing dataset")
+        obj = group[key]
+        if not isinstance(obj, h5py.Dataset):
+            raise self.error(where, "is not a dataset")
+        data = obj[()]
+        arr = np.asarray(data)
+        if arr.dtype.kind not in "iu":
+            raise self.error(where, f"expected an integer dataset, got dtype {arr.dtype}")
+        return arr
+
+    def indexed(self, group: h5py.Group) -> list[h5py.Group]:
+        keys = list(group.keys())
+        bad = [k for k in keys if not k.isdigit()]
+        if bad:
+            raise self.error(_join(group.name, bad[0]), "unexpected key (entries are numbered NNN)")
+        keys.sort(key=int)
+        if [int(k) for k in keys] != list(range(len(keys))):
+            raise self.error(group.name, f"entries {keys} are not numbered 0..{len(keys) - 1}")
+        return [self.group(group, k) for k in keys]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as plain Python values, for messages."""
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def _join(parent: str, key: str) -> str:
+    return f"{parent.rstrip('/')}/{key}"
+
+
+def read_network(path: str | os.PathLike[str]) -> Network:
+    """Read and validate a ``network.h5``. Raises FileNotFoundError for a missing file and
+    :class:`NetworkFileError` for everything else that is wrong with it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such network file")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise NetworkFileError(f"{path}: not a readable HDF5 file (truncated or another format?): {exc}") from exc
+    try:
+        with handle as f:
+            return _read(_Reader(path), f)
+    except NetworkFileError:
+        raise
+    except OSError as exc:  # truncated datasets surface only when read
+        raise NetworkFileError(f"{path}: the HDF5 file is damaged or truncated: {exc}") from exc
+
+
+def _read(r: _Reader, f: h5py.File) -> Network:
+    if "format" not in f.attrs:
+        raise r.error("/ attr 'format'", f"missing attribute: not a sakd IR file (format {FORMAT!r})")
+    fmt = r.str_attr(f, "format")
+    if fmt != FORMAT:
+        raise r.error("/ attr 'format'", f"is {fmt!r}, not {FORMAT!r}: not a sakd IR file")
+    version = r.int_attr(f, "schema_version")
+    if version > SCHEMA_VERSION:
+        raise r.error(
+            "/ attr 'schema_version'",
+            f"written by a newer sakd (schema {version} > {SCHEMA_VERSION}); upgrade sakd",
+        )
+    if version < 1:
+        raise r.error("/ attr 'schema_version'", f"invalid schema version {version}")
+    target_name = r.str_attr(f, "target")
+    try:
+        spec = get_target(target_name)
+    except ValueError as exc:
+        raise r.error("/ attr 'target'", str(exc)) from exc
+    tgt = r.group(f, "target")
+    for fld in dataclasses.fields(TargetSpec):
+        expected = getattr(spec, fld.name)
+        if isinstance(expected, str):
+            value: Any = r.str_attr(tgt, fld.name)
+        else:
+            value = r.int_attr(tgt, fld.name)
+        if value != expected:
+            raise r.error(
+                f"/target attr '{fld.name}'",
+                f"is {value!r} but target '{target_name}' has {expected!r}; the file was written "
+                f"for a different chip specification",
+            )
+
+    meta = r.group(f, "metadata")
+    try:
+        metadata = json.loads(r.str_attr(meta, "json"))
+    except json.JSONDecodeError as exc:
+        raise r.error("/metadata attr 'json'", f"not valid JSON: {exc}") from exc
+    if not isinstance(metadata, dict):
+        raise r.error("/metadata attr 'json'", "must hold a JSON object")
+
+    keys: dict[str, str] = {}  # node name -> HDF5 path, to name the key in validation errors
+
+    def build(key: str, factory: Any, **kwargs: Any) -> Any:
+        try:
+            node = factory(**kwargs)
+        except IRError as exc:
+            raise NetworkFileError(f"{r.path}: {key}: {exc}", node=exc.node) from exc
+        keys[node.name] = key
+        return node
+
+    g = r.group(f, "input")
+    inp = build(
+        "/input", Input,
+        name=r.str_attr(g, "name"), shape=r.ints_attr(g, "shape"), encoding=r.str_attr(g, "encoding"),
+        bits=r.int_attr(g, "bits"), scale=r.float_attr(g, "scale"),
+    )
+    populations = []
+    for g in r.indexed(r.group(f, "populations")):
+        populations.append(build(
+            g.name, Population,
+            name=r.str_attr(g, "name"), shape=r.ints_attr(g, "shape"), du=r.int_attr(g, "du"),
+            dv=r.int_attr(g, "dv"), vth=r.int_attr(g, "vth"), bias_mant=r.dataset(g, "bias_mant"),
+            bias_exp=r.int_attr(g, "bias_exp"), role=r.str_attr(g, "role"),
+            scale=r.float_attr(g, "scale"), origin=r.str_attr(g, "origin"),
+        ))
+    projections = []
+    for g in r.indexed(r.group(f, "projections")):
+        projections.append(build(
+            g.name, Projection,
+            name=r.str_attr(g, "name"), source=r.str_attr(g, "source"), target=r.str_attr(g, "target"),
+            kind=r.str_attr(g, "kind"), weight=r.dataset(g, "weight"),
+            weight_exp=r.int_attr(g, "weight_exp"), delay=r.int_attr(g, "delay"),
+            stride=r.ints_attr(g, "stride"), padding=r.ints_attr(g, "padding"),
+            dilation=r.ints_attr(g, "dilation"), groups=r.int_attr(g, "groups"),
+        ))
+    try:
+        return Network(input=inp, populations=tuple(populations), projections=tuple(projections),
+                       target=target_name, metadata=metadata)
+    except IRError as exc:
+        key = keys.get(exc.node or "", "/")
+        raise NetworkFileError(f"{r.path}: {key}: {exc}", node=exc.node) from exc

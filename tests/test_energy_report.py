@@ -1,0 +1,173 @@
+"""The energy report (sakd.energy_report): JSON content, the terminal table, the PNG, atomicity."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+from sakd.hardware.counts import NetworkCounts, PopulationCounts, ProjectionCounts
+from sakd.hardware.energy import load_profile
+
+from sakd.energy_report import (
+    build_energy_report,
+    format_energy,
+    plot_energy,
+    print_energy_table,
+    write_energy_report,
+)
+
+PROFILES = ("loihi", "cmos45-fp32", "cmos45-int8", "spinnaker2")
+ANN_MACS = {"conv": 96, "fc": 30, "total": 126}
+
+
+def hand_counts() -> NetworkCounts:
+    """Same network as tests/test_energy.py: graded 'in' -enc-> pop1 -fc-> out; B = 2, T = 4."""
+    i64 = np.int64
+    pop1 = PopulationCounts("pop1", 10, 4, np.array([[1, 2, 0, 1], [3, 1, 1, 1]], i64),
+                            np.array([20, 30], i64))
+    out = PopulationCounts("out", 3, 4, np.zeros((2, 4), i64), np.array([12, 12], i64))
+    enc = ProjectionCounts("enc", "in", "pop1", 90, np.zeros(2, i64), np.array([100, 140], i64), 96)
+    fc = ProjectionCounts("fc", "pop1", "out", 30, np.array([12, 18], i64), np.zeros(2, i64), 30)
+    return NetworkCounts(4, 2, {"pop1": pop1, "out": out}, {"enc": enc, "fc": fc})
+
+
+@pytest.fixture(scope="module")
+def report():
+    return build_energy_report(hand_counts(), ANN_MACS, [load_profile(p) for p in PROFILES],
+                               network_name="hand", time_steps=4)
+
+
+def test_report_keys_and_values(report):
+    assert report["format"] == "sakd-energy-report" and report["network"] == "hand"
+    assert (report["time_steps"], report["samples"]) == (4, 2)
+    assert list(report["profiles"]) == list(PROFILES)
+    # rows: each population right after the projection into it
+    assert [(r["layer"], r["kind"]) for r in report["layers"]] == [
+        ("enc", "projection"), ("pop1", "population"), ("fc", "projection"), ("out", "population")]
+    rows = {r["layer"]: r for r in report["layers"]}
+    assert rows["pop1"]["neurons"] == 10 and rows["pop1"]["spikes"] == 5.0
+    assert rows["pop1"]["firing_rate"] == pytest.approx(5 / 40)
+    assert rows["fc"]["synops"] == 15.0 and rows["enc"]["graded_macs"] == 120.0
+    assert rows["fc"]["energy_pj"]["loihi"] == pytest.approx(15 * 23.6)
+    assert rows["enc"]["energy_pj"]["cmos45-fp32"] == pytest.approx(120 * 4.6)
+    # projections matched to ANN layers by order and MAC count (dense FLOPs)
+    assert (rows["enc"]["ann_layer"], rows["fc"]["ann_layer"]) == ("conv", "fc")
+    assert rows["fc"]["ann_energy_pj"]["cmos45-fp32"] == pytest.approx(30 * 4.6)
+    assert rows["enc"]["not_counted"] == {"loihi": ["graded_macs"], "cmos45-fp32": [],
+                                          "cmos45-int8": [], "spinnaker2": ["graded_macs"]}
+    assert rows["pop1"]["not_counted"]["cmos45-int8"] == [
+        "active_updates", "inactive_updates", "spikes"]
+
+    totals = report["totals"]
+    assert totals["spikes"] == 5.0 and totals["synops"] == 15.0 and totals["graded_macs"] == 120.0
+    assert totals["neuron_updates"] == 52
+    assert totals["energy_pj"]["loihi"] == pytest.approx(4139.5)
+    assert totals["energy_j"]["loihi"] == pytest.approx(4139.5e-12)
+    assert totals["energy_pj"]["cmos45-int8"] == pytest.approx(15 * 0.03 + 120 * 0.23)
+    assert totals["not_counted"]["loihi"] == {"graded_macs": 120.0}
+    assert totals["not_counted"]["cmos45-fp32"] == {"active_updates": 37.0,
+                                                    "inactive_updates": 15.0, "spikes": 5.0}
+
+    ann = report["ann"]
+    assert ann["macs"] == 126 and ann["macs_per_layer"] == {"conv": 96, "fc": 30}
+    assert ann["energy_pj"]["cmos45-fp32"] == pytest.approx(126 * 4.6)
+    # loihi and spinnaker2 have no per-MAC energy: their ANN baseline is priced with a CMOS
+    # profile (by default the 8-bit one), and the report says so
+    assert ann["priced_with"] == {"loihi": "cmos45-int8", "cmos45-fp32": "cmos45-fp32",
+                                  "cmos45-int8": "cmos45-int8", "spinnaker2": "cmos45-int8"}
+    assert any(n.startswith("loihi has no per-MAC energy") for n in report["notes"])
+    ratios = report["ratios"]
+    assert ratios["energy_snn_over_ann"]["cmos45-int8"] == pytest.approx(
+        (15 * 0.03 + 120 * 0.23) / (126 * 0.23))
+    assert ratios["energy_snn_over_ann"]["loihi"] == pytest.approx(4139.5 / (126 * 0.23))
+    assert ratios["lower_bound"] == {p: True for p in PROFILES}
+    assert ratios["ops_snn_over_ann_macs"] == pytest.approx(135 / 126)
+
+    sops = report["sops_convention"]
+    assert sops["sops"] == pytest.approx(15.0) and sops["graded_macs"] == 384.0
+    assert sops["ours"] == {"synops": 15.0, "graded_macs": 120.0}
+    assert sops["energy_pj"]["cmos45-int8"] == pytest.approx(15 * 0.03 + 384 * 0.23)
+
+    encoding = report["encoding_layer"]
+    assert encoding["projections"] == ["enc"] and encoding["graded_macs"] == 120.0
+    assert encoding["included"] == {"loihi": False, "cmos45-fp32": True, "cmos45-int8": True,
+                                    "spinnaker2": False}
+    assert "Not included for loihi, spinnaker2" in encoding["note"]
+
+    assert any("pre-silicon" in c for c in report["caveats"]["loihi"])
+    assert any("2409.08290" in c for c in report["caveats"]["cmos45-int8"])
+    assert "Davies" in report["profiles"]["loihi"]["source"]
+    json.dumps(report)  # plain JSON, no numpy types
+
+
+def test_report_json_round_trip(tmp_path, report):
+    path = tmp_path / "out" / "energy.json"
+    write_energy_report(report, path)
+    assert json.loads(path.read_text()) == report
+    assert [p.name for p in path.parent.iterdir()] == ["energy.json"]  # no temporary left
+
+
+def test_report_without_ann_and_with_an_explicit_ann_profile():
+    counts = hand_counts()
+    no_ann = build_energy_report(counts, None, ["loihi"], network_name="n", time_steps=4)
+    assert no_ann["ann"] is None and no_ann["ratios"] is None
+    only_loihi = build_energy_report(counts, ANN_MACS, ["loihi"], network_name="n", time_steps=4)
+    assert only_loihi["ann"]["priced_with"] == {"loihi": "cmos45-int8"}  # the default
+    chosen = build_energy_report(counts, ANN_MACS, ["loihi"], network_name="n", time_steps=4,
+                                 ann_profile="cmos45-fp32")
+    assert chosen["ann"]["energy_pj"]["loihi"] == pytest.approx(126 * 4.6)
+    with pytest.raises(ValueError, match="T=4"):
+        build_energy_report(counts, ANN_MACS, ["loihi"], network_name="n", time_steps=5)
+    with pytest.raises(ValueError, match="no per_mac"):
+        build_energy_report(counts, ANN_MACS, ["loihi"], network_name="n", time_steps=4,
+                            ann_profile="spinnaker2")
+
+
+def test_table_renders_layers_totals_and_caveats(report):
+    buffer = io.StringIO()
+    print_energy_table(report, Console(file=buffer, width=200, color_system=None))
+    text = buffer.getvalue()
+    for name in ("enc", "pop1", "fc", "out", "total", *PROFILES):
+        assert name in text
+    assert format_energy(4139.5) == "4.14 nJ" and "4.14 nJ" in text
+    assert "pre-silicon" in text and "2409.08290" in text and "Davies" in text
+    assert "encoding layer" in text and "SOPs convention" in text
+    assert "priced with cmos45-int8" in text and "0 pJ*" in text
+
+
+def test_png_is_written(tmp_path, report):
+    path = tmp_path / "energy.png"
+    plot_energy(report, path)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+    assert [p.name for p in tmp_path.iterdir()] == ["energy.png"]
+
+
+def test_interrupted_writes_leave_no_half_file(tmp_path, report, monkeypatch):
+    from matplotlib.figure import Figure
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        plot_energy(report, tmp_path / "energy.png")
+    assert list(tmp_path.iterdir()) == []
+
+    path = tmp_path / "energy.json"
+    write_energy_report({"old": 1}, path)
+
+    def half_then_interrupt(self, data):
+        with open(self, "wb") as handle:
+            handle.write(data[: len(data) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_energy_report(report, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["energy.json"]
+    assert json.loads(path.read_text()) == {"old": 1}  # the previous file, whole
