@@ -10,13 +10,14 @@ STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 RUN ?= runs/demo
 
-.PHONY: demo test test-fast lint bench venv data-fashion-mnist clean help
+.PHONY: demo test test-fast lint bench venv lava-env data-fashion-mnist clean help
 
 help:
 	@echo "make demo   - create .venv and run the main job (digits: teacher -> SAKD student -> eval)"
 	@echo "make test   - create .venv and run the test suite"
 	@echo "make lint   - ruff"
 	@echo "make bench  - run the benchmarks under benchmarks/ (results in benchmarks/results/)"
+	@echo "make lava-env - create .venv-lava (Python 3.10, lava-nc 0.10.0, lava-dl 0.6.0) for the Lava cross-checks"
 
 venv: $(STAMP)
 
@@ -40,7 +41,14 @@ demo: $(STAMP)
 	rm -rf $(RUN)
 	$(VENV)/bin/sakd pipeline -c configs/digits.yaml -o $(RUN)
 
-test: $(STAMP)
+# The Lava reference environment (Python 3.10). Status 3 from the script = no Python 3.10 on this
+# machine: the Lava tests are then skipped with that reason (tests/lava/conftest.py).
+lava-env:
+	@bash scripts/make_lava_env.sh; status=$$?; \
+	if [ $$status = 3 ]; then echo "lava-env: no Python 3.10 found; the Lava tests will be skipped"; \
+	elif [ $$status != 0 ]; then exit $$status; fi
+
+test: $(STAMP) lava-env
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
@@ -53,4 +61,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/digits_sakd.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-lava runs .pytest_cache .hypothesis

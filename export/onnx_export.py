@@ -177,9 +177,9 @@ class UnrolledSNN(nn.Module):
 
 
 def unroll(network: nn.Module) -> nn.Module:
-    """A deep copy of ``network`` in eval mode, ready for tracing: an ANN as it is; an SNN as an
-    ``UnrolledSNN`` with every ``MultiStepLIF`` replaced by an ``UnrolledLIF`` of identical
-    float math. The argument is not modified.
+    """A deep copy of ``network`` on the CPU in eval mode, ready for tracing: an ANN as it is; an
+    SNN as an ``UnrolledSNN`` with every ``MultiStepLIF`` replaced by an ``UnrolledLIF`` of
+    identical float math. The argument is not modified.
 
     Raises ``OnnxExportError`` naming the first module it cannot export.
     """
@@ -200,7 +200,7 @@ def unroll(network: nn.Module) -> nn.Module:
                 "is unrolled")
     if time_steps and not neurons:  # pragma: no cover - the time_steps setter forbids it
         raise OnnxExportError("the network says time_steps > 0 but has no spiking neuron")
-    unrolled = copy.deepcopy(network).eval()
+    unrolled = copy.deepcopy(network).cpu().eval()
     for parameter in unrolled.parameters():
         parameter.requires_grad_(False)
     if not time_steps:
@@ -281,11 +281,11 @@ def export_onnx(network: nn.Module, path: str | os.PathLike[str], *,
         expected_output = tuple(unrolled(example).shape)
     with atomic_path(path) as tmp:
         with warnings.catch_warnings():
-            # the TorchScript exporter's deprecation notice and tracer notes about the shape
-            # arithmetic of the time folding (it is traced symbolically, the batch stays dynamic)
+            # the TorchScript exporter's deprecation notices, and the tracer's notes that the
+            # feature sizes (int(...) in UnrolledLIF/UnrolledSNN) become constants: intended,
+            # only the batch axis is dynamic
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.simplefilter("ignore", UserWarning)
             torch.onnx.export(
                 unrolled, (example,), str(tmp),
                 dynamo=False,  # TorchScript exporter: no onnxscript needed, unrolls the loop
@@ -315,7 +315,8 @@ def check_onnx(network: nn.Module, path: str | os.PathLike[str],
                inputs: torch.Tensor | np.ndarray, *, atol: float = 1e-4,
                batch_size: int = 512) -> dict[str, Any]:
     """Run the ONNX file (onnxruntime, CPUExecutionProvider) and ``network`` (torch, eval mode,
-    on the CPU) on the same ``inputs`` ``[N, ...]`` and compare their logits.
+    on the device its parameters are on) on the same ``inputs`` ``[N, ...]`` and compare their
+    logits. The network's train/eval mode is restored afterwards.
 
     Returns ``max_abs_diff``, ``mean_abs_diff``, ``prediction_agreement`` (fraction of equal
     argmax), ``disagreements``, ``samples_over_atol`` (samples whose largest logit difference
@@ -334,6 +335,7 @@ def check_onnx(network: nn.Module, path: str | os.PathLike[str],
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
 
+    device = next((p.device for p in network.parameters()), torch.device("cpu"))
     was_training = network.training
     network.eval()
     torch_chunks, onnx_chunks = [], []
@@ -341,7 +343,7 @@ def check_onnx(network: nn.Module, path: str | os.PathLike[str],
         with torch.no_grad():
             for start in range(0, len(x), batch_size):
                 chunk = x[start:start + batch_size]
-                torch_chunks.append(network(chunk).float().cpu().numpy())
+                torch_chunks.append(network(chunk.to(device)).float().cpu().numpy())
                 onnx_chunks.append(session.run(None, {input_name: chunk.numpy()})[0])
     finally:
         network.train(was_training)

@@ -4,7 +4,8 @@ Every population's spikes are binary with a hard reset to 0, so scaling the weig
 threshold of one population by the same S leaves its spikes unchanged (fixed-point.md §5): each
 population gets its own integer scale S, as large as the target's ranges allow.
 
-For a population with LIF settings (tau, decay_input) and c = 1/tau if decay_input else 1:
+For a population with LIF settings (tau, decay_input, v_threshold theta) and
+c = (1/tau if decay_input else 1) / theta (theta folded into W and b: same spikes, threshold 1):
 - weights  ``W_int = 2 * round(c * S * W_eff / 2)`` (even; Loihi mixed-sign weights are 2 x int8),
   ``W_eff = W`` for spike sources and ``W / Q`` for the graded input (``x_int = round(x * Q)``);
 - bias     ``bias_mant << bias_exp ~= 64 * c * S * b`` (bias_exp 6, or 7 if the mantissa needs it);
@@ -107,14 +108,14 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization)
             node.attrs.update(du=unity - 1, dv=unity - 1, vth=1, bias_mant=torch.zeros((), dtype=torch.int64),
                               bias_exp=0, scale=2.0)
             report.append(PopulationQuantization(
-                node.name, kind, node.origin, 2, "OR population (fixed)", unity - 1, unity - 1, 1, 0,
+                node.name, kind, node.origin, 2, "fixed (OR)", unity - 1, unity - 1, 1, 0,
                 2, sum(s.attrs["weight"].numel() for s in synapses), 0, 0, 0.0,
                 max(_row_abs_sum(s.attrs["weight_int"]) for s in synapses), target.max_synaptic_input,
                 True))
             continue
         if kind == "lif":
             tau = node.attrs["tau"]
-            c = 1.0 / tau if node.attrs["decay_input"] else 1.0
+            c = _input_factor(node.attrs)
             dv_float = unity / tau
             dv = int(round(dv_float))
             du = unity - 1
@@ -126,19 +127,31 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization)
             w = syn.attrs["weight"] * c / (input_q.scale if graded else 1.0)
             effective.append((syn, w, graded))
         max_abs_w = max(float(w.abs().max()) for _, w, _ in effective)
-        limits = {"weight range": (2 * half_w) / max_abs_w if max_abs_w > 0 else float("inf")}
+        limits = {"weights": (2 * half_w) / max_abs_w if max_abs_w > 0 else float("inf")}
         if kind == "lif":
-            limits["threshold range"] = float(target.vth_max)
+            limits["threshold"] = float(target.vth_max)
         for syn, w, graded in effective:
             if graded:  # dense analog input: the worst case is realistic
                 rows = w.reshape(w.shape[0], -1).abs().sum(1).max()
-                limits[f"graded input sum ({syn.name})"] = 0.98 * target.max_synaptic_input / (float(rows) * max_x)
+                limits["input sum"] = 0.98 * target.max_synaptic_input / (float(rows) * max_x)
         limited_by = min(limits, key=limits.get)
         scale = _largest_even(limits[limited_by])
         if scale < 2:
             raise ExportError(f"population '{node.name}': no integer scale >= 2 fits the target "
                               f"({limited_by} allows {limits[limited_by]:.3g}); the weights are "
                               "too large relative to the threshold")
+        # rounding to even adds up to 1 per weight: re-check the graded worst case after rounding
+        # (the rounded row sums grow monotonically with S: bisect for the largest even S that fits)
+        def fits(s: int) -> bool:
+            return all(not graded or _row_abs_sum(2.0 * torch.round(w * s / 2.0)) * max_x
+                       <= target.max_synaptic_input for _, w, graded in effective)
+
+        if not fits(scale):
+            lo, hi = 1, scale // 2  # in units of 2: fits(2 * lo) is assumed, fits(2 * hi) is not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if fits(2 * mid) else (lo, mid)
+            scale = 2 * lo
         clipped = total = 0
         sq_err = 0.0
         worst = 0
@@ -167,6 +180,15 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization)
             biases_clipped, math.sqrt(sq_err / max(total, 1)), int(worst),
             target.max_synaptic_input, kind == "readout" or dv == dv_float))
     return QuantizedGraph(graph, input_q, report)
+
+
+def _input_factor(attrs: dict[str, Any]) -> float:
+    """c / v_threshold for a LIF: dividing X (hence W and b) by the threshold theta gives the same
+    spikes with threshold 1 (V' = V / theta; hard reset to 0), which is what vth = S encodes."""
+    theta = float(attrs["v_threshold"])
+    if not theta > 0:
+        raise ExportError(f"LIF threshold {theta} must be > 0 to be lowered")
+    return (1.0 / attrs["tau"] if attrs["decay_input"] else 1.0) / theta
 
 
 def _row_abs_sum(weight_int: torch.Tensor) -> int:
@@ -200,7 +222,7 @@ def dequantized_graph(qgraph: QuantizedGraph) -> Graph:
         synapses = synapses_into(graph, node.name)
         if node.op == "neuron" and node.attrs["kind"] == "or":
             continue
-        c = (1.0 / node.attrs["tau"] if node.op == "neuron" and node.attrs["decay_input"] else 1.0)
+        c = _input_factor(node.attrs) if node.op == "neuron" else 1.0
         scale = node.attrs["scale"]
         first = True
         for syn in synapses:

@@ -73,7 +73,7 @@ def trace_network(network: Network, input_shape: tuple[int, ...]) -> Graph:
             nodes.append(node)
             alias[fx_node.name] = "input"
         elif fx_node.op == "output":
-            emit(Node("output", "output", args, ()))
+            emit(Node("readout", "output", args, ()))
         elif fx_node.op == "call_module":
             path = str(fx_node.target).removeprefix("net.")
             module = modules[path]

@@ -64,7 +64,9 @@ def _as_int(value: Any, what: str, label: str, node: str) -> int:
 
 
 def _as_float(value: Any, what: str, label: str, node: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
         raise IRError(f"{label}: {what} must be a number, got {value!r}", node=node)
     value = float(value)
     if not math.isfinite(value) or value <= 0:
@@ -80,16 +82,26 @@ def _as_str(value: Any, what: str, label: str, node: str) -> str:
     return value
 
 
-def _as_shape(value: Any, label: str, node: str, ndims: Iterable[int] | None = None) -> tuple[int, ...]:
+def _as_shape(
+    value: Any, label: str, node: str, ndims: Iterable[int] | None = None
+) -> tuple[int, ...]:
     try:
-        dims = tuple(np.asarray(value).reshape(-1).tolist()) if not isinstance(value, tuple) else value
+        dims = (
+            tuple(np.asarray(value).reshape(-1).tolist()) if not isinstance(value, tuple) else value
+        )
     except Exception as exc:
-        raise IRError(f"{label}: shape must be a tuple of positive integers, got {value!r}", node=node) from exc
+        raise IRError(
+            f"{label}: shape must be a tuple of positive integers, got {value!r}", node=node
+        ) from exc
     shape = tuple(_as_int(d, "shape entry", label, node) for d in dims)
     if not shape or any(d <= 0 for d in shape):
-        raise IRError(f"{label}: shape must be a non-empty tuple of positive integers, got {shape}", node=node)
+        raise IRError(
+            f"{label}: shape must be a non-empty tuple of positive integers, got {shape}", node=node
+        )
     if ndims is not None and len(shape) not in tuple(ndims):
-        raise IRError(f"{label}: shape {shape} must have {' or '.join(map(str, ndims))} dimensions", node=node)
+        raise IRError(
+            f"{label}: shape {shape} must have {' or '.join(map(str, ndims))} dimensions", node=node
+        )
     return shape
 
 
@@ -100,7 +112,9 @@ def _as_pair(value: Any, what: str, label: str, node: str, minimum: int) -> tupl
         try:
             pair = tuple(np.asarray(value).reshape(-1).tolist())
         except Exception as exc:
-            raise IRError(f"{label}: {what} must be an integer or a pair, got {value!r}", node=node) from exc
+            raise IRError(
+                f"{label}: {what} must be an integer or a pair, got {value!r}", node=node
+            ) from exc
     if len(pair) != 2:
         raise IRError(f"{label}: {what} must be an integer or a pair, got {value!r}", node=node)
     out = (_as_int(pair[0], what, label, node), _as_int(pair[1], what, label, node))
@@ -132,7 +146,9 @@ def _frozen_int_array(value: Any, what: str, label: str, node: str) -> np.ndarra
     return arr
 
 
-def _check_range(value: int, lo: int, hi: int, what: str, label: str, node: str, why: str = "") -> None:
+def _check_range(
+    value: int, lo: int, hi: int, what: str, label: str, node: str, why: str = ""
+) -> None:
     if not lo <= value <= hi:
         suffix = f" ({why})" if why else ""
         raise IRError(f"{label}: {what} {value} is outside [{lo}, {hi}]{suffix}", node=node)
@@ -194,9 +210,14 @@ class Input:
         scale = _as_float(self.scale, "scale", label, node)
         if encoding == "spikes":
             if bits != 1 or scale != 1.0:
-                raise IRError(f"{label}: a spike input has bits = 1 and scale = 1, got bits={bits}, scale={scale}", node=node)
+                raise IRError(
+                    f"{label}: a spike input has bits = 1 and scale = 1, got bits={bits}, scale={scale}",
+                    node=node,
+                )
         elif bits < 2:
-            raise IRError(f"{label}: a graded input needs at least 2 bits (signed), got {bits}", node=node)
+            raise IRError(
+                f"{label}: a graded input needs at least 2 bits (signed), got {bits}", node=node
+            )
         object.__setattr__(self, "bits", bits)
         object.__setattr__(self, "scale", scale)
 
@@ -217,8 +238,15 @@ class Input:
 
     def validate(self, target: TargetSpec) -> None:
         if self.encoding == "graded":
-            _check_range(self.bits, 2, target.max_message_bits, "bits", self.label, self.name,
-                         f"graded messages of target '{target.name}'")
+            _check_range(
+                self.bits,
+                2,
+                target.max_message_bits,
+                "bits",
+                self.label,
+                self.name,
+                f"graded messages of target '{target.name}'",
+            )
 
     def encode(self, x: Any) -> np.ndarray:
         """Float values → the integers the network receives (int64, same shape as ``x``).
@@ -228,12 +256,16 @@ class Input:
         """
         arr = np.asarray(x)
         if arr.dtype.kind not in "biuf":
-            raise IRError(f"{self.label}: cannot encode values of dtype {arr.dtype}", node=self.name)
+            raise IRError(
+                f"{self.label}: cannot encode values of dtype {arr.dtype}", node=self.name
+            )
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             raise IRError(f"{self.label}: cannot encode NaN or infinite values", node=self.name)
         if self.encoding == "spikes":
             if arr.size and not np.all((arr == 0) | (arr == 1)):
-                raise IRError(f"{self.label}: a spike input takes only the values 0 and 1", node=self.name)
+                raise IRError(
+                    f"{self.label}: a spike input takes only the values 0 and 1", node=self.name
+                )
             return arr.astype(np.int64)
         lo, hi = self.value_range
         scaled = np.rint(arr.astype(np.float64) * self.scale)
@@ -320,13 +352,31 @@ class Population:
 
     def validate(self, target: TargetSpec) -> None:
         label, node = self.label, self.name
-        _check_range(self.du, 0, target.decay_unity - 1, "du", label, node,
-                     f"{target.decay_bits}-bit current decay; the decay applied is du + 1")
-        _check_range(self.dv, 0, target.decay_unity, "dv", label, node,
-                     f"voltage decay; {target.decay_unity} removes all memory")
+        _check_range(
+            self.du,
+            0,
+            target.decay_unity - 1,
+            "du",
+            label,
+            node,
+            f"{target.decay_bits}-bit current decay; the decay applied is du + 1",
+        )
+        _check_range(
+            self.dv,
+            0,
+            target.decay_unity,
+            "dv",
+            label,
+            node,
+            f"voltage decay; {target.decay_unity} removes all memory",
+        )
         vth_hi = target.readout_vth if self.is_readout else target.vth_max
-        _check_range(self.vth, 0, vth_hi, "vth", label, node, f"{target.vth_bits}-bit threshold mantissa")
-        _check_range(self.bias_exp, target.bias_exp_min, target.bias_exp_max, "bias_exp", label, node)
+        _check_range(
+            self.vth, 0, vth_hi, "vth", label, node, f"{target.vth_bits}-bit threshold mantissa"
+        )
+        _check_range(
+            self.bias_exp, target.bias_exp_min, target.bias_exp_max, "bias_exp", label, node
+        )
         if self.bias_mant.size:
             lo, hi = target.bias_mant_min, target.bias_mant_max
             bad = self.bias_mant[(self.bias_mant < lo) | (self.bias_mant > hi)]
@@ -340,8 +390,10 @@ class Population:
     def equals(self, other: object) -> bool:
         return (
             isinstance(other, Population)
-            and all(getattr(self, f) == getattr(other, f)
-                    for f in ("name", "shape", "du", "dv", "vth", "bias_exp", "role", "scale", "origin"))
+            and all(
+                getattr(self, f) == getattr(other, f)
+                for f in ("name", "shape", "du", "dv", "vth", "bias_exp", "role", "scale", "origin")
+            )
             and self.bias_mant.shape == other.bias_mant.shape
             and bool(np.array_equal(self.bias_mant, other.bias_mant))
         )
@@ -397,12 +449,19 @@ class Projection:
         weight = _frozen_int_array(self.weight, "weight", label, node)
         if kind == "dense":
             if weight.ndim != 2:
-                raise IRError(f"{label}: a dense weight is (out, in), got shape {weight.shape}", node=node)
+                raise IRError(
+                    f"{label}: a dense weight is (out, in), got shape {weight.shape}", node=node
+                )
             if (self.stride, self.padding, self.dilation, groups) != ((1, 1), (0, 0), (1, 1), 1):
-                raise IRError(f"{label}: stride/padding/dilation/groups apply to conv2d only", node=node)
+                raise IRError(
+                    f"{label}: stride/padding/dilation/groups apply to conv2d only", node=node
+                )
         else:
             if weight.ndim != 4:
-                raise IRError(f"{label}: a conv2d weight is (Cout, Cin/groups, kh, kw), got shape {weight.shape}", node=node)
+                raise IRError(
+                    f"{label}: a conv2d weight is (Cout, Cin/groups, kh, kw), got shape {weight.shape}",
+                    node=node,
+                )
             if self.weight_exp != 0:
                 raise IRError(
                     f"{label}: weight_exp {self.weight_exp} on a conv2d projection; Lava's Conv "
@@ -410,7 +469,10 @@ class Projection:
                     node=node,
                 )
             if weight.shape[0] % groups:
-                raise IRError(f"{label}: Cout {weight.shape[0]} is not divisible by groups {groups}", node=node)
+                raise IRError(
+                    f"{label}: Cout {weight.shape[0]} is not divisible by groups {groups}",
+                    node=node,
+                )
         if weight.size == 0:
             raise IRError(f"{label}: weight is empty (shape {weight.shape})", node=node)
         object.__setattr__(self, "weight", weight)
@@ -426,27 +488,57 @@ class Projection:
         w = self.weight
         out_of_range = w[(w < lo) | (w > hi)]
         if out_of_range.size:
-            raise IRError(f"{label}: weight {int(out_of_range[0])} is outside [{lo}, {hi}]; {rule}", node=node)
+            raise IRError(
+                f"{label}: weight {int(out_of_range[0])} is outside [{lo}, {hi}]; {rule}", node=node
+            )
         odd = w[w % step != 0]
         if odd.size:
             raise IRError(f"{label}: weight {int(odd[0])} is odd; {rule}", node=node)
         if self.kind == "dense":
-            _check_range(self.weight_exp, target.weight_exp_min, target.weight_exp_max, "weight_exp", label, node)
-        _check_range(self.delay, 0, target.max_delay, "delay", label, node,
-                     "extra steps on top of the 1-step synapse latency")
+            _check_range(
+                self.weight_exp,
+                target.weight_exp_min,
+                target.weight_exp_max,
+                "weight_exp",
+                label,
+                node,
+            )
+        _check_range(
+            self.delay,
+            0,
+            target.max_delay,
+            "delay",
+            label,
+            node,
+            "extra steps on top of the 1-step synapse latency",
+        )
 
     def output_shape(self, source_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The target shape this projection produces from ``source_shape`` (dense: (out,))."""
         if self.kind == "dense":
             return (int(self.weight.shape[0]),)
-        return conv2d_output_shape(source_shape, self.weight.shape, self.stride, self.padding, self.dilation)
+        return conv2d_output_shape(
+            source_shape, self.weight.shape, self.stride, self.padding, self.dilation
+        )
 
     def equals(self, other: object) -> bool:
         return (
             isinstance(other, Projection)
-            and all(getattr(self, f) == getattr(other, f)
-                    for f in ("name", "source", "target", "kind", "weight_exp", "delay",
-                              "stride", "padding", "dilation", "groups"))
+            and all(
+                getattr(self, f) == getattr(other, f)
+                for f in (
+                    "name",
+                    "source",
+                    "target",
+                    "kind",
+                    "weight_exp",
+                    "delay",
+                    "stride",
+                    "padding",
+                    "dilation",
+                    "groups",
+                )
+            )
             and self.weight.shape == other.weight.shape
             and bool(np.array_equal(self.weight, other.weight))
         )
@@ -494,10 +586,14 @@ class Network:
         projs = tuple(self.projections)
         for p in pops:
             if not isinstance(p, Population):
-                raise IRError(f"network: populations must be Population nodes, got {type(p).__name__}")
+                raise IRError(
+                    f"network: populations must be Population nodes, got {type(p).__name__}"
+                )
         for p in projs:
             if not isinstance(p, Projection):
-                raise IRError(f"network: projections must be Projection nodes, got {type(p).__name__}")
+                raise IRError(
+                    f"network: projections must be Projection nodes, got {type(p).__name__}"
+                )
         if not pops:
             raise IRError("network: no populations")
         object.__setattr__(self, "populations", pops)
@@ -508,7 +604,9 @@ class Network:
         seen: dict[str, str] = {self.input.name: self.input.label}
         for node in (*pops, *projs):
             if node.name in seen:
-                raise IRError(f"{node.label}: name already used by {seen[node.name]}", node=node.name)
+                raise IRError(
+                    f"{node.label}: name already used by {seen[node.name]}", node=node.name
+                )
             seen[node.name] = node.label
 
         # target limits, node by node
@@ -524,7 +622,11 @@ class Network:
             if proj.source not in shapes:
                 raise IRError(f"{proj.label}: unknown source '{proj.source}'", node=proj.name)
             if proj.target not in by_name:
-                what = "is the input; a projection targets a population" if proj.target == self.input.name else "is unknown"
+                what = (
+                    "is the input; a projection targets a population"
+                    if proj.target == self.input.name
+                    else "is unknown"
+                )
                 raise IRError(f"{proj.label}: target '{proj.target}' {what}", node=proj.name)
             self._check_shapes(proj, shapes[proj.source], by_name[proj.target].shape)
 
@@ -555,7 +657,10 @@ class Network:
                 node=proj.name,
             )
         if src[0] % proj.groups:
-            raise IRError(f"{proj.label}: source channels {src[0]} are not divisible by groups {proj.groups}", node=proj.name)
+            raise IRError(
+                f"{proj.label}: source channels {src[0]} are not divisible by groups {proj.groups}",
+                node=proj.name,
+            )
         if w[1] != src[0] // proj.groups:
             raise IRError(
                 f"{proj.label}: conv2d weight shape {w} needs Cin/groups = {src[0] // proj.groups} "
@@ -574,7 +679,9 @@ class Network:
                 node=proj.name,
             )
 
-    def _topological_sort(self, pops: tuple[Population, ...], projs: tuple[Projection, ...]) -> list[str]:
+    def _topological_sort(
+        self, pops: tuple[Population, ...], projs: tuple[Projection, ...]
+    ) -> list[str]:
         names = [p.name for p in pops]
         indeg = {n: 0 for n in names}
         succ: dict[str, list[str]] = {n: [] for n in names}
@@ -617,7 +724,7 @@ class Network:
         while True:
             prev = pred[back[-1]][0]
             if prev in index:
-                return list(reversed(back[index[prev]:] + [prev]))
+                return list(reversed(back[index[prev] :] + [prev]))
             index[prev] = len(back)
             back.append(prev)
 
@@ -632,16 +739,22 @@ class Network:
                     frontier.append(proj.target)
         for p in pops:
             if p.name not in reached:
-                raise IRError(f"{p.label}: not reachable from input '{self.input.name}'", node=p.name)
+                raise IRError(
+                    f"{p.label}: not reachable from input '{self.input.name}'", node=p.name
+                )
 
     def _check_readout(self, pops: tuple[Population, ...], projs: tuple[Projection, ...]) -> None:
         readouts = [p for p in pops if p.is_readout]
         if not readouts:
-            raise IRError("network: no readout population (role 'readout'); exactly one is required")
+            raise IRError(
+                "network: no readout population (role 'readout'); exactly one is required"
+            )
         if len(readouts) > 1:
             names = ", ".join(f"'{p.name}'" for p in readouts)
-            raise IRError(f"network: {len(readouts)} readout populations ({names}); exactly one is allowed",
-                          node=readouts[1].name)
+            raise IRError(
+                f"network: {len(readouts)} readout populations ({names}); exactly one is allowed",
+                node=readouts[1].name,
+            )
         readout = readouts[0]
         sources = {proj.source: proj for proj in projs}
         if readout.name in sources:
@@ -677,8 +790,10 @@ class Network:
 
                     def describe(item: tuple[int, list[str], Projection]) -> str:
                         lat, nodes, last = item
-                        return (f"{lat} via {' -> '.join(repr(n) for n in nodes)} "
-                                f"(last projection '{last.name}', delay {last.delay})")
+                        return (
+                            f"{lat} via {' -> '.join(repr(n) for n in nodes)} "
+                            f"(last projection '{last.name}', delay {last.delay})"
+                        )
 
                     raise IRError(
                         f"population '{name}': unequal latency: {describe(first)} but {describe(second)}; "

@@ -139,7 +139,9 @@ class _Reader:
         if isinstance(value, bytes):
             value = value.decode("utf-8")
         if not isinstance(value, str):
-            raise self.error(f"{group.name} attr '{key}'", f"expected a string, got {_plain(value)!r}")
+            raise self.error(
+                f"{group.name} attr '{key}'", f"expected a string, got {_plain(value)!r}"
+            )
         return value
 
     def int_attr(self, group: h5py.Group, key: str) -> int:
@@ -147,21 +149,29 @@ class _Reader:
         if isinstance(value, np.ndarray) and value.shape in ((), (1,)):
             value = value.reshape(-1)[0]
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-            raise self.error(f"{group.name} attr '{key}'", f"expected an integer, got {_plain(value)!r}")
+            raise self.error(
+                f"{group.name} attr '{key}'", f"expected an integer, got {_plain(value)!r}"
+            )
         return int(value)
 
     def float_attr(self, group: h5py.Group, key: str) -> float:
         value = self.attr(group, key)
         if isinstance(value, np.ndarray) and value.shape in ((), (1,)):
             value = value.reshape(-1)[0]
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise self.error(f"{group.name} attr '{key}'", f"expected a number, got {_plain(value)!r}")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)
+        ):
+            raise self.error(
+                f"{group.name} attr '{key}'", f"expected a number, got {_plain(value)!r}"
+            )
         return float(value)
 
     def ints_attr(self, group: h5py.Group, key: str) -> tuple[int, ...]:
         value = np.asarray(self.attr(group, key))
         if value.dtype.kind not in "iu":
-            raise self.error(f"{group.name} attr '{key}'", f"expected integers, got {_plain(value)!r}")
+            raise self.error(
+                f"{group.name} attr '{key}'", f"expected integers, got {_plain(value)!r}"
+            )
         return tuple(int(v) for v in value.reshape(-1))
 
     def dataset(self, group: h5py.Group, key: str) -> np.ndarray:
@@ -206,7 +216,9 @@ def read_network(path: str | os.PathLike[str]) -> Network:
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
-        raise NetworkFileError(f"{path}: not a readable HDF5 file (truncated or another format?): {exc}") from exc
+        raise NetworkFileError(
+            f"{path}: not a readable HDF5 file (truncated or another format?): {exc}"
+        ) from exc
     try:
         with handle as f:
             return _read(_Reader(path), f)
@@ -218,7 +230,9 @@ def read_network(path: str | os.PathLike[str]) -> Network:
 
 def _read(r: _Reader, f: h5py.File) -> Network:
     if "format" not in f.attrs:
-        raise r.error("/ attr 'format'", f"missing attribute: not a sakd IR file (format {FORMAT!r})")
+        raise r.error(
+            "/ attr 'format'", f"missing attribute: not a sakd IR file (format {FORMAT!r})"
+        )
     fmt = r.str_attr(f, "format")
     if fmt != FORMAT:
         raise r.error("/ attr 'format'", f"is {fmt!r}, not {FORMAT!r}: not a sakd IR file")
@@ -269,32 +283,59 @@ def _read(r: _Reader, f: h5py.File) -> Network:
 
     g = r.group(f, "input")
     inp = build(
-        "/input", Input,
-        name=r.str_attr(g, "name"), shape=r.ints_attr(g, "shape"), encoding=r.str_attr(g, "encoding"),
-        bits=r.int_attr(g, "bits"), scale=r.float_attr(g, "scale"),
+        "/input",
+        Input,
+        name=r.str_attr(g, "name"),
+        shape=r.ints_attr(g, "shape"),
+        encoding=r.str_attr(g, "encoding"),
+        bits=r.int_attr(g, "bits"),
+        scale=r.float_attr(g, "scale"),
     )
     populations = []
     for g in r.indexed(r.group(f, "populations")):
-        populations.append(build(
-            g.name, Population,
-            name=r.str_attr(g, "name"), shape=r.ints_attr(g, "shape"), du=r.int_attr(g, "du"),
-            dv=r.int_attr(g, "dv"), vth=r.int_attr(g, "vth"), bias_mant=r.dataset(g, "bias_mant"),
-            bias_exp=r.int_attr(g, "bias_exp"), role=r.str_attr(g, "role"),
-            scale=r.float_attr(g, "scale"), origin=r.str_attr(g, "origin"),
-        ))
+        populations.append(
+            build(
+                g.name,
+                Population,
+                name=r.str_attr(g, "name"),
+                shape=r.ints_attr(g, "shape"),
+                du=r.int_attr(g, "du"),
+                dv=r.int_attr(g, "dv"),
+                vth=r.int_attr(g, "vth"),
+                bias_mant=r.dataset(g, "bias_mant"),
+                bias_exp=r.int_attr(g, "bias_exp"),
+                role=r.str_attr(g, "role"),
+                scale=r.float_attr(g, "scale"),
+                origin=r.str_attr(g, "origin"),
+            )
+        )
     projections = []
     for g in r.indexed(r.group(f, "projections")):
-        projections.append(build(
-            g.name, Projection,
-            name=r.str_attr(g, "name"), source=r.str_attr(g, "source"), target=r.str_attr(g, "target"),
-            kind=r.str_attr(g, "kind"), weight=r.dataset(g, "weight"),
-            weight_exp=r.int_attr(g, "weight_exp"), delay=r.int_attr(g, "delay"),
-            stride=r.ints_attr(g, "stride"), padding=r.ints_attr(g, "padding"),
-            dilation=r.ints_attr(g, "dilation"), groups=r.int_attr(g, "groups"),
-        ))
+        projections.append(
+            build(
+                g.name,
+                Projection,
+                name=r.str_attr(g, "name"),
+                source=r.str_attr(g, "source"),
+                target=r.str_attr(g, "target"),
+                kind=r.str_attr(g, "kind"),
+                weight=r.dataset(g, "weight"),
+                weight_exp=r.int_attr(g, "weight_exp"),
+                delay=r.int_attr(g, "delay"),
+                stride=r.ints_attr(g, "stride"),
+                padding=r.ints_attr(g, "padding"),
+                dilation=r.ints_attr(g, "dilation"),
+                groups=r.int_attr(g, "groups"),
+            )
+        )
     try:
-        return Network(input=inp, populations=tuple(populations), projections=tuple(projections),
-                       target=target_name, metadata=metadata)
+        return Network(
+            input=inp,
+            populations=tuple(populations),
+            projections=tuple(projections),
+            target=target_name,
+            metadata=metadata,
+        )
     except IRError as exc:
         key = keys.get(exc.node or "", "/")
         raise NetworkFileError(f"{r.path}: {key}: {exc}", node=exc.node) from exc

@@ -55,6 +55,8 @@ from .target import LOIHI2, TargetSpec
 F64_EXACT = 1 << 53
 #: Lava's LIF receives a_in as int32
 A_IN_LIMIT = 1 << 31
+#: |x| < 2^23 is unchanged by wrap24
+WRAP_HALF = 1 << 23
 #: memory bounds (bytes): an im2col / GEMM block, and the state of one batch chunk when
 #: ``batch_size`` is None
 GEMM_BLOCK_BYTES = 64 << 20
@@ -126,12 +128,23 @@ def lif_step(
     """
     unity, shift, top = target.decay_unity, target.decay_bits, target.state_max  # 4096, 12, 2^23
     # current: decay by du + 1 (ds_offset = 1), truncated toward zero; add a << 6
-    u = trunc_shift(u * (unity - (du + 1)), shift) + (a << target.act_shift)
+    # (du = 4095: the factor is 0, so the decayed term is 0 and u = a << 6)
+    decayed_u = 0 if du + 1 == unity else trunc_shift(u * (unity - (du + 1)), shift)
+    u = decayed_u + (a << target.act_shift)
+    if isinstance(u, int):  # a scalar 0 with du == 4095: u is 0 everywhere (as an array)
+        u = v * 0
     # wrap once (not saturate): u > 2^23 -> u - 2^24; u <= -2^23 -> u + 2^24  (u == 2^23 is kept)
     u = u - (u > top) * (2 * top)
     u = u + (u <= -top) * (2 * top)
-    # voltage: decay by dv (dm_offset = 0), truncated toward zero; add u and the bias; saturate
-    v = trunc_shift(v * (unity - dv), shift) + u + bias
+    # voltage: decay by dv (dm_offset = 0), truncated toward zero (dv = 0 keeps v exactly,
+    # dv = 4096 forgets it); add u and the bias; saturate (not wrap) to +-(2^23 - 1)
+    if dv == 0:
+        decayed_v = v
+    elif dv == unity:
+        decayed_v = 0
+    else:
+        decayed_v = trunc_shift(v * (unity - dv), shift)
+    v = decayed_v + u + bias
     v = v.clip(-(top - 1), top - 1)
     # spike: strict v > vth << 6; a readout's threshold 2^23 is above the clip, so it never fires
     threshold = top if readout else vth << target.vth_shift
@@ -155,47 +168,85 @@ def _limb_bits(wsum: int, limit: int) -> int:
     """Largest k with 2^k · wsum < limit (a limb in [0, 2^k) is then exact)."""
     bits = ((limit - 1) // max(wsum, 1)).bit_length() - 1
     if bits < 1:
-        raise OverflowError(f"a weight row with Σ|w| = {wsum} cannot be evaluated exactly in float64")
+        raise OverflowError(
+            f"a weight row with Σ|w| = {wsum} cannot be evaluated exactly in float64"
+        )
     return bits
 
 
-def _exact_numpy(x: np.ndarray, wsum: int, f64: Callable[[np.ndarray], np.ndarray], limit: int) -> np.ndarray:
-    """``f64`` (a float64 linear map of integer data) evaluated exactly, as int64.
+def _exact_numpy(
+    x: np.ndarray,
+    wsum: int,
+    f64: Callable[[np.ndarray], np.ndarray],
+    limit: int,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``f64`` (a linear map of integer data, computed in float64) evaluated exactly, as int64.
 
-    Fits when max|x| · wsum < limit (2^53; see the module docstring); else x is split into limbs
+    ``f64`` takes the integer (or bool) array and computes in float64. It is exact when
+    max|x| · wsum < limit (2^53; see the module docstring); else x is split into limbs
     ``x = lo + hi · 2^k`` with ``0 ≤ lo < 2^k`` and ``hi = x >> k`` (floor), each evaluated
-    exactly, and ``f(x) = f(lo) + f(hi) << k`` is combined in int64.
+    exactly, and ``f(x) = f(lo) + f(hi) << k`` is combined in int64. With ``out`` the result is
+    cast into it (the float64 values are integers, so the cast is exact).
     """
     xmax = 1 if x.dtype == np.bool_ else (int(np.abs(x).max()) if x.size else 0)
     if xmax * wsum < limit:  # Python ints: no overflow in the check itself
-        return f64(x.astype(np.float64)).astype(np.int64)
+        res = f64(x)
+        if out is None:
+            return res.astype(np.int64)
+        out[...] = res
+        return out
     bits = _limb_bits(wsum, limit)
     x = x.astype(np.int64)
     lo = x & ((1 << bits) - 1)
     hi = x >> bits
-    return _exact_numpy(lo, wsum, f64, limit) + (_exact_numpy(hi, wsum, f64, limit) << bits)
+    res = _exact_numpy(lo, wsum, f64, limit) + (_exact_numpy(hi, wsum, f64, limit) << bits)
+    if out is None:
+        return res
+    out[...] = res
+    return out
 
 
 def _rows_per_block(bytes_per_row: int) -> int:
     return max(1, GEMM_BLOCK_BYTES // max(1, bytes_per_row))
 
 
-def dense_synapse(s: np.ndarray, weight: np.ndarray, weight_exp: int = 0, *, limit: int = F64_EXACT) -> np.ndarray:
+def dense_synapse(
+    s: np.ndarray, weight: np.ndarray, weight_exp: int = 0, *, limit: int = F64_EXACT
+) -> np.ndarray:
     """Lava Dense (``PyDenseModelBitAcc``): ``a = shift_exp(W @ s, weight_exp)``, exact.
 
     ``s``: [M, in] integer or bool rows (the source flattened in C,H,W order); ``weight``
     [out, in]. Returns int64 [M, out]."""
     s = np.asarray(s)
     weight = np.asarray(weight)
-    return _dense_raw(s.reshape(s.shape[0], -1), weight.astype(np.float64).T, _weight_bound(weight),
-                      weight_exp, limit=limit)
+    return _dense_raw(
+        s.reshape(s.shape[0], -1),
+        weight.astype(np.float64).T,
+        _weight_bound(weight),
+        weight_exp,
+        limit=limit,
+    )
 
 
-def _dense_raw(s: np.ndarray, w64t: np.ndarray, wsum: int, weight_exp: int = 0, *, limit: int = F64_EXACT) -> np.ndarray:
+def _dense_raw(
+    s: np.ndarray,
+    w64t: np.ndarray,
+    wsum: int,
+    weight_exp: int = 0,
+    *,
+    limit: int = F64_EXACT,
+) -> np.ndarray:
     out = np.empty((s.shape[0], w64t.shape[1]), np.int64)
     rows = _rows_per_block(8 * (s.shape[1] + w64t.shape[1]))
     for i in range(0, s.shape[0], rows):
-        out[i:i + rows] = _exact_numpy(s[i:i + rows], wsum, lambda xf: xf @ w64t, limit)
+        _exact_numpy(
+            s[i : i + rows],
+            wsum,
+            lambda x: x.astype(np.float64) @ w64t,
+            limit,
+            out=out[i : i + rows],
+        )
     return shift_exp(out, weight_exp)
 
 
@@ -203,7 +254,9 @@ def _conv_weight_matrix(weight: np.ndarray, groups: int) -> np.ndarray:
     """(Cout, Cin/g, kh, kw) → float64 [g, kh·kw·Cin/g, Cout/g], matching the im2col columns."""
     cout, cg, kh, kw = weight.shape
     w = np.asarray(weight, dtype=np.float64).reshape(groups, cout // groups, cg, kh, kw)
-    return np.ascontiguousarray(w.transpose(0, 3, 4, 2, 1).reshape(groups, kh * kw * cg, cout // groups))
+    return np.ascontiguousarray(
+        w.transpose(0, 3, 4, 2, 1).reshape(groups, kh * kw * cg, cout // groups)
+    )
 
 
 def _conv_f64(
@@ -215,12 +268,13 @@ def _conv_f64(
     dilation: tuple[int, int],
     out_hw: tuple[int, int],
 ) -> np.ndarray:
-    """PyTorch cross-correlation of float64 x [n, C, H, W] by im2col + GEMM → [n, Cout, Ho, Wo]."""
+    """PyTorch cross-correlation of integer x [n, C, H, W] by float64 im2col + GEMM →
+    float64 [n, Cout, Ho, Wo] (a transposed view)."""
     n, c, h, w = x.shape
     groups, _, cout_g = wmat.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (ho, wo) = kernel, stride, padding, dilation, out_hw
     xp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), np.float64)  # NHWC, zero padded
-    xp[:, ph:ph + h, pw:pw + w, :] = x.transpose(0, 2, 3, 1)
+    xp[:, ph : ph + h, pw : pw + w, :] = x.transpose(0, 2, 3, 1)
     s_n, s_h, s_w, s_c = xp.strides
     cg = c // groups
     patches = as_strided(
@@ -250,8 +304,16 @@ def conv_synapse(
     [M, Cout, Ho, Wo]. ``weight_exp`` does not exist here: Lava's Conv ignores it."""
     s = np.asarray(s)
     weight = np.asarray(weight)
-    return _conv_raw(s, _conv_weight_matrix(weight, groups), weight.shape, _weight_bound(weight),
-                     tuple(stride), tuple(padding), tuple(dilation), limit=limit)
+    return _conv_raw(
+        s,
+        _conv_weight_matrix(weight, groups),
+        weight.shape,
+        _weight_bound(weight),
+        tuple(stride),
+        tuple(padding),
+        tuple(dilation),
+        limit=limit,
+    )
 
 
 def _conv_raw(
@@ -270,20 +332,29 @@ def _conv_raw(
     _, ho, wo = _conv_out(s.shape[1:], wshape, stride, padding, dilation)
     out = np.empty((m, cout, ho, wo), np.int64)
     # per sample: the padded NHWC copy, the im2col block and the float64 output
-    per_row = 8 * ((h + 2 * padding[0]) * (w + 2 * padding[1]) * c + ho * wo * (kh * kw * c + 2 * cout))
+    per_row = 8 * (
+        (h + 2 * padding[0]) * (w + 2 * padding[1]) * c + ho * wo * (kh * kw * c + 2 * cout)
+    )
     rows = _rows_per_block(per_row)
 
-    def f64(xf: np.ndarray) -> np.ndarray:
-        return _conv_f64(xf, wmat, (kh, kw), stride, padding, dilation, (ho, wo))
+    def f64(x: np.ndarray) -> np.ndarray:
+        return _conv_f64(x, wmat, (kh, kw), stride, padding, dilation, (ho, wo))
 
+    xmax = 1 if s.dtype == np.bool_ else (int(np.abs(s).max()) if s.size else 0)
+    wraps = xmax * wsum >= WRAP_HALF  # else |conv| < 2^23 and wrap24 is the identity
     for i in range(0, m, rows):
-        out[i:i + rows] = wrap24(_exact_numpy(s[i:i + rows], wsum, f64, limit))
+        block = _exact_numpy(s[i : i + rows], wsum, f64, limit, out=out[i : i + rows])
+        if wraps:
+            out[i : i + rows] = wrap24(block)
     return out
 
 
 def _conv_out(
-    in_shape: tuple[int, ...], wshape: tuple[int, ...], stride: tuple[int, int],
-    padding: tuple[int, int], dilation: tuple[int, int],
+    in_shape: tuple[int, ...],
+    wshape: tuple[int, ...],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
 ) -> tuple[int, int, int]:
     from .ir import conv2d_output_shape
 
@@ -341,6 +412,7 @@ class _ProjPlan:
     synapses: int
     dense_flops: int
     wsum: int  # max over output rows of Σ|w|
+    a_bound: int = 0  # a static bound on |a| of this projection
     prepared: Any = None  # backend-specific weights
 
 
@@ -364,7 +436,9 @@ class _NumpyOps:
         if p.kind == "dense":
             a = _dense_raw(s.reshape(s.shape[0], -1), plan.prepared, plan.wsum, p.weight_exp)
             return a.reshape((s.shape[0],) + plan.target_shape)
-        return _conv_raw(s, plan.prepared, p.weight.shape, plan.wsum, p.stride, p.padding, p.dilation)
+        return _conv_raw(
+            s, plan.prepared, p.weight.shape, plan.wsum, p.stride, p.padding, p.dilation
+        )
 
     def absmax(self, x: np.ndarray) -> int:
         return int(np.abs(x).max()) if x.size else 0
@@ -387,7 +461,9 @@ class _TorchOps:
         try:
             import torch
         except ImportError as exc:  # pragma: no cover - torch is in the main environment
-            raise SimulationInputError("backend 'torch' needs PyTorch, which is not installed") from exc
+            raise SimulationInputError(
+                "backend 'torch' needs PyTorch, which is not installed"
+            ) from exc
         self.torch = torch
         try:
             self.device = torch.device(device)
@@ -413,7 +489,9 @@ class _TorchOps:
             return f64(x.to(torch.float64)).to(torch.int64)
         bits = _limb_bits(wsum, F64_EXACT)
         x = x.to(torch.int64)
-        return self._exact(x & ((1 << bits) - 1), wsum, f64) + (self._exact(x >> bits, wsum, f64) << bits)
+        return self._exact(x & ((1 << bits) - 1), wsum, f64) + (
+            self._exact(x >> bits, wsum, f64) << bits
+        )
 
     def synapse(self, plan: _ProjPlan, s: Any) -> Any:
         torch = self.torch
@@ -425,20 +503,27 @@ class _TorchOps:
             w = plan.prepared
             rows = _rows_per_block(8 * (flat.shape[1] + w.shape[1]))
             for i in range(0, m, rows):
-                acc = self._exact(flat[i:i + rows], plan.wsum, lambda xf: xf @ w)
-                out[i:i + rows] = shift_exp(acc, p.weight_exp).reshape((-1,) + plan.target_shape)
+                acc = self._exact(flat[i : i + rows], plan.wsum, lambda xf: xf @ w)
+                out[i : i + rows] = shift_exp(acc, p.weight_exp).reshape((-1,) + plan.target_shape)
             return out
         conv2d = torch.nn.functional.conv2d
         kh, kw = p.weight.shape[2:]
-        per_row = 8 * (int(np.prod(plan.source_shape)) + int(np.prod(plan.target_shape)) * (1 + kh * kw))
+        per_row = 8 * (
+            int(np.prod(plan.source_shape)) + int(np.prod(plan.target_shape)) * (1 + kh * kw)
+        )
         rows = _rows_per_block(per_row)
+        xmax = 1 if s.dtype == torch.bool else (int(s.abs().max()) if s.numel() else 0)
+        wraps = xmax * plan.wsum >= WRAP_HALF  # else wrap24 is the identity
         with torch.backends.cudnn.flags(enabled=False):
             for i in range(0, m, rows):
                 acc = self._exact(
-                    s[i:i + rows], plan.wsum,
-                    lambda xf: conv2d(xf, plan.prepared, None, p.stride, p.padding, p.dilation, p.groups),
+                    s[i : i + rows],
+                    plan.wsum,
+                    lambda xf: conv2d(
+                        xf, plan.prepared, None, p.stride, p.padding, p.dilation, p.groups
+                    ),
                 )
-                out[i:i + rows] = wrap24(acc)
+                out[i : i + rows] = wrap24(acc) if wraps else acc
         return out
 
     def absmax(self, x: Any) -> int:
@@ -493,6 +578,9 @@ class _Plan:
     record: tuple[str, ...]
     projections: dict[str, _ProjPlan]
     bias: dict[str, Any] = field(default_factory=dict)
+    check_a: frozenset[str] = (
+        frozenset()
+    )  # populations whose |a| may reach 2^31: checked at run time
 
 
 def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: Any) -> _Plan:
@@ -514,13 +602,37 @@ def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: 
             fanout = np.full(int(np.prod(src)), proj.weight.shape[0], np.int64)
             flops = int(proj.weight.size)
         else:
-            fanout = conv_fanout(src, proj.weight.shape, proj.stride, proj.padding, proj.dilation, proj.groups).reshape(-1)
+            fanout = conv_fanout(
+                src, proj.weight.shape, proj.stride, proj.padding, proj.dilation, proj.groups
+            ).reshape(-1)
             flops = int(np.prod(tgt)) * int(np.prod(proj.weight.shape[1:]))
-        plan = _ProjPlan(proj, src, tgt, fanout, int(fanout.sum()), flops, _weight_bound(proj.weight))
+        wsum = _weight_bound(proj.weight)
+        xmax = 1 << (network.input.bits - 1) if proj.source == network.input.name else 1
+        if proj.kind == "conv2d":
+            bound = min(wsum * xmax, WRAP_HALF)
+        else:  # |floor(y / 2^k)| <= (|y| >> k) + 1
+            bound = shift_exp(wsum * xmax, proj.weight_exp) + (proj.weight_exp < 0)
+        plan = _ProjPlan(proj, src, tgt, fanout, int(fanout.sum()), flops, wsum, bound)
         plan.prepared = ops.prepare(plan)
         projections[proj.name] = plan
+    check_a = frozenset(
+        pop.name
+        for pop in network.populations
+        if sum(projections[p.name].a_bound for p in network.projections_into(pop.name))
+        >= A_IN_LIMIT
+    )
     bias = {p.name: ops.asarray(p.effective_bias()) for p in network.populations}
-    return _Plan(network, time_steps, network.topological_order(), lat, frozenset(full), record, projections, bias)
+    return _Plan(
+        network,
+        time_steps,
+        network.topological_order(),
+        lat,
+        frozenset(full),
+        record,
+        projections,
+        bias,
+        check_a,
+    )
 
 
 def _run_chunk(plan: _Plan, ops: Any, x: np.ndarray, sequence: bool) -> dict[str, Any]:
@@ -536,7 +648,7 @@ def _run_chunk(plan: _Plan, ops: Any, x: np.ndarray, sequence: bool) -> dict[str
 
     # input-side counts: window = steps 1..T
     if net.projections_from(inp.name):
-        nz = (xs != 0)
+        nz = xs != 0
         per_neuron = (nz.sum(0) if sequence else nz * T).reshape(B, -1)
         for proj in net.projections_from(inp.name):
             dot = ops.count_dot(per_neuron, plan.projections[proj.name].fanout)
@@ -565,14 +677,14 @@ def _run_chunk(plan: _Plan, ops: Any, x: np.ndarray, sequence: bool) -> dict[str
                 if sig.static:  # the same input every step: one synapse evaluation
                     A[dst] += ops.synapse(pplan, sig.arr)[None]
                 else:
-                    src = sig.arr[lo - sig.t0:hi - sig.t0 + 1]
+                    src = sig.arr[lo - sig.t0 : hi - sig.t0 + 1]
                     k = hi - lo + 1
                     a = ops.synapse(pplan, src.reshape((k * B,) + src.shape[2:]))
                     A[dst] += a.reshape((k, B) + shape)
             consumers[proj.source] -= 1
             if consumers[proj.source] == 0:
                 del signals[proj.source]
-        if A is not None:
+        if A is not None and name in plan.check_a:
             amax = ops.absmax(A)
             if amax >= A_IN_LIMIT:
                 raise SimulationOverflowError(
@@ -588,11 +700,12 @@ def _run_chunk(plan: _Plan, ops: Any, x: np.ndarray, sequence: bool) -> dict[str
         if record:
             tr = {"u": ops.zeros((n, B) + shape), "v": ops.zeros((n, B) + shape), "s": S}
         bias = plan.bias[name]
+        no_input = ops.zeros((B,) + shape) if A is None else None
         for i in range(n):
             t = t0 + i
             if (t - 1 - ell) % T == 0:
                 u = v = ops.zeros((B,) + shape)
-            a = A[i] if A is not None else 0
+            a = A[i] if A is not None else no_input
             u, v, s = lif_step(u, v, a, pop.du, pop.dv, pop.vth, bias, pop.is_readout, spec)
             S[i] = s
             if record:
@@ -605,9 +718,9 @@ def _run_chunk(plan: _Plan, ops: Any, x: np.ndarray, sequence: bool) -> dict[str
 
         # counts over the window (global steps 1 + ell .. T + ell)
         w0 = 1 + ell - t0
-        s_win = S[w0:w0 + T]
+        s_win = S[w0 : w0 + T]
         per_step = ops.numpy(s_win.reshape(T, B, -1).sum(-1)).T
-        active_mask = s_win if A is None else ((A[w0:w0 + T] != 0) | s_win)
+        active_mask = s_win if A is None else ((A[w0 : w0 + T] != 0) | s_win)
         active = ops.numpy(active_mask.reshape(T, B, -1).sum((0, 2)))
         result["pop"][name] = (per_step.astype(np.int64), active.astype(np.int64))
         outgoing = net.projections_from(name)
@@ -642,16 +755,23 @@ def _check_inputs(network: Network, inputs: Any, time_steps: int, sequence: bool
             f"integers: pass network.input.encode(x)"
         )
     if arr.dtype.kind not in "biu":
-        raise SimulationInputError(f"inputs for input '{inp.name}' have non-integer dtype {arr.dtype}")
+        raise SimulationInputError(
+            f"inputs for input '{inp.name}' have non-integer dtype {arr.dtype}"
+        )
     expected = ("T", "B") + inp.shape if sequence else ("B",) + inp.shape
-    ok = arr.ndim == len(expected) and tuple(arr.shape[-len(inp.shape):]) == inp.shape
+    ok = arr.ndim == len(expected) and tuple(arr.shape[-len(inp.shape) :]) == inp.shape
     if ok and sequence and arr.shape[0] != time_steps:
         ok = False
     if not ok:
         raise SimulationInputError(
             f"inputs for input '{inp.name}' have shape {arr.shape}; expected "
-            f"[{', '.join(map(str, expected))}]" + (f" with T = {time_steps}" if sequence else "")
-            + (" (a sequence input needs sequence=True)" if not sequence and arr.ndim == len(inp.shape) + 2 else "")
+            f"[{', '.join(map(str, expected))}]"
+            + (f" with T = {time_steps}" if sequence else "")
+            + (
+                " (a sequence input needs sequence=True)"
+                if not sequence and arr.ndim == len(inp.shape) + 2
+                else ""
+            )
         )
     batch = arr.shape[1] if sequence else arr.shape[0]
     if batch == 0:
@@ -661,7 +781,11 @@ def _check_inputs(network: Network, inputs: Any, time_steps: int, sequence: bool
         amin, amax = int(arr.min()), int(arr.max())
         if amin < lo or amax > hi:
             bad = amin if amin < lo else amax
-            what = "spike input takes 0 or 1" if inp.encoding == "spikes" else f"{inp.bits}-bit graded input takes [{lo}, {hi}]"
+            what = (
+                "spike input takes 0 or 1"
+                if inp.encoding == "spikes"
+                else f"{inp.bits}-bit graded input takes [{lo}, {hi}]"
+            )
             raise SimulationInputError(
                 f"inputs for input '{inp.name}': value {bad} is out of range (a {what}); encode with "
                 f"network.input.encode(x)"
@@ -669,7 +793,9 @@ def _check_inputs(network: Network, inputs: Any, time_steps: int, sequence: bool
     return arr.astype(np.int64)
 
 
-def _auto_chunk(network: Network, time_steps: int, full: frozenset[str], record: Sequence[str]) -> int:
+def _auto_chunk(
+    network: Network, time_steps: int, full: frozenset[str], record: Sequence[str]
+) -> int:
     """Samples per chunk so that one chunk's state stays near AUTO_CHUNK_BYTES."""
     L = network.latency
     live = 0
@@ -708,7 +834,11 @@ def simulate(
     """
     if not isinstance(network, Network):
         raise SimulationInputError(f"simulate needs a Network, got {type(network).__name__}")
-    if isinstance(time_steps, (bool, np.bool_)) or not isinstance(time_steps, (int, np.integer)) or time_steps < 1:
+    if (
+        isinstance(time_steps, (bool, np.bool_))
+        or not isinstance(time_steps, (int, np.integer))
+        or time_steps < 1
+    ):
         raise SimulationInputError(f"time_steps must be a positive integer, got {time_steps!r}")
     time_steps = int(time_steps)
     if isinstance(record, str):
@@ -724,19 +854,28 @@ def simulate(
         raise SimulationInputError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if backend == "numpy" and str(device) != "cpu":
         raise SimulationInputError(f"backend 'numpy' runs on the CPU only, got device {device!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
-                                   or batch_size < 1):
-        raise SimulationInputError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    if batch_size is not None and (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise SimulationInputError(
+            f"batch_size must be a positive integer or None, got {batch_size!r}"
+        )
     x = _check_inputs(network, inputs, time_steps, sequence)
 
     ops = _NumpyOps() if backend == "numpy" else _TorchOps(device)
     plan = _make_plan(network, time_steps, record, ops)
     total = x.shape[1] if sequence else x.shape[0]
-    chunk = int(batch_size) if batch_size is not None else _auto_chunk(network, time_steps, plan.full, record)
+    chunk = (
+        int(batch_size)
+        if batch_size is not None
+        else _auto_chunk(network, time_steps, plan.full, record)
+    )
 
     parts: list[dict[str, Any]] = []
     for start in range(0, total, chunk):
-        xc = x[:, start:start + chunk] if sequence else x[start:start + chunk]
+        xc = x[:, start : start + chunk] if sequence else x[start : start + chunk]
         parts.append(_run_chunk(plan, ops, xc, sequence))
         if progress is not None:
             progress(min(start + chunk, total), total)
@@ -765,13 +904,18 @@ def simulate(
             dense_flops=pp.dense_flops,
         )
     traces = {
-        name: {key: np.concatenate([p["traces"][name][key] for p in parts], axis=1) for key in ("u", "v", "s")}
+        name: {
+            key: np.concatenate([p["traces"][name][key] for p in parts], axis=1)
+            for key in ("u", "v", "s")
+        }
         for name in record
     }
     return SimulationResult(
         readout_v=readout_v,
         predictions=predictions,
-        counts=NetworkCounts(time_steps=time_steps, samples=total, populations=pop_counts, projections=proj_counts),
+        counts=NetworkCounts(
+            time_steps=time_steps, samples=total, populations=pop_counts, projections=proj_counts
+        ),
         traces=traces,
         time_steps=time_steps,
         latency=network.latency,

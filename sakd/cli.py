@@ -37,6 +37,12 @@ def _guard(fn):
             return fn(*args, **kwargs)
         except SakdError as exc:
             _fail(str(exc))
+        except (ValueError, FileNotFoundError) as exc:
+            # the errors of sakd.hardware / sakd.export (IR, network files, simulator inputs,
+            # energy profiles, NIR/netx/ONNX) are ValueErrors that name the node or file
+            if type(exc).__module__.startswith("sakd.") or isinstance(exc, FileNotFoundError):
+                _fail(str(exc))
+            raise
         except KeyboardInterrupt:
             typer.secho("interrupted; the last completed checkpoint is intact (use --resume)",
                         err=True)
@@ -148,6 +154,114 @@ def pipeline(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("
 
     cfg = _config(config, set_)
     run_pipeline(cfg, out, _env(device), resume=resume, progress=progress)
+
+
+FormatsOpt = Annotated[str, typer.Option("--formats", help="comma-separated: ir, nir, netx, onnx; or auto = every format the network can be expressed in (netx: sequential networks only)")]
+
+
+@app.command()
+@_guard
+def export(checkpoint: Annotated[Path, typer.Argument(help="a student checkpoint (`sakd distill`)")],
+           out: OutOpt = Path("runs/export"), formats: FormatsOpt = "auto",
+           target: Annotated[str, typer.Option(help="target chip spec")] = "loihi2",
+           input_bits: Annotated[int, typer.Option(help="signed bit width of the graded input")] = 8,
+           calibrate: Annotated[int, typer.Option(help="simulate N test samples (-1: all) and compare with the float SNN")] = 0,
+           data_root: Annotated[Optional[str], typer.Option(help="data set folder, if not the default")] = None):
+    """Fold, quantize and lower an SNN to the hardware IR; write IR, NIR, netx and ONNX files."""
+    from rich.console import Console
+
+    from sakd.deploy import export_checkpoint
+    from sakd.report import print_export_report
+
+    result = export_checkpoint(checkpoint, out, formats=formats if formats == "auto" else formats.split(","),
+                               target=target, input_bits=input_bits, calibrate=calibrate,
+                               data_root=data_root)
+    print_export_report(result.report, Console())
+
+
+@app.command()
+@_guard
+def inspect(path: Annotated[Path, typer.Argument(help="an IR (network.h5), NIR or netx file")]):
+    """Summarize a network file: layers, shapes, parameter counts, integer ranges."""
+    from rich.console import Console
+
+    from sakd.export.inspect import format_inspection, inspect_file
+
+    Console().print(format_inspection(inspect_file(path)))
+
+
+NetArg = Annotated[Path, typer.Argument(help="an IR file (network.h5), an export folder, or a NIR/netx file")]
+DataOpt = Annotated[Optional[str], typer.Option("--data", help="data set (default: the one recorded in the network file)")]
+SplitOpt = Annotated[str, typer.Option("--split", help="test, val or train")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="first N samples only")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch", help="samples per simulator chunk (memory bound)")]
+SimDeviceOpt = Annotated[str, typer.Option("--device", help="cpu (numpy) or cuda (torch)")]
+
+
+def _simulate_cli(net: Path, data: Optional[str], split: str, limit: Optional[int],
+                  batch: Optional[int], device: str, data_root: Optional[str], record_all: bool):
+    from rich.progress import Progress
+
+    from sakd.deploy import DeployError, read_any_network, simulate_dataset
+
+    network = read_any_network(net)
+    data = data or network.metadata.get("dataset")
+    if not data:
+        raise DeployError("the network file does not name its data set; pass --data")
+    record = [p.name for p in network.populations if not p.is_readout] if record_all else ()
+    with Progress(transient=True) as bar:
+        task = bar.add_task("simulating", total=None)
+        run = simulate_dataset(network, data, split=split, limit=limit, batch=batch, device=device,
+                               data_root=data_root, record=record,
+                               progress=lambda done, total: bar.update(task, completed=done, total=total))
+    return network, run
+
+
+@app.command()
+@_guard
+def simulate(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: LimitOpt = None,
+             batch: BatchOpt = None, device: SimDeviceOpt = "cpu",
+             data_root: Annotated[Optional[str], typer.Option(help="data set folder, if not the default")] = None,
+             out: Annotated[Optional[Path], typer.Option("-o", "--out", help="report path (default: simulate_report.json next to the network)")] = None):
+    """Run a network on the bit-accurate simulator: on-chip accuracy, agreement with the float
+    SNN, throughput; writes simulate_report.json."""
+    from rich.console import Console
+
+    from sakd.deploy import float_agreement, resolve_network_path, simulate_report
+    from sakd.report import print_simulate_report
+
+    network, run = _simulate_cli(net, data, split, limit, batch, device, data_root, record_all=True)
+    agreement = float_agreement(network, run)
+    path = out or resolve_network_path(net).parent / "simulate_report.json"
+    report = simulate_report(network, run, agreement, path)
+    print_simulate_report(report, Console())
+    typer.echo(f"report: {path}")
+
+
+@app.command()
+@_guard
+def energy(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: LimitOpt = None,
+           batch: BatchOpt = None, device: SimDeviceOpt = "cpu",
+           profile: Annotated[str, typer.Option("--profile", help="comma-separated profile names or YAML files (loihi, cmos45-fp32, cmos45-int8, spinnaker2)")] = "loihi,cmos45-fp32",
+           data_root: Annotated[Optional[str], typer.Option(help="data set folder, if not the default")] = None,
+           out: Annotated[Optional[Path], typer.Option("-o", "--out", help="output folder (default: next to the network)")] = None):
+    """Spikes, SynOps and energy per layer and per inference against the ANN teacher; writes
+    energy_report.json and energy.png."""
+    from rich.console import Console
+
+    from sakd.deploy import ann_macs_for, resolve_network_path
+    from sakd.energy_report import build_energy_report, plot_energy, print_energy_table, write_energy_report
+
+    network, run = _simulate_cli(net, data, split, limit, batch, device, data_root, record_all=False)
+    report = build_energy_report(run["result"].counts, ann_macs_for(network),
+                                 [p.strip() for p in profile.split(",") if p.strip()],
+                                 network_name=str(network.metadata.get("arch_name") or "network"),
+                                 time_steps=run["time_steps"])
+    folder = out or resolve_network_path(net).parent
+    write_energy_report(report, Path(folder) / "energy_report.json")
+    plot_energy(report, Path(folder) / "energy.png")
+    print_energy_table(report, Console())
+    typer.echo(f"report: {Path(folder) / 'energy_report.json'}, chart: {Path(folder) / 'energy.png'}")
 
 
 @app.command()

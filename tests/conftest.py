@@ -1,12 +1,11 @@
-"""Shared fixtures: tiny data sets (digits subsets, fake files in the real on-disk formats),
-temporary run directories and a fast tiny config."""
+"""Shared fixtures: tiny data sets (digits subsets, fake files in the real on-disk formats), the
+overrides of a fast run, and tiny trained teacher and student checkpoints (once per session)."""
 
 from __future__ import annotations
 
 import gzip
 import pickle
 import struct
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,23 +14,14 @@ import pytest
 import torch
 from torch.utils.data import Subset
 
-from sakd.config import Config, load_config
+from sakd.config import load_config
 from sakd.data import DataSplits, load_splits
-
-ROOT = Path(__file__).resolve().parents[1]
-SAKD_BIN = Path(sys.executable).with_name("sakd")
 
 # The tests' networks are tiny: with more than one intra-op thread torch spends more time
 # coordinating threads than computing (measured ~2x slower on 2 cores). Subprocesses that must
-# reproduce this process's numbers bit for bit get the same count (see ``thread_env``).
+# reproduce this process's numbers bit for bit must be given the same count.
 torch.set_num_threads(1)
 
-
-def thread_env() -> dict[str, str]:
-    import os
-
-    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()),
-            "MKL_NUM_THREADS": str(torch.get_num_threads())}
 
 # the overrides of a fast run: a tiny ConvNet, T = 2, one or two epochs on a digits subset
 TINY_OVERRIDES = [
@@ -69,13 +59,10 @@ def tiny_splits() -> DataSplits:
 
 
 @pytest.fixture
-def tiny_config() -> Config:
-    return load_config(None, TINY_OVERRIDES)
-
-
-@pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    return tmp_path / "run"
+def tiny_overrides() -> list[str]:
+    """``--set`` overrides of a fast run (test modules cannot import conftest by name: another
+    conftest.py under tests/ may shadow it)."""
+    return list(TINY_OVERRIDES)
 
 
 @pytest.fixture(scope="session")
@@ -181,9 +168,3 @@ def writers() -> SimpleNamespace:
     """Writers of small data files in the real on-disk formats."""
     return SimpleNamespace(idx=write_idx, fashion_mnist=write_fake_fashion_mnist,
                            cifar10=write_fake_cifar10, imagenet=write_fake_imagenet)
-
-
-def state_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> list[str]:
-    """Keys whose tensors differ (or that only one side has); empty when bit-identical."""
-    keys = sorted(set(a) | set(b))
-    return [k for k in keys if k not in a or k not in b or not torch.equal(a[k], b[k])]

@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sakd.config import (Config, ConfigError, config_from_dict, dump_config, load_config,
-                         parse_override)
+from sakd.config import (
+    Config,
+    ConfigError,
+    config_from_dict,
+    dump_config,
+    load_config,
+    parse_override,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

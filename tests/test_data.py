@@ -176,7 +176,7 @@ def no_md5(monkeypatch):
     when the files exist."""
     import os
 
-    import torchvision.datasets.cifar as cifar
+    from torchvision.datasets import cifar
 
     monkeypatch.setattr(cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
 

@@ -10,8 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sakd.distill import (DistillationTask, FeatureTaps, FeatureWeight, SAKDStudent,
-                          check_taps_match, feature_kd, logits_kd)
+from sakd.distill import (
+    DistillationTask,
+    FeatureTaps,
+    FeatureWeight,
+    SAKDStudent,
+    check_taps_match,
+    feature_kd,
+    logits_kd,
+)
 from sakd.distill.task import ClassificationTask
 from sakd.models import build_model, spikify
 

@@ -9,8 +9,18 @@ import torch
 import torchvision
 from torch import nn
 
-from sakd.models import (ARCHITECTURES, LIFSettings, ModelError, MultiStepLIF, SpikeSite,
-                         SpikifyError, arch_spec, build_model, neuron_names, spikify)
+from sakd.models import (
+    ARCHITECTURES,
+    LIFSettings,
+    ModelError,
+    MultiStepLIF,
+    SpikeSite,
+    SpikifyError,
+    arch_spec,
+    build_model,
+    neuron_names,
+    spikify,
+)
 from sakd.models.base import Network
 
 TINY = sorted(name for name, spec in ARCHITECTURES.items() if spec.tiny)

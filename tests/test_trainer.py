@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,35 +17,50 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_OVERRIDES, state_equal, thread_env
 
 from sakd.config import ConfigError, load_config
-from sakd.models import build_model, neuron_names, spikify
+from sakd.models import neuron_names
 from sakd.train import trainer as trainer_module
-from sakd.train.checkpoint import (CheckpointError, load_checkpoint, read_state_dict_file,
-                                   save_checkpoint)
+from sakd.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_state_dict_file,
+    save_checkpoint,
+)
 from sakd.train.distributed import DistEnv
 from sakd.train.evaluate import evaluate
 from sakd.train.jobs import build_student, distill_student, load_network, train_teacher
 from sakd.train.trainer import TrainingError, lr_factor
 
 CONFTEST = Path(__file__).with_name("conftest.py")
+def state_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> list[str]:
+    """Keys whose tensors differ (or that only one side has); empty when bit-identical."""
+    keys = sorted(set(a) | set(b))
+    return [k for k in keys if k not in a or k not in b or not torch.equal(a[k], b[k])]
+
+
+def thread_env() -> dict[str, str]:
+    """The environment of a subprocess that must reproduce this process's numbers bit for bit:
+    the same number of intra-op threads (conftest.py sets it)."""
+    threads = str(torch.get_num_threads())
+    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
 STUDENT_OVERRIDES = ["distill.feature_schedule=step", "distill.feature_epochs=1",
                      "distill.feature_weight=2.0", "distill.feature_floor=0.5"]
 
 
-def student_config(teacher: Path, *extra: str):
-    return load_config(None, TINY_OVERRIDES + STUDENT_OVERRIDES + [f"teacher.checkpoint={teacher}",
-                                                                   *extra])
+def student_config(tiny: list[str], teacher: Path, *extra: str):
+    return load_config(None, tiny + STUDENT_OVERRIDES + [f"teacher.checkpoint={teacher}", *extra])
 
 
 # ---------------------------------------------------------------------------------------------
 # what a run writes
 
 
-def test_teacher_run_writes_loadable_checkpoints_and_config(trained_teacher, tiny_splits):
-    run = trained_teacher.parent
+def test_teacher_run_writes_loadable_checkpoints_and_config(tiny_overrides, trained_teacher,
+                                                             tiny_splits, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_teacher.parent, run)
     for name in ("last.pt", "best.pt", "config.yaml", "metrics.jsonl", "summary.json"):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").iterdir())
@@ -54,7 +71,7 @@ def test_teacher_run_writes_loadable_checkpoints_and_config(trained_teacher, tin
     assert raw["model_args"] == {"num_classes": 10, "in_channels": 1, "image_size": [8, 8]}
     # the resolved config in the run directory re-loads to the run's config
     config = load_config(run / "config.yaml")
-    assert config == load_config(None, TINY_OVERRIDES)
+    assert config == load_config(None, tiny_overrides)
     assert config.to_dict() == raw["config"]
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [0, 1]
@@ -81,13 +98,13 @@ def test_student_run_records_firing_rates_and_schedule(trained_student):
     assert not any(k.startswith("adapters.") for k in record["state_dict"])
 
 
-def test_level1_transfer_through_the_job(trained_teacher, tiny_splits):
+def test_level1_transfer_through_the_job(tiny_overrides, trained_teacher, tiny_splits):
     teacher, _ = load_network(trained_teacher)
-    config = student_config(trained_teacher)
+    config = student_config(tiny_overrides, trained_teacher)
     snn = build_student(config, tiny_splits.info, teacher)
     assert snn.time_steps == 2
     assert state_equal(snn.state_dict(), teacher.state_dict()) == []
-    scratch = build_student(load_config(None, TINY_OVERRIDES + ["student.init=scratch"]),
+    scratch = build_student(load_config(None, tiny_overrides + ["student.init=scratch"]),
                             tiny_splits.info, None)
     assert state_equal(scratch.state_dict(), teacher.state_dict())
     with pytest.raises(ConfigError, match="student.init=teacher needs a teacher"):
@@ -106,9 +123,9 @@ def _tensors(record: dict) -> dict[str, torch.Tensor]:
     return out
 
 
-def test_teacher_interrupted_after_epoch_1_resumes_bit_exactly(trained_teacher, tiny_splits,
-                                                                tmp_path, monkeypatch):
-    config = load_config(None, TINY_OVERRIDES)
+def test_teacher_interrupted_after_epoch_1_resumes_bit_exactly(tiny_overrides, trained_teacher,
+                                                                tiny_splits, tmp_path, monkeypatch):
+    config = load_config(None, tiny_overrides)
     calls = []
 
     def interrupt_after_first_epoch(env):  # Ctrl-C right after the epoch-1 checkpoint
@@ -153,18 +170,20 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
-def test_student_killed_mid_epoch_resumes_bit_exactly(trained_teacher, tiny_splits, tmp_path):
+def test_student_killed_mid_epoch_resumes_bit_exactly(tiny_overrides, trained_teacher, tiny_splits,
+                                                      tmp_path):
     """SIGKILL in epoch 2 (after the epoch-1 checkpoint), then ``--resume``: the final weights,
     adapters and optimizer state equal an uninterrupted run's, bit for bit."""
     extra = STUDENT_OVERRIDES + [f"teacher.checkpoint={trained_teacher}"]
     killed_dir, full_dir = tmp_path / "killed", tmp_path / "full"
     proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(CONFTEST), str(killed_dir), *extra],
-                          capture_output=True, text=True, env=thread_env(), timeout=300)
+                          check=False, capture_output=True, text=True, env=thread_env(),
+                          timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert load_checkpoint(killed_dir / "last.pt")["epoch"] == 0
     assert not list(killed_dir.glob(".*.tmp"))  # no half-written file left behind
 
-    config = student_config(trained_teacher)
+    config = student_config(tiny_overrides, trained_teacher)
     distill_student(config, killed_dir, DistEnv(), resume=True, progress=False, splits=tiny_splits)
     distill_student(config, full_dir, DistEnv(), progress=False, splits=tiny_splits)
     resumed, full = load_checkpoint(killed_dir / "last.pt"), load_checkpoint(full_dir / "last.pt")
@@ -182,10 +201,12 @@ def test_student_killed_mid_epoch_resumes_bit_exactly(trained_teacher, tiny_spli
 # run directories
 
 
-def test_refuses_to_overwrite_a_run_and_keeps_its_config(trained_teacher, tiny_splits):
-    run = trained_teacher.parent
+def test_refuses_to_overwrite_a_run_and_keeps_its_config(tiny_overrides, trained_teacher,
+                                                         tiny_splits, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_teacher.parent, run)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    changed = load_config(None, TINY_OVERRIDES + ["teacher.train.lr=0.5"])
+    changed = load_config(None, tiny_overrides + ["teacher.train.lr=0.5"])
     with pytest.raises(TrainingError, match=r"already holds a training run .*pass --resume"):
         train_teacher(changed, run, DistEnv(), progress=False, splits=tiny_splits)
     with pytest.raises(CheckpointError, match=r"config key 'teacher.train.lr' was 0.01 and is now "
@@ -195,21 +216,21 @@ def test_refuses_to_overwrite_a_run_and_keeps_its_config(trained_teacher, tiny_s
     assert after == before  # config.yaml, checkpoints and metrics untouched
 
 
-def test_resume_without_a_checkpoint(tmp_path, tiny_splits):
+def test_resume_without_a_checkpoint(tiny_overrides, tmp_path, tiny_splits):
     with pytest.raises(TrainingError, match="no checkpoint to resume in .*last.pt missing"):
-        train_teacher(load_config(None, TINY_OVERRIDES), tmp_path, DistEnv(), resume=True,
+        train_teacher(load_config(None, tiny_overrides), tmp_path, DistEnv(), resume=True,
                       progress=False, splits=tiny_splits)
 
 
-def test_training_split_smaller_than_a_batch(tmp_path, tiny_splits):
-    config = load_config(None, TINY_OVERRIDES + ["data.batch_size=512"])
+def test_training_split_smaller_than_a_batch(tiny_overrides, tmp_path, tiny_splits):
+    config = load_config(None, tiny_overrides + ["data.batch_size=512"])
     with pytest.raises(TrainingError, match=r"fewer than one global batch \(512 x 1\); lower "
                                             r"data.batch_size"):
         train_teacher(config, tmp_path, DistEnv(), progress=False, splits=tiny_splits)
 
 
-def test_diverging_loss_is_an_error(tmp_path, tiny_splits):
-    config = load_config(None, TINY_OVERRIDES + ["teacher.train.optimizer=sgd",
+def test_diverging_loss_is_an_error(tiny_overrides, tmp_path, tiny_splits):
+    config = load_config(None, tiny_overrides + ["teacher.train.optimizer=sgd",
                                                  "teacher.train.lr=1e30", "teacher.train.epochs=1"])
     with pytest.raises(TrainingError, match=r"the loss became (nan|inf) .* lower the learning rate"):
         train_teacher(config, tmp_path, DistEnv(), progress=False, splits=tiny_splits)
@@ -244,7 +265,7 @@ class _Payload:
 def test_checkpoints_never_execute_pickled_code(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     with path.open("wb") as handle:
-        pickle.dump({"format": "sakd-checkpoint", "x": _Payload()}, handle)
+        pickle.dump({"format": "sakd-checkpoint", "x": _Payload()}, handle, protocol=2)
     with pytest.raises(CheckpointError, match=r"weights_only=True and never executes pickled code"):
         load_checkpoint(path)
     torch.save({"format": "sakd-checkpoint", "x": _Payload()}, tmp_path / "evil2.pt")
@@ -271,8 +292,9 @@ def test_checkpoint_version_and_fields(tmp_path, trained_teacher):
         load_checkpoint(tmp_path / "noarch.pt")
 
 
-def test_wrong_architecture_teacher_checkpoint(trained_teacher, tiny_splits, tmp_path):
-    config = student_config(trained_teacher, "model.arch=test_convnet_pool")
+def test_wrong_architecture_teacher_checkpoint(tiny_overrides, trained_teacher, tiny_splits,
+                                               tmp_path):
+    config = student_config(tiny_overrides, trained_teacher, "model.arch=test_convnet_pool")
     with pytest.raises(CheckpointError, match=r"does not fit ConvNet|does not fit PoolConvNet"):
         distill_student(config, tmp_path, DistEnv(), progress=False, splits=tiny_splits)
     assert not (tmp_path / "config.yaml").exists()
@@ -287,13 +309,13 @@ def test_wrong_architecture_teacher_checkpoint(trained_teacher, tiny_splits, tmp
                           teacher_state, "t.pt")
 
 
-def test_torchvision_format_weights_file(tmp_path, trained_teacher, tiny_splits):
+def test_torchvision_format_weights_file(tiny_overrides, tmp_path, trained_teacher, tiny_splits):
     teacher, _ = load_network(trained_teacher)
     wrapped = {"state_dict": {f"module.{k}": v for k, v in teacher.state_dict().items()}}
     torch.save(wrapped, tmp_path / "w.pth")
     state = read_state_dict_file(tmp_path / "w.pth")
     assert state_equal(state, teacher.state_dict()) == []
-    config = load_config(None, TINY_OVERRIDES + [f"teacher.weights={tmp_path / 'w.pth'}"])
+    config = load_config(None, tiny_overrides + [f"teacher.weights={tmp_path / 'w.pth'}"])
     snn = build_student(config, tiny_splits.info, teacher)
     assert state_equal(snn.state_dict(), teacher.state_dict()) == []
     torch.save({"a": [1, 2]}, tmp_path / "lists.pth")

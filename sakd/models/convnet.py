@@ -15,7 +15,6 @@ from torch import nn
 
 from sakd.models.base import Network, SpikeSite
 
-
 NORMS = ("batch", "none")
 
 

@@ -26,7 +26,9 @@ def wrap24(x: int) -> int:
     return ((x + (1 << 23)) % (1 << 24)) - (1 << 23)
 
 
-def lif(u: int, v: int, a: int, du: int, dv: int, vth: int, bias: int, readout: bool) -> tuple[int, int, int]:
+def lif(
+    u: int, v: int, a: int, du: int, dv: int, vth: int, bias: int, readout: bool
+) -> tuple[int, int, int]:
     u = trunc0(u * (4096 - (du + 1))) + a * 64
     if u > STATE_MAX:
         u -= 1 << 24
@@ -85,7 +87,9 @@ def fanout(proj, src_shape, tgt_shape) -> list[int]:
     cout, cg, kh, kw = proj.weight.shape
     _, ho, wo = tgt_shape
     (sh, sw), (ph, pw), (dh, dw), g = proj.stride, proj.padding, proj.dilation, proj.groups
-    for co, oy, ox, ci_local, ky, kx in product(range(cout), range(ho), range(wo), range(cg), range(kh), range(kw)):
+    for co, oy, ox, ci_local, ky, kx in product(
+        range(cout), range(ho), range(wo), range(cg), range(kh), range(kw)
+    ):
         iy, ix = oy * sh - ph + ky * dh, ox * sw - pw + kx * dw
         if 0 <= iy < h and 0 <= ix < w:
             ci = (co // (cout // g)) * cg + ci_local
@@ -115,18 +119,27 @@ def reference_simulate(net, x: np.ndarray, T: int, sequence: bool = False) -> di
     shapes = {net.input.name: net.input.shape, **{p.name: p.shape for p in net.populations}}
     size = {k: int(np.prod(v)) for k, v in shapes.items()}
     fan = {pr.name: fanout(pr, shapes[pr.source], shapes[pr.target]) for pr in net.projections}
-    traces = {n: {k: np.zeros((steps, B) + p.shape, np.int64) for k in "uvs"} for n, p in pops.items()}
+    traces = {
+        n: {k: np.zeros((steps, B) + p.shape, np.int64) for k in "uvs"} for n, p in pops.items()
+    }
     readout_v = np.zeros((B,) + net.readout.shape, np.int64)
     pop_counts = {n: (np.zeros((B, T), np.int64), np.zeros(B, np.int64)) for n in pops}
-    proj_counts = {pr.name: (np.zeros(B, np.int64), np.zeros(B, np.int64)) for pr in net.projections}
+    proj_counts = {
+        pr.name: (np.zeros(B, np.int64), np.zeros(B, np.int64)) for pr in net.projections
+    }
     graded = net.input.encoding == "graded"
 
     for b in range(B):
         u = {n: [0] * size[n] for n in pops}
         v = {n: [0] * size[n] for n in pops}
         out = {n: [0] * size[n] for n in shapes}
-        buffers = {pr.name: deque([[0] * size[pr.target]] * (1 + pr.delay)) for pr in net.projections}
-        bias = {n: [int(val) << p.bias_exp for val in p.full_bias().reshape(-1).tolist()] for n, p in pops.items()}
+        buffers = {
+            pr.name: deque([[0] * size[pr.target]] * (1 + pr.delay)) for pr in net.projections
+        }
+        bias = {
+            n: [int(val) << p.bias_exp for val in p.full_bias().reshape(-1).tolist()]
+            for n, p in pops.items()
+        }
         for t in range(1, steps + 1):
             # the input's output of step t
             if t <= T:
@@ -149,8 +162,16 @@ def reference_simulate(net, x: np.ndarray, T: int, sequence: bool = False) -> di
                     raise OverflowError(f"population '{name}': a out of int32")
                 s = [0] * size[name]
                 for i in range(size[name]):
-                    u[name][i], v[name][i], s[i] = lif(u[name][i], v[name][i], a[i], pop.du, pop.dv, pop.vth,
-                                                       bias[name][i], pop.is_readout)
+                    u[name][i], v[name][i], s[i] = lif(
+                        u[name][i],
+                        v[name][i],
+                        a[i],
+                        pop.du,
+                        pop.dv,
+                        pop.vth,
+                        bias[name][i],
+                        pop.is_readout,
+                    )
                 out[name] = s
                 traces[name]["u"][t - 1, b] = np.array(u[name]).reshape(pop.shape)
                 traces[name]["v"][t - 1, b] = np.array(v[name]).reshape(pop.shape)
@@ -172,7 +193,9 @@ def reference_simulate(net, x: np.ndarray, T: int, sequence: bool = False) -> di
                     if pr.source == net.input.name and graded:
                         proj_counts[pr.name][1][b] += ops
                     else:
-                        proj_counts[pr.name][0][b] += sum(f * val for f, val in zip(fan[pr.name], src))
+                        proj_counts[pr.name][0][b] += sum(
+                            f * val for f, val in zip(fan[pr.name], src)
+                        )
                         assert ops == sum(f * val for f, val in zip(fan[pr.name], src))
         readout_v[b] = np.array(v[net.readout.name]).reshape(net.readout.shape)
     for name in pops:

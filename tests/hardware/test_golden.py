@@ -53,10 +53,14 @@ def test_negative_voltage_decays_to_zero_not_minus_one():
 
 def test_tie_at_threshold_does_not_fire():
     # du = 4095, dv = 4096: u = a << 6 = 2 * 64 = 128; v = 0 + 128 + bias(-64) = 64 == vth << 6 = 64
-    u, v, s = lif_step(np.zeros(1, np.int64), np.zeros(1, np.int64), np.array([2]), 4095, 4096, 1, -64)
+    u, v, s = lif_step(
+        np.zeros(1, np.int64), np.zeros(1, np.int64), np.array([2]), 4095, 4096, 1, -64
+    )
     assert (u.tolist(), v.tolist(), s.tolist()) == ([128], [64], [False])
     # one more: v = 128 + 1 - 64 = 65 > 64 fires, v is reset to 0, u keeps 128
-    u, v, s = lif_step(np.zeros(1, np.int64), np.zeros(1, np.int64), np.array([2]), 4095, 4096, 1, -63)
+    u, v, s = lif_step(
+        np.zeros(1, np.int64), np.zeros(1, np.int64), np.array([2]), 4095, 4096, 1, -63
+    )
     assert (u.tolist(), v.tolist(), s.tolist()) == ([128], [0], [True])
 
 
@@ -210,7 +214,11 @@ def test_conv_fanout_by_hand():
     # padding 1 -> 4x4 outputs: along each axis every input index is read by 2 (o, tap) pairs
     assert conv_fanout((1, 3, 3), (2, 1, 2, 2), padding=(1, 1))[0].tolist() == [[8] * 3] * 3
     # stride 2, no padding -> one output reading rows/cols 0..1: row/col 2 is never reached
-    assert conv_fanout((1, 3, 3), (1, 1, 2, 2), stride=(2, 2))[0].tolist() == [[1, 1, 0], [1, 1, 0], [0, 0, 0]]
+    assert conv_fanout((1, 3, 3), (1, 1, 2, 2), stride=(2, 2))[0].tolist() == [
+        [1, 1, 0],
+        [1, 1, 0],
+        [0, 0, 0],
+    ]
     # groups 2, Cout 4: each input channel feeds Cout / groups = 2 channels
     assert conv_fanout((2, 1, 1), (4, 1, 1, 1), groups=2).reshape(-1).tolist() == [2, 2]
 

@@ -38,7 +38,9 @@ def chain(**overrides):
         ],
     }
     parts.update(overrides)
-    return Network(parts["inp"], tuple(parts["pops"]), tuple(parts["projs"]), metadata={"classes": 3})
+    return Network(
+        parts["inp"], tuple(parts["pops"]), tuple(parts["projs"]), metadata={"classes": 3}
+    )
 
 
 def test_valid_network_and_queries():
@@ -74,7 +76,10 @@ def test_bias_shapes_and_full_bias():
     assert pop("a", (2, 2, 2), bias_mant=3).full_bias().tolist() == [[[3, 3], [3, 3]]] * 2
     full = pop("a", (2, 1, 2), bias_mant=[1, -2]).full_bias()
     assert full.tolist() == [[[1, 1]], [[-2, -2]]] and full.dtype == np.int64
-    assert pop("a", (2, 1, 2), bias_mant=[[[1, 2]], [[3, 4]]]).full_bias().tolist() == [[[1, 2]], [[3, 4]]]
+    assert pop("a", (2, 1, 2), bias_mant=[[[1, 2]], [[3, 4]]]).full_bias().tolist() == [
+        [[1, 2]],
+        [[3, 4]],
+    ]
     assert pop("a", (3,), bias_mant=[1, 2, 3], bias_exp=2).effective_bias().tolist() == [4, 8, 12]
     with pytest.raises(IRError, match=r"population 'a': bias_mant shape \(3,\)"):
         pop("a", (2, 2, 2), bias_mant=[1, 2, 3])
@@ -84,7 +89,9 @@ def test_bias_shapes_and_full_bias():
 
 def test_equals():
     assert chain().equals(chain())
-    other = chain(pops=[pop("c", (2, 4, 4), vth=101), pop("h", (5,)), pop("out", (3,), role="readout")])
+    other = chain(
+        pops=[pop("c", (2, 4, 4), vth=101), pop("h", (5,)), pop("out", (3,), role="readout")]
+    )
     assert not chain().equals(other)
     assert not chain().equals("network")
     a = dense("p", "a", "b", 2, 2)
@@ -128,21 +135,49 @@ def test_conv2d_output_shape():
         (lambda: Input("x", (0,)), "input 'x': shape must be a non-empty tuple of positive"),
         (lambda: Input("x", (3,), "analog"), "input 'x': encoding 'analog'"),
         (lambda: Input("x", (3,), "spikes", bits=8), "input 'x': a spike input has bits = 1"),
-        (lambda: Input("x", (3,), "graded", bits=1), "input 'x': a graded input needs at least 2 bits"),
-        (lambda: Input("x", (3,), "graded", scale=float("nan")), "input 'x': scale must be a finite positive"),
+        (
+            lambda: Input("x", (3,), "graded", bits=1),
+            "input 'x': a graded input needs at least 2 bits",
+        ),
+        (
+            lambda: Input("x", (3,), "graded", scale=float("nan")),
+            "input 'x': scale must be a finite positive",
+        ),
         (lambda: pop("p", role="teacher"), "population 'p': role 'teacher'"),
         (lambda: pop("p", du=1.5), "population 'p': du must be an integer"),
         (lambda: pop("p", scale=0.0), "population 'p': scale must be a finite positive"),
-        (lambda: Projection("q", "a", "b", "sparse", np.zeros((1, 1))), "projection 'q': kind 'sparse'"),
-        (lambda: Projection("q", "a", "b", "dense", np.zeros((1, 1, 1))), r"projection 'q': a dense weight is \(out, in\)"),
-        (lambda: Projection("q", "a", "b", "conv2d", np.zeros((1, 1))), "projection 'q': a conv2d weight is"),
-        (lambda: Projection("q", "a", "b", "dense", np.zeros((1, 1)), stride=2), "apply to conv2d only"),
-        (lambda: Projection("q", "a", "b", "conv2d", np.zeros((1, 1, 1, 1)), weight_exp=1),
-         "projection 'q': weight_exp 1 on a conv2d projection; Lava's Conv ignores weight_exp"),
-        (lambda: Projection("q", "a", "b", "conv2d", np.zeros((3, 1, 1, 1)), groups=2),
-         "projection 'q': Cout 3 is not divisible by groups 2"),
-        (lambda: Projection("q", "a", "b", "dense", np.zeros((1, 1)), delay=-1), "projection 'q': delay -1"),
-        (lambda: Projection("q", "a", "b", "conv2d", np.zeros((1, 1, 1, 1)), stride=0), r"projection 'q': stride \(0, 0\)"),
+        (
+            lambda: Projection("q", "a", "b", "sparse", np.zeros((1, 1))),
+            "projection 'q': kind 'sparse'",
+        ),
+        (
+            lambda: Projection("q", "a", "b", "dense", np.zeros((1, 1, 1))),
+            r"projection 'q': a dense weight is \(out, in\)",
+        ),
+        (
+            lambda: Projection("q", "a", "b", "conv2d", np.zeros((1, 1))),
+            "projection 'q': a conv2d weight is",
+        ),
+        (
+            lambda: Projection("q", "a", "b", "dense", np.zeros((1, 1)), stride=2),
+            "apply to conv2d only",
+        ),
+        (
+            lambda: Projection("q", "a", "b", "conv2d", np.zeros((1, 1, 1, 1)), weight_exp=1),
+            "projection 'q': weight_exp 1 on a conv2d projection; Lava's Conv ignores weight_exp",
+        ),
+        (
+            lambda: Projection("q", "a", "b", "conv2d", np.zeros((3, 1, 1, 1)), groups=2),
+            "projection 'q': Cout 3 is not divisible by groups 2",
+        ),
+        (
+            lambda: Projection("q", "a", "b", "dense", np.zeros((1, 1)), delay=-1),
+            "projection 'q': delay -1",
+        ),
+        (
+            lambda: Projection("q", "a", "b", "conv2d", np.zeros((1, 1, 1, 1)), stride=0),
+            r"projection 'q': stride \(0, 0\)",
+        ),
         (lambda: Projection("q", "a", "b", "dense", np.array([[np.inf]])), "NaN or infinite"),
         (lambda: Projection("q", "a", "b", "dense", np.array([["w"]])), "must be an integer array"),
     ],
@@ -191,15 +226,31 @@ def test_readout_threshold_may_be_the_never_firing_value():
 @pytest.mark.parametrize(
     ("proj", "match"),
     [
-        (dense("c_h", "c", "h", 5, 32, value=255),
-         r"projection 'c_h': weight 255 is outside \[-256, 254\]; loihi2 mixed-sign weights are even integers"),
-        (dense("c_h", "c", "h", 5, 32, value=253),
-         r"projection 'c_h': weight 253 is odd; loihi2 mixed-sign weights are even integers in \[-256, 254\]"),
+        (
+            dense("c_h", "c", "h", 5, 32, value=255),
+            r"projection 'c_h': weight 255 is outside \[-256, 254\]; loihi2 mixed-sign weights are even integers",
+        ),
+        (
+            dense("c_h", "c", "h", 5, 32, value=253),
+            r"projection 'c_h': weight 253 is odd; loihi2 mixed-sign weights are even integers in \[-256, 254\]",
+        ),
         (dense("c_h", "c", "h", 5, 32, value=-258), "projection 'c_h': weight -258 is outside"),
-        (dense("c_h", "c", "h", 5, 32, weight_exp=8), r"projection 'c_h': weight_exp 8 is outside \[-8, 7\]"),
-        (dense("c_h", "c", "h", 5, 32, weight_exp=-9), "projection 'c_h': weight_exp -9 is outside"),
-        (dense("c_h", "c", "h", 5, 32, delay=63), r"projection 'c_h': delay 63 is outside \[0, 62\]"),
-        (dense("c_h", "c", "h", 5, 31), r"projection 'c_h': dense weight shape \(5, 31\) does not match \(out, in\) = \(5, 32\)"),
+        (
+            dense("c_h", "c", "h", 5, 32, weight_exp=8),
+            r"projection 'c_h': weight_exp 8 is outside \[-8, 7\]",
+        ),
+        (
+            dense("c_h", "c", "h", 5, 32, weight_exp=-9),
+            "projection 'c_h': weight_exp -9 is outside",
+        ),
+        (
+            dense("c_h", "c", "h", 5, 32, delay=63),
+            r"projection 'c_h': delay 63 is outside \[0, 62\]",
+        ),
+        (
+            dense("c_h", "c", "h", 5, 31),
+            r"projection 'c_h': dense weight shape \(5, 31\) does not match \(out, in\) = \(5, 32\)",
+        ),
         (dense("c_h", "c", "h", 4, 32), r"does not match \(out, in\) = \(5, 32\)"),
         (dense("c_h", "zz", "h", 5, 32), "projection 'c_h': unknown source 'zz'"),
         (dense("c_h", "c", "zz", 5, 32), "projection 'c_h': target 'zz' is unknown"),
@@ -217,12 +268,24 @@ def test_projection_rules(proj, match):
 @pytest.mark.parametrize(
     ("conv", "match"),
     [
-        (Projection("x_c", "x", "c", "conv2d", np.full((2, 1, 3, 3), 2)),  # no padding: 2x2 output
-         r"projection 'x_c': conv2d output shape \(2, 2, 2\) .* does not match target 'c' \(2, 4, 4\)"),
-        (Projection("x_c", "x", "c", "conv2d", np.full((2, 2, 3, 3), 2), padding=1),
-         r"projection 'x_c': conv2d weight shape \(2, 2, 3, 3\) needs Cin/groups = 1"),
-        (Projection("x_c", "x", "c", "conv2d", np.full((2, 1, 9, 9), 2)), "projection 'x_c': a 9x9 kernel"),
-        (Projection("x_c", "x", "c", "conv2d", np.full((2, 1, 1, 1), 255)), "projection 'x_c': weight 255"),
+        (
+            Projection(
+                "x_c", "x", "c", "conv2d", np.full((2, 1, 3, 3), 2)
+            ),  # no padding: 2x2 output
+            r"projection 'x_c': conv2d output shape \(2, 2, 2\) .* does not match target 'c' \(2, 4, 4\)",
+        ),
+        (
+            Projection("x_c", "x", "c", "conv2d", np.full((2, 2, 3, 3), 2), padding=1),
+            r"projection 'x_c': conv2d weight shape \(2, 2, 3, 3\) needs Cin/groups = 1",
+        ),
+        (
+            Projection("x_c", "x", "c", "conv2d", np.full((2, 1, 9, 9), 2)),
+            "projection 'x_c': a 9x9 kernel",
+        ),
+        (
+            Projection("x_c", "x", "c", "conv2d", np.full((2, 1, 1, 1), 255)),
+            "projection 'x_c': weight 255",
+        ),
     ],
 )
 def test_conv_rules(conv, match):
@@ -234,7 +297,9 @@ def test_conv_rules(conv, match):
 def test_conv_needs_chw_shapes():
     base = chain()
     bad = Projection("h_out", "h", "out", "conv2d", np.full((3, 5, 1, 1), 2))
-    with pytest.raises(IRError, match=r"projection 'h_out': conv2d needs \(C, H, W\) source and target"):
+    with pytest.raises(
+        IRError, match=r"projection 'h_out': conv2d needs \(C, H, W\) source and target"
+    ):
         with_first(projs=[*base.projections[:2], bad])
 
 
@@ -255,7 +320,9 @@ def test_duplicate_names():
 def test_cycle():
     base = chain()
     back = dense("h_c", "h", "c", 32, 5)  # h -> c closes c -> h -> c
-    with pytest.raises(IRError, match="population '(c|h)': part of a cycle (c -> h -> c|h -> c -> h)") as info:
+    with pytest.raises(
+        IRError, match="population '(c|h)': part of a cycle (c -> h -> c|h -> c -> h)"
+    ) as info:
         with_first(projs=[*base.projections, back])
     assert info.value.node in ("c", "h")
     self_loop = dense("h_h", "h", "h", 5, 5)
@@ -267,22 +334,31 @@ def test_unreachable_population():
     base = chain()
     orphan = pop("orphan", (5,))
     with pytest.raises(IRError, match="population 'orphan': not reachable from input 'x'"):
-        with_first(pops=[*base.populations, orphan], projs=[*base.projections, dense("o_out", "orphan", "out", 3, 5)])
+        with_first(
+            pops=[*base.populations, orphan],
+            projs=[*base.projections, dense("o_out", "orphan", "out", 3, 5)],
+        )
 
 
 def test_readout_rules():
     base = chain()
-    with pytest.raises(IRError, match=r"network: 2 readout populations \('h', 'out'\); exactly one"):
+    with pytest.raises(
+        IRError, match=r"network: 2 readout populations \('h', 'out'\); exactly one"
+    ):
         with_first(pops=[base.populations[0], pop("h", (5,), role="readout"), base.populations[2]])
     with pytest.raises(IRError, match="network: no readout population"):
         with_first(pops=[*base.populations[:2], pop("out", (3,))])
     # a second sink that is not the readout
     extra = [*base.populations, pop("dead", (2,))]
-    with pytest.raises(IRError, match="population 'dead': has no outgoing projections but is not the readout"):
+    with pytest.raises(
+        IRError, match="population 'dead': has no outgoing projections but is not the readout"
+    ):
         with_first(pops=extra, projs=[*base.projections, dense("h_dead", "h", "dead", 2, 5)])
     # the readout feeding something
     extra = [*base.populations, pop("after", (2,))]
-    with pytest.raises(IRError, match="population 'out': the readout has an outgoing projection 'o_a'"):
+    with pytest.raises(
+        IRError, match="population 'out': the readout has an outgoing projection 'o_a'"
+    ):
         with_first(pops=extra, projs=[*base.projections, dense("o_a", "out", "after", 2, 3)])
 
 
@@ -310,11 +386,17 @@ def test_network_level_type_errors():
     with pytest.raises(IRError, match="network: no populations"):
         Network(base.input, (), ())
     # metadata is normalised through JSON (tuples become lists, numpy scalars numbers)
-    net = Network(base.input, base.populations, base.projections, metadata={"t": (1, 2), "n": np.int64(4)})
+    net = Network(
+        base.input, base.populations, base.projections, metadata={"t": (1, 2), "n": np.int64(4)}
+    )
     assert net.metadata == {"t": [1, 2], "n": 4}
 
 
 def test_input_bits_against_target():
     base = chain()
     with pytest.raises(IRError, match=r"input 'x': bits 25 is outside \[2, 24\]"):
-        chain(inp=Input("x", (1, 4, 4), "graded", bits=25), pops=list(base.populations), projs=list(base.projections))
+        chain(
+            inp=Input("x", (1, 4, 4), "graded", bits=25),
+            pops=list(base.populations),
+            projs=list(base.projections),
+        )

@@ -14,24 +14,80 @@ def make_net() -> Network:
     rng = np.random.default_rng(0)
     inp = Input("img", (2, 6, 6), "graded", bits=8, scale=12.5)
     pops = (
-        Population("stage1.lif", (4, 6, 6), du=4095, dv=2048, vth=300, bias_mant=np.array([1, -2, 3, 0]),
-                   bias_exp=6, scale=1.5, origin="features.1"),
-        Population("stage2.lif", (4, 3, 3), du=100, dv=0, vth=2**17 - 1,
-                   bias_mant=rng.integers(-4096, 4096, (4, 3, 3)), bias_exp=7, origin="features.4"),
-        Population("fc", (10,), du=4095, dv=0, vth=0, bias_mant=-5, role="readout", scale=3.0, origin="fc"),
+        Population(
+            "stage1.lif",
+            (4, 6, 6),
+            du=4095,
+            dv=2048,
+            vth=300,
+            bias_mant=np.array([1, -2, 3, 0]),
+            bias_exp=6,
+            scale=1.5,
+            origin="features.1",
+        ),
+        Population(
+            "stage2.lif",
+            (4, 3, 3),
+            du=100,
+            dv=0,
+            vth=2**17 - 1,
+            bias_mant=rng.integers(-4096, 4096, (4, 3, 3)),
+            bias_exp=7,
+            origin="features.4",
+        ),
+        Population(
+            "fc", (10,), du=4095, dv=0, vth=0, bias_mant=-5, role="readout", scale=3.0, origin="fc"
+        ),
     )
     projs = (
-        Projection("stage1.conv", "img", "stage1.lif", "conv2d", 2 * rng.integers(-128, 128, (4, 2, 3, 3)),
-                   padding=(1, 1)),
-        Projection("stage2.conv", "stage1.lif", "stage2.lif", "conv2d", 2 * rng.integers(-128, 128, (4, 2, 3, 3)),
-                   stride=(2, 2), padding=(1, 1), groups=2),
-        Projection("head", "stage2.lif", "fc", "dense", 2 * rng.integers(-128, 128, (10, 36)), weight_exp=-3),
-        Projection("skip", "img", "fc", "dense", 2 * rng.integers(-128, 128, (10, 72)), weight_exp=2, delay=2),
+        Projection(
+            "stage1.conv",
+            "img",
+            "stage1.lif",
+            "conv2d",
+            2 * rng.integers(-128, 128, (4, 2, 3, 3)),
+            padding=(1, 1),
+        ),
+        Projection(
+            "stage2.conv",
+            "stage1.lif",
+            "stage2.lif",
+            "conv2d",
+            2 * rng.integers(-128, 128, (4, 2, 3, 3)),
+            stride=(2, 2),
+            padding=(1, 1),
+            groups=2,
+        ),
+        Projection(
+            "head",
+            "stage2.lif",
+            "fc",
+            "dense",
+            2 * rng.integers(-128, 128, (10, 36)),
+            weight_exp=-3,
+        ),
+        Projection(
+            "skip",
+            "img",
+            "fc",
+            "dense",
+            2 * rng.integers(-128, 128, (10, 72)),
+            weight_exp=2,
+            delay=2,
+        ),
         # a big weight array (stored compressed)
-        Projection("big", "stage1.lif", "fc", "dense", 2 * rng.integers(-128, 128, (10, 144)), delay=1),
+        Projection(
+            "big", "stage1.lif", "fc", "dense", 2 * rng.integers(-128, 128, (10, 144)), delay=1
+        ),
     )
-    meta = {"architecture": "tiny", "time_steps": 4, "classes": ["a"] * 10, "normalization": {"mean": [0.5]},
-            "exporter": "0.1.0", "git": "abc123"}
+    meta = {
+        "architecture": "tiny",
+        "time_steps": 4,
+        "classes": ["a"] * 10,
+        "normalization": {"mean": [0.5]},
+        "exporter": "0.1.0",
+        "git": "abc123",
+    }
     return Network(inp, pops, projs, "loihi2", meta)
 
 
@@ -52,7 +108,9 @@ def test_round_trip(tmp_path):
         assert f["projections/001/weight"].dtype == np.int16
         assert f["target"].attrs["weight_max"] == 254
     x = net.input.encode(np.random.default_rng(1).random((3, 2, 6, 6)))
-    np.testing.assert_array_equal(simulate(back, x, time_steps=2).readout_v, simulate(net, x, time_steps=2).readout_v)
+    np.testing.assert_array_equal(
+        simulate(back, x, time_steps=2).readout_v, simulate(net, x, time_steps=2).readout_v
+    )
 
 
 def test_write_is_atomic_and_leaves_no_temporaries(tmp_path):
@@ -94,31 +152,53 @@ def _edit(path, fn):
 
 
 def test_wrong_format(tmp_path):
-    path = _edit(write_network(make_net(), tmp_path / "n.h5"), lambda f: f.attrs.__setitem__("format", "netx"))
+    path = _edit(
+        write_network(make_net(), tmp_path / "n.h5"),
+        lambda f: f.attrs.__setitem__("format", "netx"),
+    )
     with pytest.raises(NetworkFileError, match=r"n.h5: / attr 'format': is 'netx', not 'sakd-ir'"):
         read_network(path)
     plain = tmp_path / "plain.h5"
     with h5py.File(plain, "w") as f:
         f.create_group("layer")
-    with pytest.raises(NetworkFileError, match="plain.h5: / attr 'format': missing attribute: not a sakd IR file"):
+    with pytest.raises(
+        NetworkFileError, match="plain.h5: / attr 'format': missing attribute: not a sakd IR file"
+    ):
         read_network(plain)
 
 
 def test_newer_schema(tmp_path):
-    path = _edit(write_network(make_net(), tmp_path / "n.h5"), lambda f: f.attrs.__setitem__("schema_version", 7))
-    with pytest.raises(NetworkFileError, match=r"written by a newer sakd \(schema 7 > 1\); upgrade sakd"):
+    path = _edit(
+        write_network(make_net(), tmp_path / "n.h5"),
+        lambda f: f.attrs.__setitem__("schema_version", 7),
+    )
+    with pytest.raises(
+        NetworkFileError, match=r"written by a newer sakd \(schema 7 > 1\); upgrade sakd"
+    ):
         read_network(path)
 
 
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        (lambda f: f["populations/001"].attrs.__delitem__("du"), "/populations/001 attr 'du': missing attribute"),
-        (lambda f: f["projections/002"].__delitem__("weight"), "/projections/002/weight: missing dataset"),
+        (
+            lambda f: f["populations/001"].attrs.__delitem__("du"),
+            "/populations/001 attr 'du': missing attribute",
+        ),
+        (
+            lambda f: f["projections/002"].__delitem__("weight"),
+            "/projections/002/weight: missing dataset",
+        ),
         (lambda f: f.__delitem__("input"), "/input: missing group"),
         (lambda f: f.__delitem__("metadata"), "/metadata: missing group"),
-        (lambda f: f["target"].attrs.__delitem__("max_delay"), "/target attr 'max_delay': missing attribute"),
-        (lambda f: f.attrs.__delitem__("schema_version"), "/ attr 'schema_version': missing attribute"),
+        (
+            lambda f: f["target"].attrs.__delitem__("max_delay"),
+            "/target attr 'max_delay': missing attribute",
+        ),
+        (
+            lambda f: f.attrs.__delitem__("schema_version"),
+            "/ attr 'schema_version': missing attribute",
+        ),
     ],
 )
 def test_missing_key(tmp_path, edit, match):
@@ -131,27 +211,52 @@ def test_missing_key(tmp_path, edit, match):
     ("edit", "match"),
     [
         # node-level value -> the node's key and the IR's message
-        (lambda f: f["populations/000"].attrs.__setitem__("role", "teacher"),
-         "/populations/000: population 'stage1.lif': role 'teacher'"),
+        (
+            lambda f: f["populations/000"].attrs.__setitem__("role", "teacher"),
+            "/populations/000: population 'stage1.lif': role 'teacher'",
+        ),
         # target-level value (checked by the Network) -> still the node's key
-        (lambda f: f["populations/001"].attrs.__setitem__("dv", 5000),
-         r"/populations/001: population 'stage2.lif': dv 5000 is outside \[0, 4096\]"),
-        (lambda f: f["projections/000/weight"].__setitem__((0, 0, 0, 0), 255),
-         "/projections/000: projection 'stage1.conv': weight 255 is outside"),
-        (lambda f: f["projections/002"].attrs.__setitem__("weight_exp", 9),
-         "/projections/002: projection 'head': weight_exp 9 is outside"),
-        (lambda f: f["projections/003"].attrs.__setitem__("delay", 0),
-         "/populations/002: population 'fc': unequal latency"),
-        (lambda f: f["projections/000"].attrs.__setitem__("source", "nothing"),
-         "/projections/000: projection 'stage1.conv': unknown source 'nothing'"),
+        (
+            lambda f: f["populations/001"].attrs.__setitem__("dv", 5000),
+            r"/populations/001: population 'stage2.lif': dv 5000 is outside \[0, 4096\]",
+        ),
+        (
+            lambda f: f["projections/000/weight"].__setitem__((0, 0, 0, 0), 255),
+            "/projections/000: projection 'stage1.conv': weight 255 is outside",
+        ),
+        (
+            lambda f: f["projections/002"].attrs.__setitem__("weight_exp", 9),
+            "/projections/002: projection 'head': weight_exp 9 is outside",
+        ),
+        (
+            lambda f: f["projections/003"].attrs.__setitem__("delay", 0),
+            "/populations/002: population 'fc': unequal latency",
+        ),
+        (
+            lambda f: f["projections/000"].attrs.__setitem__("source", "nothing"),
+            "/projections/000: projection 'stage1.conv': unknown source 'nothing'",
+        ),
         # wrong types in the file
-        (lambda f: f["populations/000"].attrs.__setitem__("vth", 1.5),
-         "/populations/000 attr 'vth': expected an integer, got 1.5"),
-        (lambda f: f["target"].attrs.__setitem__("weight_max", 255),
-         "/target attr 'weight_max': is 255 but target 'loihi2' has 254"),
-        (lambda f: f["metadata"].attrs.__setitem__("json", "{not json"), "/metadata attr 'json': not valid JSON"),
-        (lambda f: f.attrs.__setitem__("target", "loihi9"), "/ attr 'target': unknown target 'loihi9'"),
-        (lambda f: f["populations"].move("002", "005"), "/populations: entries .* are not numbered 0..2"),
+        (
+            lambda f: f["populations/000"].attrs.__setitem__("vth", 1.5),
+            "/populations/000 attr 'vth': expected an integer, got 1.5",
+        ),
+        (
+            lambda f: f["target"].attrs.__setitem__("weight_max", 255),
+            "/target attr 'weight_max': is 255 but target 'loihi2' has 254",
+        ),
+        (
+            lambda f: f["metadata"].attrs.__setitem__("json", "{not json"),
+            "/metadata attr 'json': not valid JSON",
+        ),
+        (
+            lambda f: f.attrs.__setitem__("target", "loihi9"),
+            "/ attr 'target': unknown target 'loihi9'",
+        ),
+        (
+            lambda f: f["populations"].move("002", "005"),
+            "/populations: entries .* are not numbered 0..2",
+        ),
     ],
 )
 def test_bad_values(tmp_path, edit, match):

@@ -45,7 +45,9 @@ def _even_weights(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarra
     return w
 
 
-def _population(rng: np.random.Generator, name: str, shape: tuple[int, ...], readout: bool) -> Population:
+def _population(
+    rng: np.random.Generator, name: str, shape: tuple[int, ...], readout: bool
+) -> Population:
     du = int(rng.choice([0, 1, 2048, 4094, 4095, rng.integers(0, 4096)]))
     dv = int(rng.choice([0, 1, 2048, 4095, 4096, rng.integers(0, 4097)]))
     vth = int(rng.choice([0, 1, rng.integers(0, 64), rng.integers(0, 2048), 2**17 - 1]))
@@ -58,8 +60,16 @@ def _population(rng: np.random.Generator, name: str, shape: tuple[int, ...], rea
         bias = np.zeros(bshape, np.int64)
     elif rng.random() < 0.3:
         bias = rng.choice([-4096, 4095, -1, 1], size=bshape)
-    return Population(name, shape, du=du, dv=dv, vth=vth, bias_mant=bias, bias_exp=int(rng.integers(0, 8)),
-                      role="readout" if readout else "spiking")
+    return Population(
+        name,
+        shape,
+        du=du,
+        dv=dv,
+        vth=vth,
+        bias_mant=bias,
+        bias_exp=int(rng.integers(0, 8)),
+        role="readout" if readout else "spiking",
+    )
 
 
 def _conv_params(rng: np.random.Generator, src: tuple[int, ...], cout: int):
@@ -95,7 +105,11 @@ def random_network(seed: int) -> tuple[Network, np.ndarray, int, bool]:
     spikes = bool(rng.integers(2))
     bits = 1 if spikes else int(rng.choice([2, 5, 8, 12, 16, 24]))
     if rng.integers(3):
-        in_shape: tuple[int, ...] = (int(rng.integers(1, 3)), int(rng.integers(2, 5)), int(rng.integers(2, 5)))
+        in_shape: tuple[int, ...] = (
+            int(rng.integers(1, 3)),
+            int(rng.integers(2, 5)),
+            int(rng.integers(2, 5)),
+        )
     else:
         in_shape = (int(rng.integers(1, 7)),)
     inp = Input("x", in_shape, "spikes" if spikes else "graded", bits=bits, scale=1.0)
@@ -115,14 +129,39 @@ def random_network(seed: int) -> tuple[Network, np.ndarray, int, bool]:
             cout = int(rng.integers(1, 4))
             kernel, stride, padding, dilation, groups, out = _conv_params(rng, shapes[src], cout)
             w = _even_weights(rng, (cout, shapes[src][0] // groups) + kernel)
-            projs.append(Projection(f"{src}_{name}", src, name, "conv2d", w, delay=delay, stride=stride,
-                                    padding=padding, dilation=dilation, groups=groups))
+            projs.append(
+                Projection(
+                    f"{src}_{name}",
+                    src,
+                    name,
+                    "conv2d",
+                    w,
+                    delay=delay,
+                    stride=stride,
+                    padding=padding,
+                    dilation=dilation,
+                    groups=groups,
+                )
+            )
             shape = out
         else:
-            shape = (int(rng.integers(1, 3)), 2, 2) if rng.random() < 0.3 else (int(rng.integers(1, 6)),)
+            shape = (
+                (int(rng.integers(1, 3)), 2, 2)
+                if rng.random() < 0.3
+                else (int(rng.integers(1, 6)),)
+            )
             w = _even_weights(rng, (int(np.prod(shape)), int(np.prod(shapes[src]))))
-            projs.append(Projection(f"{src}_{name}", src, name, "dense", w,
-                                    weight_exp=_dense_exp(rng, w, xmax[src]), delay=delay))
+            projs.append(
+                Projection(
+                    f"{src}_{name}",
+                    src,
+                    name,
+                    "dense",
+                    w,
+                    weight_exp=_dense_exp(rng, w, xmax[src]),
+                    delay=delay,
+                )
+            )
         pops.append(_population(rng, name, shape, readout))
         shapes[name] = shape
         xmax[name] = 1
@@ -140,14 +179,34 @@ def random_network(seed: int) -> tuple[Network, np.ndarray, int, bool]:
         proj = None
         if len(shapes[src]) == 3 and len(shapes[tgt]) == 3:
             for _ in range(10):  # a conv that happens to produce the target shape
-                kernel, stride, padding, dilation, groups, out = _conv_params(rng, shapes[src], shapes[tgt][0])
+                kernel, stride, padding, dilation, groups, out = _conv_params(
+                    rng, shapes[src], shapes[tgt][0]
+                )
                 if out == shapes[tgt]:
                     wc = _even_weights(rng, (shapes[tgt][0], shapes[src][0] // groups) + kernel)
-                    proj = Projection(f"skip{j}", src, tgt, "conv2d", wc, delay=delay, stride=stride,
-                                      padding=padding, dilation=dilation, groups=groups)
+                    proj = Projection(
+                        f"skip{j}",
+                        src,
+                        tgt,
+                        "conv2d",
+                        wc,
+                        delay=delay,
+                        stride=stride,
+                        padding=padding,
+                        dilation=dilation,
+                        groups=groups,
+                    )
                     break
         if proj is None:
-            proj = Projection(f"skip{j}", src, tgt, "dense", w, weight_exp=_dense_exp(rng, w, xmax[src]), delay=delay)
+            proj = Projection(
+                f"skip{j}",
+                src,
+                tgt,
+                "dense",
+                w,
+                weight_exp=_dense_exp(rng, w, xmax[src]),
+                delay=delay,
+            )
         projs.append(proj)
     order = list(rng.permutation(len(pops)))
     net = Network(inp, tuple(pops[i] for i in order), tuple(projs))
@@ -165,28 +224,43 @@ def random_network(seed: int) -> tuple[Network, np.ndarray, int, bool]:
     return net, x, T, sequence
 
 
-def assert_matches_reference(net: Network, x: np.ndarray, T: int, sequence: bool, backend: str) -> None:
+def assert_matches_reference(
+    net: Network, x: np.ndarray, T: int, sequence: bool, backend: str
+) -> None:
     ref = reference_simulate(net, x, T, sequence)
     names = [p.name for p in net.populations]
     res = simulate(net, x, time_steps=T, sequence=sequence, record=names, backend=backend)
     assert res.latency == ref["latency"]
     for name in names:
         for key in ("u", "v", "s"):
-            np.testing.assert_array_equal(res.traces[name][key], ref["traces"][name][key], err_msg=f"{name}.{key}")
+            np.testing.assert_array_equal(
+                res.traces[name][key], ref["traces"][name][key], err_msg=f"{name}.{key}"
+            )
     np.testing.assert_array_equal(res.readout_v, ref["readout_v"])
     flat = ref["readout_v"].reshape(ref["readout_v"].shape[0], -1)
     np.testing.assert_array_equal(res.predictions, np.argmax(flat, axis=1))
     # the window-only schedule (nothing recorded) and a chunked run give the same readout and counts
-    for run in (res, simulate(net, x, time_steps=T, sequence=sequence, backend=backend, batch_size=1)):
+    for run in (
+        res,
+        simulate(net, x, time_steps=T, sequence=sequence, backend=backend, batch_size=1),
+    ):
         np.testing.assert_array_equal(run.readout_v, ref["readout_v"])
         for name in names:
             pc = run.counts.populations[name]
-            np.testing.assert_array_equal(pc.spikes_per_step, ref["pop_counts"][name][0], err_msg=name)
-            np.testing.assert_array_equal(pc.active_updates, ref["pop_counts"][name][1], err_msg=name)
+            np.testing.assert_array_equal(
+                pc.spikes_per_step, ref["pop_counts"][name][0], err_msg=name
+            )
+            np.testing.assert_array_equal(
+                pc.active_updates, ref["pop_counts"][name][1], err_msg=name
+            )
         for proj in net.projections:
             pc = run.counts.projections[proj.name]
-            np.testing.assert_array_equal(pc.synops, ref["proj_counts"][proj.name][0], err_msg=proj.name)
-            np.testing.assert_array_equal(pc.graded_macs, ref["proj_counts"][proj.name][1], err_msg=proj.name)
+            np.testing.assert_array_equal(
+                pc.synops, ref["proj_counts"][proj.name][0], err_msg=proj.name
+            )
+            np.testing.assert_array_equal(
+                pc.graded_macs, ref["proj_counts"][proj.name][1], err_msg=proj.name
+            )
             assert pc.synapses == ref["synapses"][proj.name]
 
 
@@ -234,10 +308,23 @@ def test_conv_synops_equal_brute_force_over_output_positions(seed):
                                 brute[ci, iy, ix] += 1
     np.testing.assert_array_equal(fan, brute)
     # and the simulator's SynOps of a spike input are spikes x that fan-out
-    net = Network(Input("x", src, "spikes"),
-                  (Population("r", out, du=4095, dv=0, vth=0, role="readout"),),
-                  (Projection("c", "x", "r", "conv2d", np.zeros(wshape, np.int64), stride=stride,
-                              padding=padding, dilation=dilation, groups=groups),))
+    net = Network(
+        Input("x", src, "spikes"),
+        (Population("r", out, du=4095, dv=0, vth=0, role="readout"),),
+        (
+            Projection(
+                "c",
+                "x",
+                "r",
+                "conv2d",
+                np.zeros(wshape, np.int64),
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                groups=groups,
+            ),
+        ),
+    )
     x = (rng.random((3,) + src) < 0.4).astype(np.int64)
     res = simulate(net, x, time_steps=2)
     want = 2 * (x.reshape(3, -1) * brute.reshape(-1)).sum(axis=1)
@@ -249,8 +336,15 @@ def _torch_conv_int(x: np.ndarray, w: np.ndarray, stride, padding, dilation, gro
     import torch
 
     with torch.backends.cudnn.flags(enabled=False):
-        y = torch.nn.functional.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double(), None,
-                                       stride, padding, dilation, groups)
+        y = torch.nn.functional.conv2d(
+            torch.from_numpy(x).double(),
+            torch.from_numpy(w).double(),
+            None,
+            stride,
+            padding,
+            dilation,
+            groups,
+        )
     return y.numpy().astype(np.int64)
 
 
@@ -280,10 +374,12 @@ def test_limb_split_is_exact_when_the_float64_bound_fails():
     np.testing.assert_array_equal(direct, split)
     xd = rng.integers(-(2**23), 2**23, size=(4, 30))
     wd = _even_weights(rng, (7, 30))
-    exact = (xd.astype(object) @ wd.T.astype(object))  # Python ints
+    exact = xd.astype(object) @ wd.T.astype(object)  # Python ints
     np.testing.assert_array_equal(dense_synapse(xd, wd, 0, limit=1 << 14), exact.astype(np.int64))
     np.testing.assert_array_equal(dense_synapse(xd, wd, -3), (exact >> 3).astype(np.int64))
-    np.testing.assert_array_equal(dense_synapse(xd, wd, 2, limit=1 << 20), (exact << 2).astype(np.int64))
+    np.testing.assert_array_equal(
+        dense_synapse(xd, wd, 2, limit=1 << 20), (exact << 2).astype(np.int64)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +390,11 @@ def small_net(encoding: str = "graded", bits: int = 8) -> Network:
     return Network(
         Input("x", (1, 2, 2), encoding, bits=bits if encoding == "graded" else None),
         (Population("r", (3,), du=4095, dv=0, vth=0, role="readout", scale=2.0),),
-        (Projection("p", "x", "r", "dense", np.array([[2, 0, -2, 4], [0, 2, 2, 2], [-2, -2, 0, 0]])),),
+        (
+            Projection(
+                "p", "x", "r", "dense", np.array([[2, 0, -2, 4], [0, 2, 2, 2], [-2, -2, 0, 0]])
+            ),
+        ),
     )
 
 
@@ -331,7 +431,9 @@ def test_spike_inputs_must_be_binary():
 
 def test_encode_then_simulate_and_readout_to_float():
     net = small_net()
-    x = net.input.encode(np.array([[[[0.5, 1.5], [2.5, -1000.0]]]]))  # rint: half to even, then clip
+    x = net.input.encode(
+        np.array([[[[0.5, 1.5], [2.5, -1000.0]]]])
+    )  # rint: half to even, then clip
     assert x.tolist() == [[[[0, 2], [2, -128]]]]
     res = simulate(net, x, time_steps=2)
     # x = [0, 2, 2, -128]; a = W x = [0 + 0 - 4 - 512, 0 + 4 + 4 - 256, 0 - 4 + 0 + 0] = [-516, -248, -4]
@@ -356,7 +458,9 @@ def test_progress_and_chunks():
     net = small_net()
     x = np.random.default_rng(0).integers(-128, 128, size=(7, 1, 2, 2))
     calls = []
-    chunked = simulate(net, x, time_steps=3, batch_size=3, progress=lambda d, t: calls.append((d, t)))
+    chunked = simulate(
+        net, x, time_steps=3, batch_size=3, progress=lambda d, t: calls.append((d, t))
+    )
     whole = simulate(net, x, time_steps=3)
     assert calls == [(3, 7), (6, 7), (7, 7)]
     np.testing.assert_array_equal(chunked.readout_v, whole.readout_v)
@@ -377,7 +481,9 @@ def test_sim_module_imports_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import sakd.hardware.simulator, sakd.hardware.netfile, sakd.hardware.ir; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; import sakd.hardware.simulator, sakd.hardware.netfile, sakd.hardware.ir; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert sim_mod.BACKENDS == ("numpy", "torch")
