@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from sakd.hardware.atomic import atomic_write_json
 from sakd.hardware.ir import Input, Network, Population, Projection
 from sakd.hardware.simulator import simulate
@@ -201,7 +200,7 @@ def measure(
         "network": net.metadata["architecture"],
         "backend": backend,
         "device": device,
-        "samples": int(len(x)),
+        "samples": len(x),
         "time_steps": T,
         "latency": net.latency,
         "batch_size": batch_size,

@@ -151,7 +151,7 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization)
             while hi - lo > 1:
                 mid = (lo + hi) // 2
                 lo, hi = (mid, hi) if fits(2 * mid) else (lo, mid)
-            scale = 2 * lo
+            scale, limited_by = 2 * lo, "input sum"
         clipped = total = 0
         sq_err = 0.0
         worst = 0

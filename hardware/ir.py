@@ -154,6 +154,13 @@ def _check_range(
         raise IRError(f"{label}: {what} {value} is outside [{lo}, {hi}]{suffix}", node=node)
 
 
+def _refreeze(node: Any, state: dict[str, Any], arrays: tuple[str, ...]) -> None:
+    """Unpickling restores numpy arrays writeable: make them read-only again."""
+    node.__dict__.update(state)
+    for key in arrays:
+        getattr(node, key).flags.writeable = False
+
+
 def conv2d_output_shape(
     input_shape: tuple[int, ...],
     weight_shape: tuple[int, ...],
@@ -326,6 +333,9 @@ class Population:
             )
         object.__setattr__(self, "bias_mant", bias)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        _refreeze(self, state, ("bias_mant",))
+
     @property
     def label(self) -> str:
         return _label("population", self.name)
@@ -476,6 +486,9 @@ class Projection:
         if weight.size == 0:
             raise IRError(f"{label}: weight is empty (shape {weight.shape})", node=node)
         object.__setattr__(self, "weight", weight)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        _refreeze(self, state, ("weight",))
 
     @property
     def label(self) -> str:

@@ -31,9 +31,13 @@ limb within the bound) and the partial results are combined in int64, which is e
 float32 / TF32.
 
 **State.** ``u`` and ``v`` are 24-bit values (Lava: int32 arrays), kept here in int64 so that
-products and sums never overflow. The summed synaptic input ``a`` per step must fit Lava's int32
-``a_in``; a network that exceeds it raises :class:`SimulationOverflowError` (Lava's result would
-depend on int32 overflow, which this simulator does not reproduce).
+products and sums never overflow. This equals Lava's int32 arithmetic as long as no int32 sum
+overflows there. That is guaranteed when the summed synaptic input stays below 2^18 per step
+(then ``|a << 6| < 2^24`` and the single wrap keeps ``u`` within 24 bits; the target's
+``max_synaptic_input`` is 2^17 − 1). A population whose static bound on ``|a|`` is larger is
+checked at run time: ``|a| ≥ 2^25`` (``a << 6`` overflows int32) or ``|u| ≥ 2^31 − 2^25`` after a
+step (u left the 24-bit range and keeps growing) raise :class:`SimulationOverflowError`, since
+Lava's result would then depend on int32 overflow, which this simulator does not reproduce.
 
 numpy only at import (the torch backend imports torch lazily); Python 3.10 compatible.
 """
@@ -53,8 +57,10 @@ from .target import LOIHI2, TargetSpec
 
 #: every integer of magnitude below 2^53 is exact in float64
 F64_EXACT = 1 << 53
-#: Lava's LIF receives a_in as int32
-A_IN_LIMIT = 1 << 31
+#: Lava keeps a_in, u and v in int32 (fixed-point.md §1.1): ``a << 6`` must fit int32, so |a| < 2^25
+A_IN_LIMIT = 1 << 25
+#: |u| bound after a step that keeps every int32 sum of the next one (u ± 2^24, v + u + bias) exact
+U_LIMIT = (1 << 31) - (1 << 25)
 #: |x| < 2^23 is unchanged by wrap24
 WRAP_HALF = 1 << 23
 #: memory bounds (bytes): an im2col / GEMM block, and the state of one batch chunk when
@@ -70,7 +76,7 @@ class SimulationInputError(ValueError):
 
 
 class SimulationOverflowError(OverflowError):
-    """A summed synaptic input outside Lava's int32 ``a_in``: the chip's result is undefined."""
+    """Synaptic input or current beyond Lava's int32 state: the chip's result is undefined."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -578,9 +584,9 @@ class _Plan:
     record: tuple[str, ...]
     projections: dict[str, _ProjPlan]
     bias: dict[str, Any] = field(default_factory=dict)
-    check_a: frozenset[str] = (
-        frozenset()
-    )  # populations whose |a| may reach 2^31: checked at run time
+    # populations whose static |a| bound allows int32 overflow in Lava: checked at run time
+    check_a: frozenset[str] = frozenset()  # |a| may reach A_IN_LIMIT
+    check_u: frozenset[str] = frozenset()  # |a| may reach 2^18: u may leave 24 bits
 
 
 def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: Any) -> _Plan:
@@ -615,12 +621,14 @@ def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: 
         plan = _ProjPlan(proj, src, tgt, fanout, int(fanout.sum()), flops, wsum, bound)
         plan.prepared = ops.prepare(plan)
         projections[proj.name] = plan
-    check_a = frozenset(
-        pop.name
+    spec = network.target_spec
+    a_bound = {
+        pop.name: sum(projections[p.name].a_bound for p in network.projections_into(pop.name))
         for pop in network.populations
-        if sum(projections[p.name].a_bound for p in network.projections_into(pop.name))
-        >= A_IN_LIMIT
-    )
+    }
+    u_safe = (2 * spec.state_max) >> spec.act_shift  # 2^18: |a << 6| < 2^24 keeps u in 24 bits
+    check_a = frozenset(n for n, b in a_bound.items() if b >= A_IN_LIMIT)
+    check_u = frozenset(n for n, b in a_bound.items() if b >= u_safe)
     bias = {p.name: ops.asarray(p.effective_bias()) for p in network.populations}
     return _Plan(
         network,
@@ -632,6 +640,7 @@ def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: 
         projections,
         bias,
         check_a,
+        check_u,
     )
 
 
@@ -688,9 +697,10 @@ def _run_chunk(plan: _Plan, ops: Any, x: np.ndarray, sequence: bool) -> dict[str
             amax = ops.absmax(A)
             if amax >= A_IN_LIMIT:
                 raise SimulationOverflowError(
-                    f"population '{name}': summed synaptic input reaches {amax}, outside Lava's int32 "
-                    f"a_in (|a| < 2^31); the chip's result is undefined. Reduce weight_exp, the input "
-                    f"bits or the weights."
+                    f"population '{name}': summed synaptic input a reaches {amax}; a << 6 overflows "
+                    f"Lava's int32 state (|a| < 2^25), so the chip's result is undefined (the "
+                    f"target's max synaptic input is {spec.max_synaptic_input}). Reduce weight_exp, "
+                    f"the input bits or the weights."
                 )
 
         # the LIF recursion, with the staggered reset (interval T, offset 1 + latency)
@@ -701,12 +711,22 @@ def _run_chunk(plan: _Plan, ops: Any, x: np.ndarray, sequence: bool) -> dict[str
             tr = {"u": ops.zeros((n, B) + shape), "v": ops.zeros((n, B) + shape), "s": S}
         bias = plan.bias[name]
         no_input = ops.zeros((B,) + shape) if A is None else None
+        check_u = name in plan.check_u
         for i in range(n):
             t = t0 + i
             if (t - 1 - ell) % T == 0:
                 u = v = ops.zeros((B,) + shape)
             a = A[i] if A is not None else no_input
             u, v, s = lif_step(u, v, a, pop.du, pop.dv, pop.vth, bias, pop.is_readout, spec)
+            if check_u:
+                umax = ops.absmax(u)
+                if umax >= U_LIMIT:
+                    raise SimulationOverflowError(
+                        f"population '{name}': u reaches {umax} at step {t}, beyond what Lava's "
+                        f"int32 state holds exactly (|a| per step exceeds the target's max synaptic "
+                        f"input {spec.max_synaptic_input}, so u left its 24 bits and kept growing). "
+                        f"Reduce weight_exp, the input bits or the weights."
+                    )
             S[i] = s
             if record:
                 tr["u"][i] = u
@@ -933,6 +953,7 @@ def readout_to_float(network: Network, readout_v: np.ndarray, time_steps: int) -
 
 __all__ = [
     "A_IN_LIMIT",
+    "U_LIMIT",
     "F64_EXACT",
     "SimulationInputError",
     "SimulationOverflowError",

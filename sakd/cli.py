@@ -290,3 +290,7 @@ def _acc(record: dict) -> str:
 
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
+
+
+if __name__ == "__main__":  # `python -m sakd.cli ...` (e.g. under torchrun)
+    main()

@@ -44,11 +44,13 @@ def test_digits_splits_are_stratified_and_disjoint(digits_splits):
     for label in range(10):
         assert test[label] == round(0.2 * full[label])  # 20 % of every class in the test split
         assert abs(val[label] - 0.1 * (full[label] - test[label])) <= 0.5
-    # no test image appears in train (compare raw pixels)
-    train_rows = {tuple(digits_splits.train[i][0].flatten().tolist()) for i in range(len(digits_splits.train))}
-    overlap = sum(tuple(digits_splits.test[i][0].flatten().tolist()) in train_rows
-                  for i in range(len(digits_splits.test)))
-    assert overlap <= 5  # sklearn's digits hold a few exact duplicate images; none by design
+    # the 1797 images are all distinct: no image is in two splits
+    def rows(dataset):
+        return {tuple(dataset[i][0].flatten().tolist()) for i in range(len(dataset))}
+
+    train, val, test = rows(digits_splits.train), rows(digits_splits.val), rows(digits_splits.test)
+    assert len(train) + len(val) + len(test) == 1797
+    assert not (train & test) and not (train & val) and not (val & test)
 
 
 def test_digits_are_normalised_with_training_statistics(digits_splits):

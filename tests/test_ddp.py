@@ -62,12 +62,14 @@ def test_two_ranks_of_b_see_the_batches_of_one_process_of_2b(digits_splits, epoc
 
 
 LAUNCHER = """
+import json
 import sys
+
 from sakd.cli import app
 
-# one launch, two commands (the process group is joined once): halves the start-up cost
-for command in sys.argv[1].split(" ;; "):
-    result = app(command.split(" "), standalone_mode=False)
+# one launch, several commands (the process group is joined once): halves the start-up cost
+for args in json.loads(sys.argv[1]):
+    result = app(args, standalone_mode=False)
     if result not in (None, 0):
         sys.exit(result)
 """
@@ -77,9 +79,9 @@ def _torchrun(commands: list[list[str]], tmp_path: Path) -> subprocess.Completed
     """Run ``sakd`` commands (the CLI's app) in two Gloo processes under torch.distributed.run."""
     launcher = tmp_path / "launch_sakd.py"
     launcher.write_text(LAUNCHER)
-    joined = " ;; ".join(" ".join([*c, "--device", "cpu", "--no-progress"]) for c in commands)
+    commands = [[*c, "--device", "cpu", "--no-progress"] for c in commands]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-               "2", str(launcher), joined]
+               "2", str(launcher), json.dumps(commands)]
     proc = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc

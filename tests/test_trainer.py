@@ -33,6 +33,10 @@ from sakd.train.jobs import build_student, distill_student, load_network, train_
 from sakd.train.trainer import TrainingError, lr_factor
 
 CONFTEST = Path(__file__).with_name("conftest.py")
+STUDENT_OVERRIDES = ["distill.feature_schedule=step", "distill.feature_epochs=1",
+                     "distill.feature_weight=2.0", "distill.feature_floor=0.5"]
+
+
 def state_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> list[str]:
     """Keys whose tensors differ (or that only one side has); empty when bit-identical."""
     keys = sorted(set(a) | set(b))
@@ -44,9 +48,6 @@ def thread_env() -> dict[str, str]:
     the same number of intra-op threads (conftest.py sets it)."""
     threads = str(torch.get_num_threads())
     return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-
-STUDENT_OVERRIDES = ["distill.feature_schedule=step", "distill.feature_epochs=1",
-                     "distill.feature_weight=2.0", "distill.feature_floor=0.5"]
 
 
 def student_config(tiny: list[str], teacher: Path, *extra: str):

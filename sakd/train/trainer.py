@@ -232,8 +232,8 @@ class Trainer:
                 with autocast_context(self.env.device, self.amp):
                     out = self.task(x, y)
                 if not torch.isfinite(out.loss):
-                    raise TrainingError(f"the loss became {float(out.loss.detach())} at epoch {epoch + 1}, "
-                                        f"batch {batch_index}; lower the learning rate")
+                    raise TrainingError(f"the loss became {float(out.loss.detach())} at epoch "
+                                        f"{epoch + 1}, batch {batch_index}; lower the learning rate")
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(out.loss).backward()
                 if self.optim.grad_clip:

@@ -13,7 +13,8 @@ from itertools import product
 import numpy as np
 
 STATE_MAX = 1 << 23  # u, v are 24-bit
-A_LIMIT = 1 << 31  # Lava's a_in is int32
+A_LIMIT = 1 << 25  # a << 6 must fit Lava's int32
+U_LIMIT = (1 << 31) - (1 << 25)  # u beyond this: Lava's int32 sums of the next step may overflow
 
 
 def trunc0(p: int) -> int:
@@ -159,7 +160,7 @@ def reference_simulate(net, x: np.ndarray, T: int, sequence: bool = False) -> di
                     if pr.target == name:
                         a = [x1 + x2 for x1, x2 in zip(a, delivered[pr.name])]
                 if any(abs(val) >= A_LIMIT for val in a):
-                    raise OverflowError(f"population '{name}': a out of int32")
+                    raise OverflowError(f"population '{name}': a << 6 out of int32")
                 s = [0] * size[name]
                 for i in range(size[name]):
                     u[name][i], v[name][i], s[i] = lif(
@@ -172,6 +173,8 @@ def reference_simulate(net, x: np.ndarray, T: int, sequence: bool = False) -> di
                         bias[name][i],
                         pop.is_readout,
                     )
+                    if abs(u[name][i]) >= U_LIMIT:
+                        raise OverflowError(f"population '{name}': u out of Lava's int32 range")
                 out[name] = s
                 traces[name]["u"][t - 1, b] = np.array(u[name]).reshape(pop.shape)
                 traces[name]["v"][t - 1, b] = np.array(v[name]).reshape(pop.shape)

@@ -72,6 +72,18 @@ def test_arrays_are_frozen_copies():
         q.du = 3  # frozen dataclass
 
 
+def test_pickle_keeps_arrays_frozen():
+    import copy
+    import pickle
+
+    net = chain()
+    back = pickle.loads(pickle.dumps(net))
+    assert back.equals(net) and back.latencies == net.latencies
+    assert not back.projections[1].weight.flags.writeable
+    assert not back.populations[0].bias_mant.flags.writeable
+    assert copy.deepcopy(net).equals(net)
+
+
 def test_bias_shapes_and_full_bias():
     assert pop("a", (2, 2, 2), bias_mant=3).full_bias().tolist() == [[[3, 3], [3, 3]]] * 2
     full = pop("a", (2, 1, 2), bias_mant=[1, -2]).full_bias()

@@ -1,0 +1,315 @@
+"""The whole lowering: latency balancing, the IR it produces, and the integer network against the
+float graph it stands for (``dequantized_graph``: the same integer weights and biases, in float).
+
+End to end, on random tiny SNNs whose every layer fires (the networks of test_passes.py):
+
+- **population by population** (teacher forcing): every population's float input is computed
+  from the simulator's spikes of its sources (the graded input for the first layer) and its
+  float LIF is run with the simulator's own resets. Then every spike of the integer network is
+  the float spike, except where the float potential lies within the integer state's truncation
+  error (< 2 / (64 S) of the threshold over the steps, exact ties V == theta included); OR
+  populations are exact, and the readout's v is exactly the float logits of the spikes it got.
+  This is exact: it checks the delays, the fan-in sums, the bias, the scales, the threshold and
+  the reset of every population without the chaotic growth of a single early flip.
+- **free running**: predictions and spike rates of the integer simulator and of
+  ``run_graph(dequantized_graph)`` agree loosely. A flipped spike early on (a truncation tie in
+  the first layer, ~1e-4) moves a whole weight in every neuron it reaches, so mismatches grow
+  with depth (measured: < 1 % in the ConvNets, up to ~7 % in the last block of the tiny ResNets).
+
+The inputs lie on the input quantization grid (x = round(x Q) / Q) so that both sides see the
+same input values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sakd.export.graph import ExportError, Graph, apply_node, run_graph
+from sakd.export.lower import READOUT, balance_latency, lower
+from sakd.export.passes import synapses_into
+from sakd.export.quantize import dequantized_graph
+from sakd.hardware.ir import Network
+from sakd.hardware.netfile import read_network, write_network
+from sakd.hardware.simulator import readout_to_float, simulate
+from sakd.hardware.target import LOIHI2
+from sakd.models import ARCHITECTURES, LIFSettings, build_model, spikify
+from sakd.models.base import Network as TorchNetwork
+from sakd.models.base import SpikeSite
+
+T = 4
+CLASSES = 5
+RANGE = (-3.0, 3.0)
+TINY = sorted(name for name, spec in ARCHITECTURES.items() if spec.tiny)
+
+
+# ---------------------------------------------------------------------------------------------
+# networks (as in test_passes.py: random init, non-trivial BN, every layer fires)
+
+
+def input_shape(arch: str) -> tuple[int, int, int]:
+    return (3, 16, 16) if "bottleneck" in arch else (3, 8, 8)
+
+
+def randomize(ann: nn.Module, gen: torch.Generator, shape: tuple[int, ...]) -> None:
+    for m in ann.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.momentum = None
+    ann.train()
+    with torch.no_grad():
+        for _ in range(2):
+            ann(torch.randn(32, *shape, generator=gen))
+        for m in ann.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=gen) * 0.5 + 0.1)
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(3.0)
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+                m.bias.copy_(torch.rand(m.bias.shape, generator=gen) * 0.5 + 0.1)
+    ann.eval()
+
+
+def make_snn(arch: str, seed: int = 0, settings: LIFSettings | None = None) -> TorchNetwork:
+    shape = input_shape(arch)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    ann = build_model(arch, num_classes=CLASSES, in_channels=shape[0], image_size=shape[1:])
+    randomize(ann, gen, shape)
+    return spikify(ann, T, settings).eval().double()
+
+
+def grid_inputs(shape: tuple[int, ...], scale: float, n: int = 48, seed: int = 1) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, *shape, generator=gen, dtype=torch.float64).clamp(*RANGE)
+    return torch.round(x * scale) / scale
+
+
+def do_lower(snn: TorchNetwork, shape, **kwargs):
+    return lower(snn, input_shape=shape, input_range=RANGE, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# latency
+
+
+def test_balance_latency_spiking_resnet():
+    low = do_lower(make_snn("test_resnet"), (3, 8, 8))
+    net = low.network
+    # the shortcut skips one synapse of the main path (conv1): one extra step
+    assert {k: v for k, v in low.delays.items() if v} == {
+        "layer1.0.relu2.identity[relu]": 1, "layer2.0.downsample.0": 1}
+    assert net.latencies == {"relu": 1, "layer1.0.relu1": 2, "layer1.0.relu2": 3,
+                             "layer2.0.relu1": 4, "layer2.0.relu2": 5, READOUT: 6}
+    assert low.latency == net.latency == 6
+    check_latencies(low)
+
+
+@pytest.mark.parametrize("arch", ["test_resnet_bottleneck", "test_sew_resnet",
+                                  "test_sew_resnet_bottleneck", "test_resnet19"])
+def test_balance_latency_residual(arch):
+    low = do_lower(make_snn(arch), input_shape(arch))
+    check_latencies(low)
+    delayed = {k: v for k, v in low.delays.items() if v}
+    assert delayed
+    if arch == "test_resnet_bottleneck":  # the shortcut skips conv1 and conv2
+        assert delayed == {"layer1.0.downsample.0": 2, "layer2.0.downsample.0": 2}
+    if arch == "test_sew_resnet":
+        # block 1's output is relu2 (latency 3) + relu (latency 1): the copies reading relu wait 2
+        assert delayed == {"layer2.0.conv1[relu]": 2, "layer2.0.downsample.0[relu]": 2,
+                           "fc[layer2.0.downsample.2]": 1}
+
+
+def check_latencies(low) -> None:
+    """Every projection's delay equals the extra synapse count of its path: latency(target) -
+    latency(source) - 1; no population is later than it needs to be; balance_latency and the
+    IR's own latencies agree."""
+    net: Network = low.network
+    lat = net.latencies
+    lat[net.input.name] = 0
+    for proj in net.projections:
+        assert lat[proj.target] == lat[proj.source] + 1 + proj.delay, proj.name
+        assert proj.delay == low.delays.get(proj.name, 0)
+    for pop in net.populations:
+        assert min(p.delay for p in net.projections_into(pop.name)) == 0, pop.name
+    delays, latencies = balance_latency(low.quantized.graph, LOIHI2)
+    assert delays == low.delays
+    graph = low.quantized.graph
+    renamed = {(READOUT if k == graph.output.name else k): v for k, v in latencies.items()
+               if k != graph.input.name}
+    assert renamed == net.latencies
+
+
+def test_delay_over_the_target_limit_names_the_synapse():
+    snn = make_snn("test_resnet")
+    with pytest.raises(ExportError, match=r"synapse 'layer1\.0\.relu2\.identity\[relu\]' needs "
+                                          r"a delay of 1 steps.*allows 0"):
+        do_lower(snn, (3, 8, 8), target=dataclasses.replace(LOIHI2, max_delay=0))
+    # a sequential network needs no delay at all
+    do_lower(make_snn("test_convnet"), (3, 8, 8), target=dataclasses.replace(LOIHI2, max_delay=0))
+
+
+# ---------------------------------------------------------------------------------------------
+# the IR of every tiny registry model
+
+
+@pytest.mark.parametrize("arch", TINY)
+def test_every_tiny_model_lowers_to_a_valid_ir(arch, tmp_path):
+    snn = make_snn(arch)
+    low = do_lower(snn, input_shape(arch))
+    net = low.network
+    assert isinstance(net, Network)
+    graph = low.float_graph
+    neurons = [n for n in graph if n.op == "neuron"]
+    synapses = [n for n in graph if n.op in ("conv", "linear")]
+    assert len(net.populations) == len(neurons) + 1
+    assert len(net.projections) == len(synapses)
+    assert net.readout.name == READOUT and net.readout.shape == (CLASSES,)
+    assert net.input.shape == input_shape(arch) and net.input.encoding == "graded"
+    assert net.metadata["time_steps"] == T
+    assert net.metadata["input_quantization"]["bits"] == 8
+    for proj in net.projections:
+        w = proj.weight
+        assert w.min() >= -256 and w.max() <= 254 and not (w % 2).any(), proj.name
+    rows = low.report()["populations"]
+    by_name = {r["name"]: r for r in rows}
+    for pop in net.populations:
+        row = by_name[graph.output.name if pop.is_readout else pop.name]
+        assert pop.du == 4095 and (pop.dv, pop.vth) == (row["dv"], row["vth"])
+        if row["kind"] == "lif":
+            assert pop.scale == row["scale"] and pop.dv == 2048  # tau = 2
+            assert pop.vth == row["scale"]
+        elif row["kind"] == "or":
+            assert (pop.dv, pop.vth) == (4095, 1)
+    assert {r["name"] for r in rows} == {n.name for n in neurons} | {graph.output.name}
+    path = write_network(net, tmp_path / "network.h5")
+    assert read_network(path).equals(net)
+
+
+# ---------------------------------------------------------------------------------------------
+# end to end: the integer simulator against the dequantized float graph
+
+
+CASES = [("test_convnet", None), ("test_convnet_pool", None), ("test_resnet", None),
+         ("test_sew_resnet", None), ("test_convnet", LIFSettings(v_threshold=0.5)),
+         ("test_resnet", LIFSettings(tau=4.0, decay_input=True, v_threshold=0.3))]
+
+
+def _ids(case):
+    arch, settings = case
+    if settings is None:
+        return arch
+    return f"{arch}-tau{settings.tau:g}-di{int(settings.decay_input)}-th{settings.v_threshold:g}"
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[_ids(c) for c in CASES])
+def end_to_end(request):
+    arch, settings = request.param
+    snn = make_snn(arch, settings=settings)
+    shape = input_shape(arch)
+    low = do_lower(snn, shape)
+    x = grid_inputs(shape, low.quantized.input.scale)
+    net = low.network
+    pops = [p.name for p in net.populations if not p.is_readout]
+    res = simulate(net, net.input.encode(x.numpy()), time_steps=T, record=pops)
+    lat = net.latencies
+    sim_spikes = {name: torch.from_numpy(res.traces[name]["s"][lat[name]:lat[name] + T]
+                                         .astype(np.float64)) for name in pops}
+    deq = dequantized_graph(low.quantized)
+    return arch, low, x, res, sim_spikes, deq
+
+
+def test_integer_network_matches_float_population_by_population(end_to_end):
+    arch, low, x, res, sim_spikes, deq = end_to_end
+    graph: Graph = deq
+    near = total = 0
+    for node in graph:
+        if node.op not in ("neuron", "output"):
+            continue
+        drive = []
+        for t in range(T):
+            values = [apply_node(syn, [x if graph[syn.inputs[0]].op == "input"
+                                       else sim_spikes[syn.inputs[0]][t]])
+                      for syn in synapses_into(graph, node.name)]
+            drive.append(sum(values[1:], values[0]))
+        if node.op == "output":
+            logits = torch.stack(drive).mean(0).numpy()
+            got = readout_to_float(low.network, res.readout_v, T)
+            assert np.abs(got - logits).max() <= 1e-9 * max(1.0, np.abs(logits).max()), arch
+            continue
+        spikes = sim_spikes[node.name]
+        rate = spikes.mean().item()
+        assert 0.01 <= rate <= 0.9, f"{arch}: '{node.name}' fires at {rate:.3f}"
+        if node.attrs["kind"] == "or":
+            assert torch.equal(spikes, (torch.stack(drive) > 0).double()), node.name
+            continue
+        a = node.attrs
+        theta, tau = a["v_threshold"], a["tau"]
+        assert a["dv"] * tau == 4096  # exact decays here, so the only error is truncation
+        tol = theta * 2.0 / (64 * a["scale"])
+        v = torch.zeros_like(drive[0])
+        for t in range(T):
+            h = v + (drive[t] - v) / tau if a["decay_input"] else v - v / tau + drive[t]
+            fired = spikes[t].bool()
+            disagree = (h >= theta) != fired
+            worst = (h[disagree] - theta).abs().max().item() if disagree.any() else 0.0
+            assert worst < tol, f"{arch}: '{node.name}' step {t}: |H - theta| = {worst:.3g}"
+            near += int(((h - theta).abs() < tol).sum())
+            total += h.numel()
+            v = torch.where(fired, torch.zeros_like(h), h)
+    assert near <= 1e-3 * total  # the tolerance is a sliver, not a free pass
+
+
+def test_integer_network_matches_float_free_running(end_to_end):
+    arch, low, x, res, sim_spikes, deq = end_to_end
+    run = run_graph(deq, x, T, record=True)
+    agree = (res.predictions == run.logits.argmax(1).numpy()).mean()
+    assert agree >= 0.9, f"{arch}: predictions agree on {agree:.2%}"
+    mismatched = total = 0
+    for name, spikes in sim_spikes.items():
+        ref = run.spikes[name]
+        diff = (spikes != ref).double()
+        assert diff.mean().item() < 0.1, f"{arch}: '{name}' spike mismatch {diff.mean():.3f}"
+        assert abs(spikes.mean().item() - ref.mean().item()) < 0.02, name
+        mismatched += int(diff.sum())
+        total += diff.numel()
+    assert mismatched / total < 0.05, f"{arch}: spike mismatch {mismatched / total:.3f}"
+
+
+def test_pool_into_conv_lowers_and_simulates():
+    """A custom network whose average pool folds into the following conv, end to end."""
+
+    class PoolConv(TorchNetwork):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+            self.bn1 = nn.BatchNorm2d(4)
+            self.act1 = SpikeSite()
+            self.pool = nn.AvgPool2d(2)
+            self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
+            self.bn2 = nn.BatchNorm2d(6)
+            self.act2 = SpikeSite()
+            self.fc = nn.Linear(6 * 4 * 4, CLASSES)
+
+        def forward_static(self, x):
+            x = self.act1(self.bn1(self.conv1(x)))
+            x = self.act2(self.bn2(self.conv2(self.pool(x))))
+            return self.fc(x.flatten(1))
+
+    ann = PoolConv()
+    randomize(ann, torch.Generator().manual_seed(5), (3, 8, 8))
+    snn = spikify(ann, T).eval().double()
+    low = do_lower(snn, (3, 8, 8))
+    conv2 = next(p for p in low.network.projections if p.name == "conv2")
+    assert conv2.source == "act1" and conv2.stride == (2, 2) and conv2.weight.shape[-2:] == (6, 6)
+    x = grid_inputs((3, 8, 8), low.quantized.input.scale)
+    res = simulate(low.network, low.network.input.encode(x.numpy()), time_steps=T)
+    run = run_graph(dequantized_graph(low.quantized), x, T)
+    assert (res.predictions == run.logits.argmax(1).numpy()).mean() >= 0.9
+    with torch.no_grad():
+        ref = snn(x)
+    assert (ref.argmax(1) == run.logits.argmax(1)).double().mean().item() >= 0.8
