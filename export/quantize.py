@@ -142,7 +142,7 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization)
                               "too large relative to the threshold")
         # rounding to even adds up to 1 per weight: re-check the graded worst case after rounding
         # (the rounded row sums grow monotonically with S: bisect for the largest even S that fits)
-        def fits(s: int) -> bool:
+        def fits(s: int, effective: list = effective) -> bool:
             return all(not graded or _row_abs_sum(2.0 * torch.round(w * s / 2.0)) * max_x
                        <= target.max_synaptic_input for _, w, graded in effective)
 

@@ -265,6 +265,57 @@ def energy(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: L
 
 
 @app.command()
+@_guard
+def verify(export_dir: Annotated[Path, typer.Argument(help="an export folder (network.h5, and the other formats)")],
+           lava: Annotated[bool, typer.Option("--lava", help="against Lava's fixed-point simulation (IR, and netx if written)")] = False,
+           onnx: Annotated[bool, typer.Option("--onnx", help="onnxruntime against the torch float SNN and ANN")] = False,
+           samples: Annotated[int, typer.Option("--samples", help="test samples to run")] = 16,
+           data_root: Annotated[Optional[str], typer.Option(help="data set folder, if not the default")] = None,
+           out: Annotated[Optional[Path], typer.Option("-o", "--out", help="report path (default: verify_report.json in the folder)")] = None):
+    """Prove the export: the same samples through sakd's simulator and a reference; exit status 1
+    on any mismatch, with the first divergence (population, step, neuron, both values)."""
+    from rich.console import Console
+
+    from sakd.io import atomic_write_json
+    from sakd.verify import verify_lava, verify_onnx
+
+    if not (lava or onnx):
+        _fail("choose at least one reference: --lava and/or --onnx")
+    console = Console()
+    report: dict = {"export_dir": str(export_dir), "samples": samples}
+    ok = True
+    if lava:
+        comparisons = verify_lava(export_dir, samples, data_root)
+        report["lava"] = [c.to_dict() for c in comparisons]
+        for comparison in comparisons:
+            ok &= comparison.identical
+            console.print(f"[bold]{comparison.reference}[/]: {comparison.samples} samples")
+            for check in comparison.populations:
+                status = "[green]bit-exact[/]" if check.identical else "[red]MISMATCH[/]"
+                line = f"  {check.population:<28} {status} ({', '.join(check.compared)}; {check.steps} steps)"
+                if check.first_divergence:
+                    d = check.first_divergence
+                    line += (f" first at step {d.step}, sample {d.sample}, neuron {d.neuron}: "
+                             f"{d.quantity} sakd={d.sakd} reference={d.reference}")
+                console.print(line)
+    if onnx:
+        checks = verify_onnx(export_dir, samples, data_root)
+        report["onnx"] = checks
+        for name, check in checks.items():
+            good = check["max_abs_diff"] <= 1e-4 or check["samples_over_atol"] == 0
+            ok &= bool(good)
+            console.print(f"[bold]onnxruntime vs torch ({name})[/]: max |logit diff| "
+                          f"{check['max_abs_diff']:.2e}, predictions agree "
+                          f"{100 * check['prediction_agreement']:.2f} %")
+    report["identical"] = ok
+    atomic_write_json(out or export_dir / "verify_report.json", report)
+    if not ok:
+        console.print("[red]verification failed[/]")
+        raise typer.Exit(code=1)
+    console.print("[green]verified[/]")
+
+
+@app.command()
 def models():
     """List the registered architectures."""
     from rich.console import Console

@@ -27,8 +27,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from sakd.export.graph import ExportError, Graph, apply_node, run_graph
 from sakd.export.lower import READOUT, balance_latency, lower
 from sakd.export.passes import synapses_into
@@ -37,6 +35,8 @@ from sakd.hardware.ir import Network
 from sakd.hardware.netfile import read_network, write_network
 from sakd.hardware.simulator import readout_to_float, simulate
 from sakd.hardware.target import LOIHI2
+from torch import nn
+
 from sakd.models import ARCHITECTURES, LIFSettings, build_model, spikify
 from sakd.models.base import Network as TorchNetwork
 from sakd.models.base import SpikeSite
@@ -265,7 +265,7 @@ def test_integer_network_matches_float_population_by_population(end_to_end):
 
 
 def test_integer_network_matches_float_free_running(end_to_end):
-    arch, low, x, res, sim_spikes, deq = end_to_end
+    arch, _low, x, res, sim_spikes, deq = end_to_end
     run = run_graph(deq, x, T, record=True)
     agree = (res.predictions == run.logits.argmax(1).numpy()).mean()
     assert agree >= 0.9, f"{arch}: predictions agree on {agree:.2%}"

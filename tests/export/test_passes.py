@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
 from sakd.export.graph import ExportError, Graph, run_graph
 from sakd.export.lower import lower
 from sakd.export.passes import (
@@ -27,11 +25,12 @@ from sakd.export.passes import (
     check_canonical,
     fold_average_pooling,
     fold_batchnorm,
-    lower_max_pooling,
     lower_residuals,
     synapses_into,
 )
 from sakd.export.trace import trace_network
+from torch import nn
+
 from sakd.models import ARCHITECTURES, LIFSettings, MultiStepLIF, build_model, spikify
 from sakd.models.base import Network, SpikeSite
 
@@ -167,7 +166,7 @@ def test_trace_matches_torch(lowered):
 
 @pytest.mark.parametrize("index", range(len(FLOAT_PASSES)), ids=[n for n, _ in FLOAT_PASSES])
 def test_pass_preserves_function(lowered, index):
-    arch, _, _, graphs, runs = lowered
+    arch, _, _, _graphs, runs = lowered
     names = ["trace"] + [n for n, _ in FLOAT_PASSES]
     before, after = names[index], names[index + 1]
     assert_same_function(runs[before], runs[after], f"{arch} {after}")

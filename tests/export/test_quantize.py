@@ -17,14 +17,13 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spikingjelly.activation_based import neuron as sj_neuron
-
 from sakd.export.graph import ExportError, Graph, Node
 from sakd.export.passes import synapses_into
 from sakd.export.quantize import InputQuantization, dequantized_graph, quantize_graph
 from sakd.hardware.ir import Input, Network, Population, Projection
 from sakd.hardware.simulator import simulate
 from sakd.hardware.target import LOIHI2
+from spikingjelly.activation_based import neuron as sj_neuron
 
 SPEC = LOIHI2
 A_LIMIT = (1 << 17) - 1  # |a| per step so that u = a << 6 cannot wrap
@@ -34,7 +33,7 @@ A_LIMIT = (1 << 17) - 1  # |a| per step so that u = a << 6 cannot wrap
 
 
 def lif(tau: float, decay_input: bool = False, v_threshold: float = 1.0) -> dict:
-    return dict(kind="lif", tau=tau, decay_input=decay_input, v_threshold=v_threshold)
+    return {"kind": "lif", "tau": tau, "decay_input": decay_input, "v_threshold": v_threshold}
 
 
 def one_layer_graph(weight: torch.Tensor, bias: torch.Tensor | None, neuron: dict, graded: bool,
@@ -48,25 +47,25 @@ def one_layer_graph(weight: torch.Tensor, bias: torch.Tensor | None, neuron: dic
     if not graded:
         size = math.prod(in_shape)
         nodes += [Node("pre", "conv" if conv else "linear", ["input"], in_shape,
-                       dict(weight=torch.ones(in_shape[0], 1, 1, 1, dtype=torch.float64),
-                            bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                            groups=in_shape[0]) if conv else
-                       dict(weight=torch.eye(size, dtype=torch.float64), bias=None)),
+                       {"weight": torch.ones(in_shape[0], 1, 1, 1, dtype=torch.float64),
+                            "bias": None, "stride": (1, 1), "padding": (0, 0), "dilation": (1, 1),
+                            "groups": in_shape[0]} if conv else
+                       {"weight": torch.eye(size, dtype=torch.float64), "bias": None}),
                   Node("n0", "neuron", ["pre"], in_shape, lif(2.0))]
         src = "n0"
     if conv:
-        attrs = dict(weight=weight, bias=bias, stride=(1, 1), padding=(1, 1), dilation=(1, 1),
-                     groups=1)
+        attrs = {"weight": weight, "bias": bias, "stride": (1, 1), "padding": (1, 1), "dilation": (1, 1),
+                     "groups": 1}
         out_shape = (weight.shape[0], in_shape[1] + 3 - weight.shape[2],
                      in_shape[2] + 3 - weight.shape[3])
     else:
-        attrs = dict(weight=weight, bias=bias)
+        attrs = {"weight": weight, "bias": bias}
         out_shape = (weight.shape[0],)
     n_out = math.prod(out_shape)
     head = torch.linspace(-1.0, 1.0, 3 * n_out, dtype=torch.float64).reshape(3, n_out)
     nodes += [Node("syn", "conv" if conv else "linear", [src], out_shape, attrs),
               Node("n1", "neuron", ["syn"], out_shape, neuron),
-              Node("fc", "linear", ["n1"], (3,), dict(weight=head, bias=None)),
+              Node("fc", "linear", ["n1"], (3,), {"weight": head, "bias": None}),
               Node("readout", "output", ["fc"], (3,))]
     return Graph(nodes)
 
@@ -134,7 +133,7 @@ def check_population(q, node: Node, row) -> None:
     err = (mant.double() * 2.0 ** exp - target).abs()
     if row.biases_clipped:
         assert exp == 7
-        assert bool((err[err > 2 ** (exp - 1)].numel() == row.biases_clipped))
+        assert bool(err[err > 2 ** (exp - 1)].numel() == row.biases_clipped)
     else:
         assert float(err.max()) <= 2 ** (exp - 1) * (1 + 1e-12)
         if exp == 7:  # the mantissa did not fit with bias_exp 6
@@ -260,16 +259,16 @@ def test_threshold_is_folded_into_weights():
 def test_or_population_rules():
     """An OR population (max pooling): weights 2, du = 4095, dv = 4095, vth = 1."""
     nodes = [Node("input", "input", [], (2, 4, 4)),
-             Node("c", "conv", ["input"], (2, 4, 4), dict(
-                 weight=torch.randn(2, 2, 3, 3, dtype=torch.float64), bias=None, stride=(1, 1),
-                 padding=(1, 1), dilation=(1, 1), groups=1)),
+             Node("c", "conv", ["input"], (2, 4, 4), {
+                 "weight": torch.randn(2, 2, 3, 3, dtype=torch.float64), "bias": None, "stride": (1, 1),
+                 "padding": (1, 1), "dilation": (1, 1), "groups": 1}),
              Node("n", "neuron", ["c"], (2, 4, 4), lif(2.0)),
-             Node("p.sum", "conv", ["n"], (2, 2, 2), dict(
-                 weight=torch.ones(2, 1, 2, 2, dtype=torch.float64), bias=None, stride=(2, 2),
-                 padding=(0, 0), dilation=(1, 1), groups=2)),
-             Node("p", "neuron", ["p.sum"], (2, 2, 2), dict(kind="or")),
-             Node("fc", "linear", ["p"], (3,), dict(
-                 weight=torch.randn(3, 8, dtype=torch.float64), bias=None)),
+             Node("p.sum", "conv", ["n"], (2, 2, 2), {
+                 "weight": torch.ones(2, 1, 2, 2, dtype=torch.float64), "bias": None, "stride": (2, 2),
+                 "padding": (0, 0), "dilation": (1, 1), "groups": 2}),
+             Node("p", "neuron", ["p.sum"], (2, 2, 2), {"kind": "or"}),
+             Node("fc", "linear", ["p"], (3,), {
+                 "weight": torch.randn(3, 8, dtype=torch.float64), "bias": None}),
              Node("readout", "output", ["fc"], (3,))]
     q = quantize_graph(Graph(nodes), SPEC, InputQuantization.for_range(8, -1, 1))
     a = q.graph["p"].attrs
