@@ -421,10 +421,12 @@ def _fmt_shape(shape: Any) -> str:
 def format_inspection(summary: dict[str, Any]) -> Any:
     """A ``rich.table.Table`` of the summary: one row per layer/node, the totals, ranges,
     delays, latency and metadata in the caption."""
+    from rich.markup import escape
     from rich.table import Table
 
     fmt = summary.get("format", "?")
-    title = f"{summary.get('path', '')}  [{fmt}" + (f" {summary['version']}" if summary.get("version") else "") + "]"
+    version = f" {summary['version']}" if summary.get("version") else ""
+    title = escape(f"{fmt}{version}: {summary.get('path', '')}")
     table = Table(title=title, title_justify="left", caption_justify="left", show_lines=False)
     for col, kw in (("name", {}), ("kind", {}), ("shape", {}), ("from", {}),
                     ("params", {"justify": "right"}), ("weights", {"justify": "right"}),
@@ -434,10 +436,11 @@ def format_inspection(summary: dict[str, Any]) -> Any:
     for row in summary.get("layers", []):
         delay = row.get("delay")
         delay_text = _fmt_range(delay) if isinstance(delay, list) else ("" if not delay else str(delay))
-        table.add_row(str(row["name"]), str(row["kind"]), _fmt_shape(row.get("shape")),
-                      ", ".join(row.get("inputs") or []), str(row.get("params") or ""),
-                      _fmt_range(row.get("weight_range")), str(row.get("neuron") or ""),
-                      _fmt_range(row.get("bias_range")), delay_text, str(row.get("notes") or ""))
+        cells = (str(row["name"]), str(row["kind"]), _fmt_shape(row.get("shape")),
+                 ", ".join(row.get("inputs") or []), str(row.get("params") or ""),
+                 _fmt_range(row.get("weight_range")), str(row.get("neuron") or ""),
+                 _fmt_range(row.get("bias_range")), delay_text, str(row.get("notes") or ""))
+        table.add_row(*(escape(c) for c in cells))  # names like 'fc[relu]' are not markup
     lines = []
     inp = summary.get("input") or {}
     if inp:
@@ -468,7 +471,7 @@ def format_inspection(summary: dict[str, Any]) -> Any:
         lines.append(f"metadata: {text[:300]}" + ("…" if len(text) > 300 else ""))
     for note in summary.get("notes") or []:
         lines.append(f"note: {note}")
-    table.caption = "\n".join(lines)
+    table.caption = escape("\n".join(lines))
     return table
 
 

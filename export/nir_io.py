@@ -933,9 +933,11 @@ def _decay(name: str, node: Any, what: str, tau: float, dt: float) -> float:
 
 
 def _largest_even(limit: float) -> int:
+    """The largest even integer <= limit, forgiving float noise (a float32 τ of 2·dt gives
+    dt/τ = 0.50000001, which must not turn a limit of exactly 256 into 254)."""
     if not math.isfinite(limit):
         return 1 << 16
-    return int(2 * math.floor(limit / 2.0))
+    return int(2 * math.floor(limit * (1 + 1e-6) / 2.0))
 
 
 @dataclass
@@ -1220,7 +1222,7 @@ def _build(graph: Any, plans: dict[str, _PopPlan], readout_name: str, neurons: d
                     rows = float(np.abs(w.reshape(w.shape[0], -1)).sum(1).max())
                     if rows > 0:
                         limits[f"graded input sum ({'/'.join(syn) or src})"] = (
-                            0.98 * spec.max_synaptic_input / (rows * max_x))
+                            spec.max_synaptic_input / (rows * max_x))
             bmax = float(np.abs(bias).max()) if bias.size else 0.0
             if bmax > 0:
                 limits["bias range"] = spec.bias_mant_max * (1 << spec.bias_exp_max) / (act * bmax)

@@ -953,8 +953,8 @@ def readout_to_float(network: Network, readout_v: np.ndarray, time_steps: int) -
 
 __all__ = [
     "A_IN_LIMIT",
-    "U_LIMIT",
     "F64_EXACT",
+    "U_LIMIT",
     "SimulationInputError",
     "SimulationOverflowError",
     "SimulationResult",

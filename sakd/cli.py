@@ -86,6 +86,8 @@ def distill(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("r
             teacher_ckpt: Annotated[Optional[Path], typer.Option("--teacher", help="a `sakd teacher` checkpoint")] = None,
             teacher_weights: Annotated[Optional[Path], typer.Option("--teacher-weights", help="a torchvision-format state-dict file")] = None,
             kd: Annotated[Optional[str], typer.Option("--kd", help="both, logits, features or none (from-scratch baseline)")] = None,
+            qat: Annotated[bool, typer.Option("--qat", help="quantization-aware training: train with the export's integer weights (straight-through gradients)")] = False,
+            init_from: Annotated[Optional[Path], typer.Option("--from", help="start from this student checkpoint (fine-tuning, e.g. with --qat)")] = None,
             resume: ResumeOpt = False, device: DeviceOpt = "auto", progress: ProgressOpt = True):
     """Train the SNN student: level-1 weight transfer, then SAKD (level 2)."""
     from sakd.train.jobs import distill_student
@@ -97,6 +99,10 @@ def distill(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("r
         extra.append(f"teacher.weights={teacher_weights}")
     if kd is not None:
         extra.append(f"distill.kd={kd}")
+    if qat:
+        extra.append("student.qat=true")
+    if init_from is not None:
+        extra.append(f"student.init_checkpoint={init_from}")
     cfg = _config(config, set_, extra)
     result = distill_student(cfg, out, _env(device), resume=resume, progress=progress)
     if result.best:

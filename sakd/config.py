@@ -84,6 +84,11 @@ class StudentConfig:
     time_steps: int = 4
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     init: Literal["teacher", "scratch"] = "teacher"  # level-1 transfer or random init
+    # start from this student checkpoint's weights instead (fine-tuning, e.g. with qat)
+    init_checkpoint: Optional[str] = None
+    # quantization-aware training: the forward pass uses the export's integer weights, biases
+    # and input (straight-through gradients), so what the chip runs is what is trained
+    qat: bool = False
     train: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -101,6 +106,12 @@ class DistillConfig:
 
 
 @dataclass
+class ExportConfig:
+    target: str = "loihi2"
+    input_bits: int = 8  # signed width of the graded input x_int = round(x * Q)
+
+
+@dataclass
 class Config:
     name: str = "run"
     seed: int = 0
@@ -109,6 +120,7 @@ class Config:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -254,6 +266,7 @@ def validate(config: Config) -> None:
         (config.distill.feature_weight >= 0, "distill.feature_weight", "must be >= 0"),
         (config.distill.feature_floor >= 0, "distill.feature_floor", "must be >= 0"),
         (config.distill.feature_epochs >= 0, "distill.feature_epochs", "must be >= 0"),
+        (2 <= config.export.input_bits <= 24, "export.input_bits", "must be in [2, 24] (signed graded messages)"),
     ]
     for section in ("teacher", "student"):
         train: OptimConfig = getattr(config, section).train

@@ -56,9 +56,9 @@ def load_samples(data: str, split: str, limit: int | None, root: str | None = No
 
 def input_range(info) -> tuple[float, float]:
     """Smallest and largest normalized input value: (0 - mean)/std and (1 - mean)/std."""
-    low = min((0.0 - m) / s for m, s in zip(info.mean, info.std))
-    high = max((1.0 - m) / s for m, s in zip(info.mean, info.std))
-    return low, high
+    from sakd.data.common import input_value_range
+
+    return input_value_range(info)
 
 
 # ---------------------------------------------------------------------------------------------

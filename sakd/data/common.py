@@ -40,6 +40,14 @@ class DatasetInfo:
         }
 
 
+def input_value_range(info: "DatasetInfo") -> tuple[float, float]:
+    """Smallest and largest normalized input value, (0 - mean)/std and (1 - mean)/std over the
+    channels: what the graded input's quantization must cover."""
+    low = min((0.0 - m) / s for m, s in zip(info.mean, info.std))
+    high = max((1.0 - m) / s for m, s in zip(info.mean, info.std))
+    return low, high
+
+
 @dataclass
 class DataSplits:
     """The splits of one data set; ``val`` is None when no hold-out was requested."""

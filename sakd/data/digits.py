@@ -15,6 +15,12 @@ TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 
 
+def _shift_one_pixel(image: torch.Tensor) -> torch.Tensor:
+    from torchvision.transforms import v2
+
+    return v2.RandomCrop(8, padding=1)(image)
+
+
 def load_digits_splits(root: str | None, augment: bool, val_fraction: float) -> DataSplits:
     from sklearn.datasets import load_digits
 
@@ -26,8 +32,10 @@ def load_digits_splits(root: str | None, augment: bool, val_fraction: float) -> 
     pixels = train_images.float() / 16.0
     mean, std = (float(pixels.mean()),), (float(pixels.std()),)
     info = DatasetInfo("digits", 10, 1, (8, 8), mean, std, tuple(str(d) for d in range(10)))
-    # 8x8 images are too small for crops or flips (a flipped 2 is not a 2): no augmentation
-    train = TensorImageDataset(train_images, labels[train_idx], mean, std, None, max_value=16.0)
+    # no flips (a flipped 2 is not a 2); augmentation = a random shift of at most one pixel
+    # (zero padding 1, random 8x8 crop)
+    plain = TensorImageDataset(train_images, labels[train_idx], mean, std, None, max_value=16.0)
+    train = plain.with_augment(_shift_one_pixel) if augment else plain
     test = TensorImageDataset(images[test_idx], labels[test_idx], mean, std, None, max_value=16.0)
-    train, val = split_train_val(train, train, labels[train_idx].numpy(), val_fraction)
+    train, val = split_train_val(train, plain, labels[train_idx].numpy(), val_fraction)
     return DataSplits(info, train, test, val)

@@ -13,7 +13,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from sakd.config import Config, ConfigError, dump_config
 from sakd.data import DataSplits, DatasetInfo, load_splits
 from sakd.distill import (ClassificationTask, DistillationTask, FeatureWeight, SAKDStudent,
-                          check_taps_match, feature_shapes)
+                          check_taps_match)
 from sakd.models import LIFSettings, Network, arch_spec, build_model, spikify
 from sakd.train.checkpoint import (CheckpointError, load_checkpoint, load_state_strict,
                                    read_state_dict_file)
@@ -118,6 +118,27 @@ def build_student(config: Config, info: DatasetInfo, teacher: Network | None) ->
     return snn
 
 
+def _load_student_weights(snn: Network, path: str, config: Config) -> None:
+    """Fine-tuning: start from a student checkpoint of the same architecture and T."""
+    record = load_checkpoint(path, kind="student")
+    if record["arch"] != config.model.arch or int(record["time_steps"]) != config.student.time_steps:
+        raise ConfigError(f"student.init_checkpoint {path} is a {record['arch']} with "
+                          f"T={record['time_steps']}; this run trains a {config.model.arch} with "
+                          f"T={config.student.time_steps}")
+    load_state_strict(snn, record["state_dict"], path)
+
+
+def _enable_qat(snn: Network, config: Config, info: DatasetInfo):
+    """Quantization-aware training: the forward pass runs the export's integer weights, bias
+    and input (sakd.export.qat); state-dict keys are unchanged, BN statistics are frozen."""
+    from sakd.data.common import input_value_range
+    from sakd.export.qat import enable_qat
+
+    return enable_qat(snn, input_shape=(info.in_channels, *info.image_size),
+                      input_range=input_value_range(info), input_bits=config.export.input_bits,
+                      target=config.export.target)
+
+
 def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: bool = False,
                     progress: bool = True, splits: DataSplits | None = None) -> FitResult:
     """SAKD level 2 (or the from-scratch baseline with distill.kd=none)."""
@@ -129,6 +150,10 @@ def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: b
     teacher, teacher_source = (load_teacher(config, info, config.model.arch) if needs_teacher
                                else (None, {}))
     snn = build_student(config, info, teacher)
+    if config.student.init_checkpoint:
+        _load_student_weights(snn, config.student.init_checkpoint, config)
+    if config.student.qat:
+        _enable_qat(snn, config, info)
     uses_features = kd in ("both", "features")
     taps = list(config.distill.taps or snn.stage_names) if uses_features else []
     if uses_features and not taps:
@@ -148,7 +173,7 @@ def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: b
         return {"kind": "student", "arch": config.model.arch, "model_args": model_args(info),
                 "time_steps": config.student.time_steps, "neuron": dataclasses.asdict(settings),
                 "config": config.to_dict(), "data": info.to_dict(), "teacher": teacher_source,
-                "kd": kd, "taps": taps}
+                "kd": kd, "taps": taps, "qat": config.student.qat}
 
     trainer = Trainer(task=task, trainable=student, network=snn, splits=splits,
                       batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,

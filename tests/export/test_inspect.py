@@ -1,0 +1,152 @@
+"""``sakd inspect`` summaries (sakd.export.inspect) of IR, NIR and netx files, and clear errors
+for files that are not."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+
+import h5py
+import nir
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+from rich.table import Table
+from sakd.export.inspect import InspectError, format_inspection, inspect_file
+from sakd.export.lower import lower
+from sakd.export.netx_io import write_netx
+from sakd.export.nir_io import write_nir
+from sakd.hardware.ir import Network
+from sakd.hardware.netfile import write_network
+
+from sakd.models import build_model, spikify
+
+ARCHS = {"test_convnet": (1, 8, 8), "test_resnet": (3, 8, 8)}
+
+
+@functools.cache
+def lowered(arch: str) -> Network:
+    shape = ARCHS[arch]
+    torch.manual_seed(0)
+    ann = build_model(arch, num_classes=5, in_channels=shape[0], image_size=list(shape[1:]))
+    ann.train()
+    with torch.no_grad():
+        for _ in range(3):
+            ann(torch.randn(16, *shape))
+        for m in ann.modules():
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.5)
+    snn = spikify(ann, 4).eval().double()
+    return lower(snn, input_shape=shape, input_range=(-3, 3)).network
+
+
+def render(summary) -> str:
+    table = format_inspection(summary)
+    assert isinstance(table, Table)
+    console = Console(record=True, width=240, file=io.StringIO())
+    console.print(table)
+    return console.export_text()
+
+
+def test_ir_file(tmp_path):
+    net = lowered("test_resnet")
+    s = inspect_file(write_network(net, tmp_path / "network.h5"))
+    json.dumps(s)  # JSON-able
+    assert s["format"] == "sakd-ir" and s["target"] == "loihi2" and s["latency"] == net.latency
+    assert s["input"]["shape"] == [3, 8, 8] and s["input"]["encoding"] == "graded"
+    t = s["totals"]
+    assert (t["populations"], t["projections"]) == (len(net.populations), len(net.projections))
+    assert t["neurons"] == sum(p.size for p in net.populations)
+    assert t["weights"] == sum(p.weight.size for p in net.projections)
+    weights = np.concatenate([p.weight.reshape(-1) for p in net.projections])
+    assert s["ranges"]["weight"] == [int(weights.min()), int(weights.max())]
+    assert s["ranges"]["dv"] == [0, 2048] and s["ranges"]["du"] == [4095, 4095]
+    assert s["delays"] == {p.name: p.delay for p in net.projections if p.delay} != {}
+    assert s["metadata"]["arch"] == net.metadata["arch"]
+    rows = {r["name"]: r for r in s["layers"]}
+    assert len(rows) == len(net.populations) + len(net.projections)
+    assert rows["readout"]["kind"] == "readout" and rows["fc"]["shape"] == [5, 256]
+    assert sorted(rows["layer1.0.relu2"]["inputs"]) == sorted(
+        p.name for p in net.projections_into("layer1.0.relu2"))
+    text = render(s)
+    assert "layer1.0.relu2" in text and "latency: 6" in text and "sakd-ir" in text
+
+
+def test_nir_file(tmp_path):
+    net = lowered("test_resnet")
+    s = inspect_file(write_nir(net, tmp_path / "net.nir"))
+    json.dumps(s)
+    assert s["format"] == "nir" and s["version"] == nir.version
+    assert s["ir"]["own_file"] and s["ir"]["latency"] == net.latency == s["latency"]
+    assert sorted(s["totals"]["converging"]) == sorted(
+        p.name for p in net.populations if len(net.projections_into(p.name)) > 1)
+    kinds = {r["name"]: r["kind"] for r in s["layers"]}
+    assert kinds["readout"] == "I" and kinds["relu"] == "CubaLIF" and kinds["conv1"] == "Conv2d"
+    assert s["layers"][0]["kind"] == "Input"  # topological order
+    assert s["ranges"]["vth"][1] == max(p.vth for p in net.populations if not p.is_readout)
+    assert s["metadata"]["sakd"]["target"] == "loihi2"
+    assert "CubaLIF" in render(s)
+
+
+def test_bracketed_names_are_not_markup(tmp_path):
+    s = inspect_file(write_network(lowered("test_resnet"), tmp_path / "network.h5"))
+    s["layers"][0]["name"] = "fc[layer2.0.relu2]"
+    assert "fc[layer2.0.relu2]" in render(s)
+
+
+def test_nir_file_that_does_not_map(tmp_path):
+    graph = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([2])}),
+        "thr": nir.Threshold(threshold=np.ones(2)),
+        "output": nir.Output(output_type={"output": np.array([2])})},
+        edges=[("input", "thr"), ("thr", "output")])
+    nir.write(tmp_path / "t.nir", graph)
+    s = inspect_file(tmp_path / "t.nir")
+    assert "Threshold" in s["ir"]["error"] and s["latency"] is None
+    assert "not representable" in render(s)
+
+
+def test_netx_file(tmp_path):
+    net = lowered("test_convnet")
+    s = inspect_file(write_netx(net, tmp_path / "net.netx.h5"))
+    json.dumps(s)
+    assert s["format"] == "netx" and s["ir"]["latency"] == net.latency
+    assert [r["kind"] for r in s["layers"]] == ["input", "conv", "conv", "flatten", "dense", "dense"]
+    assert s["layers"][-1]["neuron"].startswith("CUBA iDecay 4096 vDecay 0 vThMant 131072")
+    assert s["ranges"]["dv"] == [0, 2048]
+    assert s["metadata"]["arch"] == net.metadata["arch"]
+    assert s["totals"]["weights"] == sum(p.weight.size for p in net.projections)
+    # a neuron-less readout is labelled as netx's integrating readout
+    with h5py.File(tmp_path / "net.netx.h5", "r+") as f:
+        del f["layer/5/neuron"]
+    s = inspect_file(tmp_path / "net.netx.h5")
+    assert "netx's integrating readout" in s["layers"][-1]["neuron"]
+    assert "bias once" in s["ir"]["error"]
+    render(s)
+
+
+def test_errors_name_the_file(tmp_path):
+    with pytest.raises(InspectError, match="missing.h5: no such file"):
+        inspect_file(tmp_path / "missing.h5")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(InspectError, match="notes.txt: not a readable HDF5 file"):
+        inspect_file(tmp_path / "notes.txt")
+    with h5py.File(tmp_path / "empty.h5", "w") as f:
+        f.create_group("stuff")
+    with pytest.raises(InspectError, match="empty.h5: an HDF5 file that is neither"):
+        inspect_file(tmp_path / "empty.h5")
+    net = lowered("test_convnet")
+    for name, writer in (("ir.h5", write_network), ("net.nir", write_nir),
+                         ("netx.h5", write_netx)):
+        data = writer(net, tmp_path / name).read_bytes()
+        cut = tmp_path / f"cut-{name}"
+        cut.write_bytes(data[: len(data) // 2])
+        with pytest.raises(InspectError, match=f"cut-{name}"):
+            inspect_file(cut)
+    with h5py.File(tmp_path / "bad-ir.h5", "w") as f:
+        f.attrs["format"] = "sakd-ir"
+    with pytest.raises(InspectError, match="bad-ir.h5"):
+        inspect_file(tmp_path / "bad-ir.h5")
