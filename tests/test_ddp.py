@@ -26,7 +26,10 @@ from sakd.train.trainer import Trainer
 DDP_OVERRIDES = ["model.arch=test_convnet_nobn", "seed=5", "teacher.train.epochs=1",
                  "teacher.train.optimizer=sgd", "teacher.train.lr=0.05",
                  "student.train.epochs=1", "student.time_steps=2", "student.train.lr=0.003",
-                 "distill.kd=logits", "distill.temperature=2.0"]
+                 "distill.kd=logits", "distill.temperature=2.0",
+                 # augmentation draws from per-rank generators, so only augmentation-free runs
+                 # can equal the single-process run
+                 "data.augment=false"]
 
 
 def _trainer(splits, batch: int, rank: int, world: int) -> Trainer:
