@@ -35,6 +35,7 @@ class DataConfig:
     augment: bool = True
     val_fraction: float = 0.1  # stratified hold-out of the training split used to pick "best"
     download: bool = False  # let torchvision download CIFAR (never done unless asked)
+    train_subset: Optional[int] = None  # keep a stratified subset of this many training samples
 
 
 @dataclass
@@ -261,6 +262,8 @@ def validate(config: Config) -> None:
         (config.data.eval_batch_size >= 1, "data.eval_batch_size", "must be >= 1"),
         (config.data.workers >= 0, "data.workers", "must be >= 0"),
         (0.0 <= config.data.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)"),
+        (config.data.train_subset is None or config.data.train_subset >= 1, "data.train_subset",
+         "must be >= 1 or null"),
         (config.distill.temperature > 0, "distill.temperature", "must be > 0"),
         (config.distill.logit_weight >= 0, "distill.logit_weight", "must be >= 0"),
         (config.distill.feature_weight >= 0, "distill.feature_weight", "must be >= 0"),

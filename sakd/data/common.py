@@ -121,3 +121,24 @@ def split_train_val(
         return train_aug, None
     keep, held = stratified_split(labels, fraction, seed)
     return Subset(train_aug, keep.tolist()), Subset(train_plain, held.tolist())
+
+
+def _labels_of(dataset: Dataset) -> np.ndarray:
+    if isinstance(dataset, Subset):
+        return _labels_of(dataset.dataset)[np.asarray(dataset.indices)]
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        labels = getattr(dataset, "targets", None)
+    if labels is None:
+        return np.asarray([int(dataset[i][1]) for i in range(len(dataset))])
+    return np.asarray(labels)
+
+
+def subset_train(splits: DataSplits, size: int, seed: int = 0) -> DataSplits:
+    """Keep a stratified subset of ``size`` training samples (quick runs); val and test unchanged."""
+    total = len(splits.train)
+    if size >= total:
+        return splits
+    labels = _labels_of(splits.train)
+    _, keep = stratified_split(labels, size / total, seed)
+    return DataSplits(splits.info, Subset(splits.train, keep.tolist()), splits.test, splits.val)

@@ -76,6 +76,8 @@ for depth, (block, layers) in _DEPTHS.items():
              f"SEW-ResNet-{depth} (ADD); same parameters as resnet{depth}",
              teacher=f"resnet{depth}")
 register("resnet19", "resnet19", _resnet19(), "ResNet-19 for CIFAR (64 | 128x3, 256x3, 512x2 | fc 256)")
+register("resnet_small", "resnet", _resnet(BasicBlock, (1, 1, 1), "cifar", widths=(32, 64, 128)),
+         "Spiking-ResNet sized for 28x28 (CIFAR stem, 3 stages of one BasicBlock: 32-64-128)")
 
 # tiny variants: each family, a few thousand parameters, for the tests
 _TINY = (8, 16)

@@ -12,6 +12,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from sakd.config import Config, ConfigError, dump_config
 from sakd.data import DataSplits, DatasetInfo, load_splits
+from sakd.data.common import subset_train
 from sakd.distill import (ClassificationTask, DistillationTask, FeatureWeight, SAKDStudent,
                           check_taps_match)
 from sakd.models import LIFSettings, Network, arch_spec, build_model, spikify
@@ -23,7 +24,10 @@ from sakd.train.trainer import FitResult, Trainer, seed_everything
 
 def load_data(config: Config) -> DataSplits:
     d = config.data
-    return load_splits(d.name, d.root, d.augment, d.val_fraction, d.download)
+    splits = load_splits(d.name, d.root, d.augment, d.val_fraction, d.download)
+    if d.train_subset is not None:
+        splits = subset_train(splits, d.train_subset)
+    return splits
 
 
 def model_args(info: DatasetInfo) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from sakd.hardware.ir import Network
 from sakd.hardware.lava_bridge import LavaResult, run_lava
 from sakd.hardware.netfile import write_network
 from sakd.hardware.simulator import SimulationResult, simulate
+
 from sakd.models import build_model, spikify
 from sakd.verify import compare_runs
 
@@ -42,12 +43,19 @@ RATE_RANGE = (0.01, 0.90)
 TINY_RANGE = (-3.0, 3.0)  # the normalized input range the tiny models are lowered for
 
 
-def tiny_lowering(arch: str, shape: tuple[int, int, int], classes: int = 5, seed: int = 0,
-                  input_range: tuple[float, float] = TINY_RANGE) -> Lowering:
+def tiny_lowering(
+    arch: str,
+    shape: tuple[int, int, int],
+    classes: int = 5,
+    seed: int = 0,
+    input_range: tuple[float, float] = TINY_RANGE,
+) -> Lowering:
     """A registry model with random weights and BN statistics that make it spike, lowered."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        ann = build_model(arch, num_classes=classes, in_channels=shape[0], image_size=list(shape[1:]))
+        ann = build_model(
+            arch, num_classes=classes, in_channels=shape[0], image_size=list(shape[1:])
+        )
         ann.train()
         with torch.no_grad():
             for _ in range(3):  # running statistics of random inputs
@@ -77,25 +85,38 @@ def assert_active(net: Network, sim: SimulationResult) -> dict[str, float]:
         if pop.is_readout:
             continue
         ell = net.latencies[pop.name]
-        rates[pop.name] = float(np.asarray(sim.traces[pop.name]["s"])[ell:ell + T].mean())
+        rates[pop.name] = float(np.asarray(sim.traces[pop.name]["s"])[ell : ell + T].mean())
     weak = {k: round(v, 4) for k, v in rates.items() if not RATE_RANGE[0] <= v <= RATE_RANGE[1]}
     assert not weak, f"window firing rates outside {RATE_RANGE} make the check weak: {weak}"
     return rates
 
 
-def assert_identical(net: Network, sim: SimulationResult, got: LavaResult, label: str,
-                     names: dict[str, str] | None = None) -> None:
+def assert_identical(
+    net: Network,
+    sim: SimulationResult,
+    got: LavaResult,
+    label: str,
+    names: dict[str, str] | None = None,
+) -> None:
     """Spikes, u and v of every population at every step and the readout v, identical."""
     assert got.latency == sim.latency == net.latency, (label, got.latency, sim.latency)
     cmp = compare_runs(net, sim, got, label, names)
     checked = {c.population for c in cmp.populations}
-    assert checked == {p.name for p in net.populations}, f"{label}: populations not compared: " \
-        f"{sorted({p.name for p in net.populations} - checked)}"
+    assert checked == {p.name for p in net.populations}, (
+        f"{label}: populations not compared: {sorted({p.name for p in net.populations} - checked)}"
+    )
     for check in cmp.populations:
-        assert {"spikes", "u", "v"} <= set(check.compared), (label, check.population, check.compared)
+        assert {"spikes", "u", "v"} <= set(check.compared), (
+            label,
+            check.population,
+            check.compared,
+        )
     if not cmp.identical:
-        lines = [f"{label}: {c.population}: first divergence {c.first_divergence}"
-                 for c in cmp.populations if not c.identical]
+        lines = [
+            f"{label}: {c.population}: first divergence {c.first_divergence}"
+            for c in cmp.populations
+            if not c.identical
+        ]
         pytest.fail("\n".join(lines) or f"{label}: readout v differs")
     np.testing.assert_array_equal(got.readout_v, sim.readout_v)
     np.testing.assert_array_equal(got.predictions, sim.predictions)
@@ -111,11 +132,13 @@ def check_ir(tmp_path: Path, net: Network, x: np.ndarray) -> SimulationResult:
     return sim
 
 
-def check_netx(tmp_path: Path, net: Network, x: np.ndarray, sim: SimulationResult,
-               **netx_kw) -> None:
+def check_netx(
+    tmp_path: Path, net: Network, x: np.ndarray, sim: SimulationResult, **netx_kw
+) -> None:
     path = write_netx(net, tmp_path / "network.netx.h5", **netx_kw)
-    got = run_lava(path, x, T, netx=True, input_message_bits=net.input.bits, traces=True,
-                   timeout=600)
+    got = run_lava(
+        path, x, T, netx=True, input_message_bits=net.input.bits, traces=True, timeout=600
+    )
     chain = [pop.name for _, pop in netx_chain(net, **netx_kw)]
     assert len(got.names) == len(chain) == len(net.populations), (got.names, chain)
     names = dict(zip(chain, got.names))
@@ -183,8 +206,13 @@ def test_digits_convnet(tmp_path):
     from sakd.deploy import input_range, load_samples
 
     images, _, info = load_samples("digits", "test", SAMPLES)
-    low = tiny_lowering("convnet", (info.in_channels, *info.image_size), classes=info.num_classes,
-                        seed=5, input_range=input_range(info))
+    low = tiny_lowering(
+        "convnet",
+        (info.in_channels, *info.image_size),
+        classes=info.num_classes,
+        seed=5,
+        input_range=input_range(info),
+    )
     net = low.network
     assert net.readout.shape == (10,)
     x = net.input.encode(images.numpy())

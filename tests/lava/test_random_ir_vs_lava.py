@@ -43,6 +43,7 @@ from sakd.hardware.lava_bridge import run_lava
 from sakd.hardware.lava_runner import conv2d_matrix
 from sakd.hardware.netfile import write_network
 from sakd.hardware.simulator import simulate
+
 from sakd.verify import compare_runs
 
 pytestmark = pytest.mark.lava
@@ -54,8 +55,13 @@ A_LOOSE = 1 << 19
 PRE_SHIFT_MAX = 1 << 30
 WRAP = 1 << 23
 
-LAVA_SETTINGS = dict(deadline=None, derandomize=True, phases=(Phase.explicit, Phase.generate),
-                     suppress_health_check=list(HealthCheck), database=None)
+LAVA_SETTINGS = {
+    "deadline": None,
+    "derandomize": True,
+    "database": None,
+    "phases": (Phase.explicit, Phase.generate),  # no shrinking: Lava runs are slow
+    "suppress_health_check": list(HealthCheck),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,8 +82,9 @@ def shrink(w: np.ndarray, factor: float) -> np.ndarray:
     return 2 * np.trunc((w // 2) / factor).astype(np.int64)
 
 
-def conv_params(rng: np.random.Generator, src: tuple[int, ...], cout: int,
-                want: tuple[int, ...] | None = None) -> dict[str, Any] | None:
+def conv_params(
+    rng: np.random.Generator, src: tuple[int, ...], cout: int, want: tuple[int, ...] | None = None
+) -> dict[str, Any] | None:
     """A random conv2d on ``src`` (C, H, W) with a small output (or exactly ``want``)."""
     c = src[0]
     for _ in range(40):
@@ -91,8 +98,14 @@ def conv_params(rng: np.random.Generator, src: tuple[int, ...], cout: int,
         except ValueError:
             continue
         if (want is None and out[1] * out[2] <= 16) or out == want:
-            return {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation,
-                    "groups": groups, "out": tuple(out)}
+            return {
+                "kernel": kernel,
+                "stride": stride,
+                "padding": padding,
+                "dilation": dilation,
+                "groups": groups,
+                "out": tuple(out),
+            }
     return None
 
 
@@ -107,7 +120,7 @@ def proj_bound(p: dict[str, Any], xmax: int) -> tuple[int, int]:
 def proj_rms(p: dict[str, Any], x2: float) -> float:
     """Typical |a| of one projection: sqrt(Σ w² · E[s²]) averaged over its rows, shifted."""
     w = p["weight"].reshape(p["weight"].shape[0], -1).astype(float)
-    rms = float(np.sqrt((w ** 2).sum(axis=1).mean() * x2))
+    rms = float(np.sqrt((w**2).sum(axis=1).mean() * x2))
     return rms * 2.0 ** p.get("weight_exp", 0)
 
 
@@ -116,8 +129,11 @@ def random_network(seed: int) -> tuple[Network, np.ndarray, int, bool, int]:
     spikes = bool(rng.random() < 0.5)
     bits = 1 if spikes else int(rng.choice([2, 4, 8, 12, 16]))
     if rng.random() < 0.7:
-        in_shape: tuple[int, ...] = (int(rng.integers(1, 4)), int(rng.integers(3, 7)),
-                                     int(rng.integers(3, 7)))
+        in_shape: tuple[int, ...] = (
+            int(rng.integers(1, 4)),
+            int(rng.integers(3, 7)),
+            int(rng.integers(3, 7)),
+        )
     else:
         in_shape = (int(rng.integers(2, 10)),)
     inp = Input("x", in_shape, "spikes" if spikes else "graded", bits=bits, scale=1.0)
@@ -130,20 +146,43 @@ def random_network(seed: int) -> tuple[Network, np.ndarray, int, bool, int]:
     for k in range(n_pops):
         name, src = ("out" if k == n_pops - 1 else f"p{k}"), chain[-1]
         delay = int(rng.choice([0, 0, 0, 1, 2]))
-        cp = (conv_params(rng, shapes[src], int(rng.integers(1, 5)))
-              if len(shapes[src]) == 3 and rng.random() < 0.7 else None)
+        cp = (
+            conv_params(rng, shapes[src], int(rng.integers(1, 5)))
+            if len(shapes[src]) == 3 and rng.random() < 0.7
+            else None
+        )
         if cp is not None:
             w = even_weights(rng, (cp["out"][0], shapes[src][0] // cp["groups"]) + cp["kernel"])
-            projs.append({"name": f"{src}_{name}", "source": src, "target": name, "kind": "conv2d",
-                          "weight": w, "delay": delay, **{k2: cp[k2] for k2 in
-                                                          ("stride", "padding", "dilation", "groups")}})
+            projs.append(
+                {
+                    "name": f"{src}_{name}",
+                    "source": src,
+                    "target": name,
+                    "kind": "conv2d",
+                    "weight": w,
+                    "delay": delay,
+                    **{k2: cp[k2] for k2 in ("stride", "padding", "dilation", "groups")},
+                }
+            )
             shape = cp["out"]
         else:
-            shape = ((int(rng.integers(1, 3)), 2, 2) if rng.random() < 0.3
-                     else (int(rng.integers(2, 9)),))
+            shape = (
+                (int(rng.integers(1, 3)), 2, 2)
+                if rng.random() < 0.3
+                else (int(rng.integers(2, 9)),)
+            )
             w = even_weights(rng, (int(np.prod(shape)), int(np.prod(shapes[src]))))
-            projs.append({"name": f"{src}_{name}", "source": src, "target": name, "kind": "dense",
-                          "weight": w, "delay": delay, "weight_exp": int(rng.integers(-8, 8))})
+            projs.append(
+                {
+                    "name": f"{src}_{name}",
+                    "source": src,
+                    "target": name,
+                    "kind": "dense",
+                    "weight": w,
+                    "delay": delay,
+                    "weight_exp": int(rng.integers(-8, 8)),
+                }
+            )
         shapes[name], latency[name] = shape, latency[src] + 1 + delay
         xmax[name], x2[name] = 1, 0.3
         chain.append(name)
@@ -154,25 +193,48 @@ def random_network(seed: int) -> tuple[Network, np.ndarray, int, bool, int]:
         delay = latency[tgt] - latency[src] - 1
         if delay < 0:
             continue
-        cp = (conv_params(rng, shapes[src], shapes[tgt][0], want=shapes[tgt])
-              if len(shapes[src]) == 3 and len(shapes[tgt]) == 3 else None)
+        cp = (
+            conv_params(rng, shapes[src], shapes[tgt][0], want=shapes[tgt])
+            if len(shapes[src]) == 3 and len(shapes[tgt]) == 3
+            else None
+        )
         if cp is not None:
             w = even_weights(rng, (shapes[tgt][0], shapes[src][0] // cp["groups"]) + cp["kernel"])
-            projs.append({"name": f"skip{j}", "source": src, "target": tgt, "kind": "conv2d",
-                          "weight": w, "delay": delay, **{k2: cp[k2] for k2 in
-                                                          ("stride", "padding", "dilation", "groups")}})
+            projs.append(
+                {
+                    "name": f"skip{j}",
+                    "source": src,
+                    "target": tgt,
+                    "kind": "conv2d",
+                    "weight": w,
+                    "delay": delay,
+                    **{k2: cp[k2] for k2 in ("stride", "padding", "dilation", "groups")},
+                }
+            )
         else:
             w = even_weights(rng, (int(np.prod(shapes[tgt])), int(np.prod(shapes[src]))))
-            projs.append({"name": f"skip{j}", "source": src, "target": tgt, "kind": "dense",
-                          "weight": w, "delay": delay, "weight_exp": int(rng.integers(-8, 8))})
+            projs.append(
+                {
+                    "name": f"skip{j}",
+                    "source": src,
+                    "target": tgt,
+                    "kind": "dense",
+                    "weight": w,
+                    "delay": delay,
+                    "weight_exp": int(rng.integers(-8, 8)),
+                }
+            )
     # bound every population's summed |a| (see the module docstring)
     a_max = int(rng.choice([A_EXPORT, A_EXPORT, A_LOOSE]))
     for name in chain[1:]:
         incoming = [p for p in projs if p["target"] == name]
         while True:
             bounds = [proj_bound(p, xmax[p["source"]]) for p in incoming]
-            over_pre = [p for p, (_, pre) in zip(incoming, bounds)
-                        if p["kind"] == "dense" and pre >= PRE_SHIFT_MAX]
+            over_pre = [
+                p
+                for p, (_, pre) in zip(incoming, bounds)
+                if p["kind"] == "dense" and pre >= PRE_SHIFT_MAX
+            ]
             if over_pre:
                 for p in over_pre:
                     p["weight"] = shrink(p["weight"], 2.0)
@@ -188,7 +250,9 @@ def random_network(seed: int) -> tuple[Network, np.ndarray, int, bool, int]:
     params: dict[str, dict[str, Any]] = {}
     for name in chain[1:]:
         shape = shapes[name]
-        a_typ = np.sqrt(sum(proj_rms(p, x2[p["source"]]) ** 2 for p in projs if p["target"] == name))
+        a_typ = np.sqrt(
+            sum(proj_rms(p, x2[p["source"]]) ** 2 for p in projs if p["target"] == name)
+        )
         bias_exp = int(rng.integers(0, 8))
         bshape = [(), (shape[0],), shape][int(rng.integers(3))]
         bias = np.round(rng.uniform(-0.3, 0.5, size=bshape) * 64.0 * a_typ / (1 << bias_exp))
@@ -197,11 +261,21 @@ def random_network(seed: int) -> tuple[Network, np.ndarray, int, bool, int]:
         params[name] = {
             "du": int(rng.choice([0, 1, 2048, 4094, 4095, int(rng.integers(0, 4096))])),
             "dv": int(rng.choice([0, 1, 2048, 4095, 4096, int(rng.integers(0, 4097))])),
-            "vth": (int(rng.choice([0, 1 << 17])) if name == "out" else
-                    int(np.clip(round(a_typ * np.exp(rng.uniform(np.log(0.3), np.log(4.0)))),
-                                0, (1 << 17) - 1))),
-            "bias_mant": np.clip(bias, -4096, 4095).astype(np.int64), "bias_exp": bias_exp,
-            "role": "readout" if name == "out" else "spiking"}
+            "vth": (
+                int(rng.choice([0, 1 << 17]))
+                if name == "out"
+                else int(
+                    np.clip(
+                        round(a_typ * np.exp(rng.uniform(np.log(0.3), np.log(4.0)))),
+                        0,
+                        (1 << 17) - 1,
+                    )
+                )
+            ),
+            "bias_mant": np.clip(bias, -4096, 4095).astype(np.int64),
+            "bias_exp": bias_exp,
+            "role": "readout" if name == "out" else "spiking",
+        }
     order = rng.permutation(len(chain) - 1)
     ir_projs = tuple(Projection(**p) for p in projs)
 
@@ -246,35 +320,47 @@ def window_rates(net: Network, sim, T: int) -> dict[str, float]:
     for pop in net.populations:
         if not pop.is_readout:
             ell = net.latencies[pop.name]
-            out[pop.name] = float(np.asarray(sim.traces[pop.name]["s"])[ell:ell + T].mean())
+            out[pop.name] = float(np.asarray(sim.traces[pop.name]["s"])[ell : ell + T].mean())
     return out
 
 
-def assert_identical(net: Network, sim, got, label: str, names: dict[str, str] | None = None) -> None:
+def assert_identical(
+    net: Network, sim, got, label: str, names: dict[str, str] | None = None
+) -> None:
     assert got.latency == sim.latency == net.latency
     cmp = compare_runs(net, sim, got, label, names)
     assert len(cmp.populations) == len(net.populations)
     for check in cmp.populations:
         assert {"spikes", "u", "v"} <= set(check.compared), (check.population, check.compared)
     if not cmp.identical:
-        pytest.fail("\n".join(f"{label}: {c.population}: first divergence {c.first_divergence}"
-                              for c in cmp.populations if not c.identical) or f"{label}: readout v")
+        pytest.fail(
+            "\n".join(
+                f"{label}: {c.population}: first divergence {c.first_divergence}"
+                for c in cmp.populations
+                if not c.identical
+            )
+            or f"{label}: readout v"
+        )
     np.testing.assert_array_equal(got.readout_v, sim.readout_v)
 
 
 def describe(net: Network) -> str:
-    projs = ", ".join(f"{p.name}:{p.kind}{'/d' + str(p.delay) if p.delay else ''}"
-                      f"{'/e' + str(p.weight_exp) if p.weight_exp else ''}" for p in net.projections)
+    projs = ", ".join(
+        f"{p.name}:{p.kind}{'/d' + str(p.delay) if p.delay else ''}"
+        f"{'/e' + str(p.weight_exp) if p.weight_exp else ''}"
+        for p in net.projections
+    )
     return f"input {net.input.encoding}/{net.input.bits} {net.input.shape}; {projs}"
 
 
-@settings(max_examples=8, **LAVA_SETTINGS)
+@settings(max_examples=12, **LAVA_SETTINGS)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_random_ir_network(seed, tmp_path_factory):
     net, x, T, sequence, a_max = random_network(seed)
     note(f"seed {seed}: {describe(net)}; T={T} sequence={sequence} |a|<={a_max}")
-    sim = simulate(net, x, time_steps=T, sequence=sequence,
-                   record=[p.name for p in net.populations])
+    sim = simulate(
+        net, x, time_steps=T, sequence=sequence, record=[p.name for p in net.populations]
+    )
     rates = window_rates(net, sim, T)
     note(f"window firing rates {rates}")
     assert any(0.0 < r < 1.0 for r in rates.values()), f"no spiking population is active: {rates}"
@@ -313,24 +399,50 @@ def wrap_network(seed: int) -> tuple[Network, np.ndarray, int, int]:
     xmax2 = (1 << (bits - 1)) ** 2 / 3.0
     a_typ = float(np.sqrt((w1.reshape(cout, -1).astype(float) ** 2).sum(1).mean() * xmax2))
     a_typ = min(a_typ, WRAP / 2)  # the wrapped a is uniform-ish over ±2^23
-    pops = [Population("c1", shape1, du=4095, dv=int(rng.choice([0, 1024, 4096])),
-                       vth=int(min(a_typ * rng.uniform(0.5, 2.0), (1 << 17) - 1)),
-                       bias_mant=rng.integers(-2000, 2000, size=cout), bias_exp=7)]
+    pops = [
+        Population(
+            "c1",
+            shape1,
+            du=4095,
+            dv=int(rng.choice([0, 1024, 4096])),
+            vth=int(min(a_typ * rng.uniform(0.5, 2.0), (1 << 17) - 1)),
+            bias_mant=rng.integers(-2000, 2000, size=cout),
+            bias_exp=7,
+        )
+    ]
     projs = [Projection("x_c1", "x", "c1", "conv2d", w1, stride=stride, padding=padding)]
     last, last_shape = "c1", shape1
     if rng.random() < 0.5:
         w2 = 2 * rng.integers(-40, 80, size=(3, cout, 2, 2))
         shape2 = conv2d_output_shape(last_shape, w2.shape, (1, 1), (1, 1), (1, 1))
         rms = float(np.sqrt((w2.reshape(3, -1).astype(float) ** 2).sum(1).mean() * 0.3))
-        pops.append(Population("c2", shape2, du=int(rng.integers(0, 4096)), dv=int(rng.integers(0, 4096)),
-                               vth=int(rms * rng.uniform(0.5, 2.0)),
-                               bias_mant=rng.integers(-40, 40, size=3) * 2, bias_exp=5))
+        pops.append(
+            Population(
+                "c2",
+                shape2,
+                du=int(rng.integers(0, 4096)),
+                dv=int(rng.integers(0, 4096)),
+                vth=int(rms * rng.uniform(0.5, 2.0)),
+                bias_mant=rng.integers(-40, 40, size=3) * 2,
+                bias_exp=5,
+            )
+        )
         projs.append(Projection("c1_c2", "c1", "c2", "conv2d", w2, padding=(1, 1)))
         last, last_shape = "c2", shape2
     w3 = 2 * rng.integers(-128, 128, size=(4, int(np.prod(last_shape))))
     w3[0, 0], w3[0, 1] = -256, 254  # mixed sign, the extremes present
-    pops.append(Population("out", (4,), du=int(rng.integers(0, 4096)), dv=int(rng.integers(0, 4097)), vth=0,
-                           bias_mant=rng.integers(-3000, 3000, size=4), bias_exp=6, role="readout"))
+    pops.append(
+        Population(
+            "out",
+            (4,),
+            du=int(rng.integers(0, 4096)),
+            dv=int(rng.integers(0, 4097)),
+            vth=0,
+            bias_mant=rng.integers(-3000, 3000, size=4),
+            bias_exp=6,
+            role="readout",
+        )
+    )
     projs.append(Projection(f"{last}_out", last, "out", "dense", w3))
     net = Network(inp, tuple(pops), tuple(projs))
     T = int(rng.integers(2, 5))
@@ -339,7 +451,7 @@ def wrap_network(seed: int) -> tuple[Network, np.ndarray, int, int]:
     return net, x, T, bits
 
 
-@settings(max_examples=3, **LAVA_SETTINGS)
+@settings(max_examples=4, **LAVA_SETTINGS)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_conv_wrap_through_netx(seed, tmp_path_factory):
     net, x, T, bits = wrap_network(seed)
@@ -351,7 +463,9 @@ def test_conv_wrap_through_netx(seed, tmp_path_factory):
     raw = x.reshape(T * x.shape[1], -1) @ dense.T  # the unwrapped per-step sums
     assert np.abs(raw).max() < (1 << 31) - WRAP  # Lava's Conv: float64 -> int32, then the wrap
     wrapped = (np.abs(raw) >= WRAP).mean()
-    assert wrapped > 0.05, f"only {wrapped:.3f} of the conv sums pass 2^23: the wrap is not exercised"
+    assert wrapped > 0.05, (
+        f"only {wrapped:.3f} of the conv sums pass 2^23: the wrap is not exercised"
+    )
     sim = simulate(net, x, time_steps=T, sequence=True, record=[p.name for p in net.populations])
     rates = window_rates(net, sim, T)
     note(f"wrapped fraction {wrapped:.2f}, window firing rates {rates}")

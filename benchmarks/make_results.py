@@ -1,0 +1,205 @@
+"""Turn the benchmark JSON files into docs/results.md (tables) and docs/figures/*.png (plots).
+
+    .venv/bin/python benchmarks/make_results.py
+
+Reads benchmarks/results/{digits_sakd,fashion_mnist,fashion_mnist_quick,simulator_throughput,
+lava_vs_sakd}.json, whichever exist; every table names the command that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from sakd.hardware.atomic import atomic_path, atomic_write_text  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs"
+FIGURES = DOCS / "figures"
+METHOD_LABELS = {"scratch": "SNN from scratch", "logits": "SAKD logits only",
+                 "features": "SAKD features only", "both": "SAKD (level 1 + 2)"}
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _machine(data: dict[str, Any]) -> str:
+    m = data.get("machine", {})
+    where = f"GPU {m['gpu']}" if m.get("gpu") else f"CPU ({m.get('threads', '?')} threads)"
+    return f"{where}, torch {m.get('torch', '?')}"
+
+
+def digits_section(data: dict[str, Any]) -> list[str]:
+    cfg = data["config"]
+    lines = ["## Digits (8×8, embedded)", "",
+             f"Command: `.venv/bin/python benchmarks/digits_sakd.py` — {cfg['model']['arch']}, "
+             f"T = {cfg['student']['time_steps']}, {cfg['student']['train']['epochs']} epochs, seed "
+             f"{cfg['seed']}; {_machine(data)}.", "",
+             "| network | test accuracy | val accuracy | best epoch | mean firing rate |",
+             "|---|---|---|---|---|"]
+    for name, row in data["rows"].items():
+        rate = f"{row['mean_firing_rate']:.3f}" if row.get("mean_firing_rate") is not None else "–"
+        lines.append(f"| {name} | {row['test_acc']:.2f} % | {row['val_acc']:.2f} % | "
+                     f"{row['best_epoch']} | {rate} |")
+    return lines + [""]
+
+
+def fashion_section(data: dict[str, Any], tag: str) -> list[str]:
+    mode = data["mode"]
+    lines = [f"## Fashion-MNIST ({mode} mode)", "",
+             f"Command: `.venv/bin/python {data['command']}` then `benchmarks/make_results.py`; "
+             f"{_machine(data)}. Settings: `{' '.join(data['mode_settings']['overrides'])}`.", ""]
+    if mode == "quick":
+        lines += ["Quick mode trains on a subset for a few epochs so that it fits two CPU cores: "
+                  "its accuracies are far below converged values and say nothing about the full "
+                  "study's targets.", ""]
+    for arch, row in data["archs"].items():
+        teacher = row.get("teacher")
+        lines += [f"### {arch}", ""]
+        if teacher:
+            lines.append(f"ANN teacher: **{teacher['test_acc']:.2f} %** test accuracy "
+                         f"({teacher['train_seconds_per_epoch']:.1f} s per epoch).")
+            lines.append("")
+        lines += ["| T | method | test accuracy | s / epoch | on chip (PTQ) | float, same samples | on chip (QAT) |",
+                  "|---|---|---|---|---|---|---|"]
+        for key, s in sorted(row["students"].items(), key=lambda kv: (int(kv[0].split("/")[0][1:]), kv[0])):
+            T, method = key.split("/")
+            deploy = s.get("deploy") or {}
+            ptq, qat = deploy.get("ptq"), deploy.get("qat")
+            chip = _pct(ptq, "on_chip_acc")
+            same = _pct(ptq, "float_acc_same_samples")
+            chip_qat = _pct(qat, "on_chip_acc")
+            lines.append(f"| {T[1:]} | {METHOD_LABELS.get(method, method)} | {s['test_acc']:.2f} % | "
+                         f"{s['train_seconds_per_epoch']:.1f} | {chip} | {same} | {chip_qat} |")
+        lines.append("")
+        energy_rows = [(k, s["deploy"]) for k, s in row["students"].items() if s.get("deploy")]
+        if energy_rows:
+            lines += ["Operations and energy per inference (PTQ network, simulated test samples):", "",
+                      "| setting | spikes | SynOps | input MACs | Loihi energy | 45 nm fp32 energy | ANN MACs | ANN energy (45 nm fp32) |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for key, deploy in energy_rows:
+                e = deploy["ptq"]["energy"]
+                t, ann = e["totals"], e.get("ann") or {}
+                lines.append(f"| {key} | {t['spikes']:,.0f} | {t['synops']:,.0f} | {t['graded_macs']:,.0f} | "
+                             f"{t['energy_pj']['loihi'] / 1e3:,.1f} nJ | {t['energy_pj']['cmos45-fp32'] / 1e3:,.1f} nJ | "
+                             f"{ann.get('macs', 0):,} | {ann.get('energy_pj', {}).get('cmos45-fp32', 0) / 1e3:,.1f} nJ |")
+            lines.append("")
+            lava = [(k, d.get("lava")) for k, d in energy_rows if d.get("lava")]
+            for key, speed in lava:
+                if "skipped" in speed:
+                    lines.append(f"Lava comparison ({key}): skipped — {speed['skipped']}")
+                else:
+                    lines.append(f"Simulator against Lava ({key}, {speed['samples']} samples): sakd "
+                                 f"{speed['sakd_samples_per_s']:.1f} samples/s, Lava "
+                                 f"{speed['lava_samples_per_s']:.2f} samples/s (process start and "
+                                 f"build included), ratio {speed['speed_ratio']:.0f}×, bit-exact: "
+                                 f"{speed['bit_exact']}.")
+            lines.append("")
+        figure = plot_accuracy(arch, row, tag)
+        if figure:
+            lines += [f"![accuracy against T]({figure.relative_to(DOCS)})", ""]
+        figure = plot_energy_layers(arch, row, tag)
+        if figure:
+            lines += [f"![energy per layer]({figure.relative_to(DOCS)})", ""]
+    return lines
+
+
+def _pct(row: dict[str, Any] | None, key: str) -> str:
+    return f"{row[key]:.2f} %" if row else "–"
+
+
+def plot_accuracy(arch: str, row: dict[str, Any], tag: str) -> Path | None:
+    by_method: dict[str, list[tuple[int, float]]] = {}
+    for key, s in row["students"].items():
+        T, method = key.split("/")
+        by_method.setdefault(method, []).append((int(T[1:]), s["test_acc"]))
+    if not by_method:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, points in sorted(by_method.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
+                label=METHOD_LABELS.get(method, method))
+    if row.get("teacher"):
+        ax.axhline(row["teacher"]["test_acc"], color="k", linestyle="--", label="ANN teacher")
+    ax.set_xlabel("time steps T")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_xticks(sorted({p[0] for points in by_method.values() for p in points}))
+    ax.set_title(f"Fashion-MNIST, {arch}: accuracy against T")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, f"fashion_mnist_{tag}_{arch}_accuracy.png")
+
+
+def plot_energy_layers(arch: str, row: dict[str, Any], tag: str) -> Path | None:
+    settings = [(k, s["deploy"]) for k, s in row["students"].items() if s.get("deploy")]
+    if not settings:
+        return None
+    key, deploy = max(settings, key=lambda kv: int(kv[0].split("/")[0][1:]))
+    layers = deploy["ptq"]["energy"]["layers"]
+    names = [layer["layer"] for layer in layers if layer.get("kind") == "projection"]
+    snn = [layer["energy_pj"].get("cmos45-fp32", 0.0) / 1e3 for layer in layers if layer.get("kind") == "projection"]
+    ann = [(layer.get("ann_energy_pj") or {}).get("cmos45-fp32", 0.0) / 1e3 for layer in layers
+           if layer.get("kind") == "projection"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], snn, width=0.4, label="SNN (SynOps + input MACs)")
+    ax.bar([x + 0.2 for x in xs], ann, width=0.4, label="ANN (MACs)")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(names, rotation=30, ha="right")
+    ax.set_ylabel("nJ per inference (45 nm fp32)")
+    ax.set_title(f"Fashion-MNIST, {arch} ({key}): energy per layer")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, f"fashion_mnist_{tag}_{arch}_energy.png")
+
+
+def _save(fig, name: str) -> Path:
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    path = FIGURES / name
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def speed_section(sim: dict[str, Any] | None, lava: dict[str, Any] | None) -> list[str]:
+    lines = ["## Simulator speed", ""]
+    if sim:
+        lines += ["Command: `.venv/bin/python benchmarks/simulator_throughput.py`.", "",
+                  "```", json.dumps(sim.get("results", sim), indent=1)[:3000], "```", ""]
+    if lava:
+        lines += ["Command: `.venv/bin/python benchmarks/lava_vs_sakd.py`.", "",
+                  "```", json.dumps(lava, indent=1)[:3000], "```", ""]
+    return lines
+
+
+def main() -> None:
+    lines = ["# Results", "",
+             "Measured figures; each section names the command that produced it and the machine. "
+             "Regenerate with `.venv/bin/python benchmarks/make_results.py`.", ""]
+    digits = _load("digits_sakd")
+    if digits:
+        lines += digits_section(digits)
+    for name, tag in (("fashion_mnist", "full"), ("fashion_mnist_quick", "quick")):
+        data = _load(name)
+        if data:
+            lines += fashion_section(data, tag)
+    sim, lava = _load("simulator_throughput"), _load("lava_vs_sakd")
+    if sim or lava:
+        lines += speed_section(sim, lava)
+    atomic_write_text(DOCS / "results.md", "\n".join(lines) + "\n")
+    print(f"wrote {DOCS / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()
