@@ -149,7 +149,7 @@ def _deploy(student_dir: Path, cfg, mode: dict[str, Any], splits, env, arch_runs
                                      network_name=str(network.metadata.get("arch_name")),
                                      time_steps=run["time_steps"])
         out[variant] = {"float_acc_same_samples": float_acc, "on_chip_acc": run["accuracy"],
-                        "samples": int(len(run["labels"])),
+                        "samples": len(run["labels"]),
                         "simulator_samples_per_s": run["samples_per_s"],
                         "energy": {"totals": energy["totals"], "ann": energy["ann"],
                                    "ratios": energy["ratios"], "layers": energy["layers"]}}

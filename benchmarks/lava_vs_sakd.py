@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from sakd.hardware.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lava_vs_sakd.json"
@@ -45,9 +46,9 @@ DEFAULT_CHECKPOINT = Path("/tmp/run1/student/best.pt")
 def random_convnet(T: int, seed: int = 0):
     """The digits convnet with random weights and BN statistics that make every layer spike."""
     import torch
-    from sakd.export.lower import lower
 
     from sakd.deploy import input_range, load_samples
+    from sakd.export.lower import lower
     from sakd.models import build_model, spikify
 
     _, _, info = load_samples("digits", "test", 1)
@@ -129,11 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
+    from sakd.deploy import load_samples
     from sakd.hardware.lava_bridge import lava_unavailable_reason, run_lava
     from sakd.hardware.netfile import write_network
     from sakd.hardware.simulator import simulate
-
-    from sakd.deploy import load_samples
 
     reason = lava_unavailable_reason()
     if reason:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from sakd.hardware.atomic import atomic_write_json
 from sakd.hardware.ir import Input, Network, Population, Projection
 from sakd.hardware.simulator import simulate

@@ -24,8 +24,9 @@ Node ops and their attributes (tensors are float64, shapes exclude the batch axi
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -89,7 +90,7 @@ class Graph:
     def ops(self) -> set[str]:
         return {n.op for n in self.nodes}
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         return Graph(copy.deepcopy(self.nodes), copy.deepcopy(self.metadata))
 
     def _check(self) -> None:
@@ -108,7 +109,7 @@ class Graph:
                 raise ExportError(f"graph: expected exactly one '{op}' node, found {count}")
 
     def summary(self) -> str:
-        return "\n".join(f"{n.name:<32} {n.op:<10} {str(n.shape):<18} <- {', '.join(n.inputs)}"
+        return "\n".join(f"{n.name:<32} {n.op:<10} {n.shape!s:<18} <- {', '.join(n.inputs)}"
                          for n in self.nodes)
 
 

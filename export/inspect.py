@@ -198,6 +198,7 @@ _NEURON_FIELDS = ("tau", "tau_syn", "tau_mem", "r", "w_in", "v_leak", "v_thresho
 
 def _inspect_nir(path: Path) -> dict[str, Any]:
     import nir
+
     from sakd.export.nir_io import NirImportError, _topological, import_nir
 
     try:

@@ -66,6 +66,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+
 from sakd.hardware.atomic import atomic_path
 from sakd.hardware.ir import Input, IRError, Network, Population, Projection
 from sakd.hardware.target import TargetSpec, get_target
@@ -320,7 +321,7 @@ def netx_layers(f: h5py.File, where: str) -> list[h5py.Group]:
         raise NetxImportError(f"{where}: not a netx file (no 'layer' group)")
     layer = f["layer"]
     keys = sorted(layer.keys(), key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
-    if [k for k in keys] != [str(i) for i in range(len(keys))]:
+    if list(keys) != [str(i) for i in range(len(keys))]:
         raise NetxImportError(f"{where}: /layer holds {keys}; netx reads groups 0..{len(keys) - 1}")
     out = []
     for k in keys:

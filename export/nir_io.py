@@ -120,6 +120,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from sakd.hardware.atomic import atomic_path
 from sakd.hardware.ir import (
     Input,
@@ -492,7 +493,7 @@ def _check_reset_convention(name: str, meta: Any, node: Any = None) -> None:
 def _topological(graph: Any) -> list[str]:
     """Kahn's order; a cycle is a recurrent edge, refused (the IR is feed-forward)."""
     nodes = graph.nodes
-    indeg = {n: 0 for n in nodes}
+    indeg = dict.fromkeys(nodes, 0)
     succ: dict[str, list[str]] = {n: [] for n in nodes}
     for a, b in graph.edges:
         if a not in nodes or b not in nodes:
@@ -1217,7 +1218,7 @@ def _build(graph: Any, plans: dict[str, _PopPlan], readout_name: str, neurons: d
             limits["weight range"] = 2 * half_w / max_w if max_w > 0 else math.inf
             if theta is not None:
                 limits["threshold range"] = spec.vth_max / theta
-            for src, op, _, syn, w in effective:
+            for src, _op, _, syn, w in effective:
                 if src == in_node and inp.encoding == "graded":
                     rows = float(np.abs(w.reshape(w.shape[0], -1)).sum(1).max())
                     if rows > 0:

@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
-from sakd.hardware.atomic import atomic_path
 from torch import nn
 
 from sakd.errors import SakdError
+from sakd.hardware.atomic import atomic_path
 from sakd.models.base import Network
 from sakd.models.neurons import MultiStepLIF
 

@@ -18,7 +18,7 @@ whose input is the input or a neuron), adds of synapses, and the output.
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -101,9 +101,12 @@ def fold_average_pooling(graph: Graph) -> Graph:
             last = chain[-1]
             if last.op == "linear":
                 linear = last
-                matrix = _linear_map_matrix(
-                    lambda x: F.linear(F.avg_pool2d(x, pool.attrs["kernel"], pool.attrs["stride"])
-                                       .flatten(1), linear.attrs["weight"]), source_shape)
+                kernel, stride, weight = pool.attrs["kernel"], pool.attrs["stride"], linear.attrs["weight"]
+
+                def pooled_linear(x, kernel=kernel, stride=stride, weight=weight):
+                    return F.linear(F.avg_pool2d(x, kernel, stride).flatten(1), weight)
+
+                matrix = _linear_map_matrix(pooled_linear, source_shape)
                 linear.attrs["weight"] = matrix
                 linear.inputs = [pool.inputs[0]]
             elif last.op == "conv":

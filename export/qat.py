@@ -61,14 +61,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from sakd.export.graph import ExportError, Graph, Node
 from sakd.export.lower import Lowering
 from sakd.export.passes import FLOAT_PASSES, synapses_into
 from sakd.export.quantize import InputQuantization, dequantized_graph, quantize_graph
 from sakd.export.trace import trace_network
 from sakd.hardware.target import TargetSpec, get_target
-from torch import nn
-
 from sakd.models.base import Network
 
 _ATTR = "_sakd_qat"  # the per-module QAT record (a plain attribute: not in the state dict)

@@ -44,7 +44,7 @@ class InputQuantization:
     max_abs: float
 
     @classmethod
-    def for_range(cls, bits: int, low: float, high: float) -> "InputQuantization":
+    def for_range(cls, bits: int, low: float, high: float) -> InputQuantization:
         max_abs = max(abs(low), abs(high))
         if not math.isfinite(max_abs) or max_abs <= 0:
             raise ExportError(f"input range [{low}, {high}] cannot be quantized")
@@ -130,7 +130,7 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization)
         limits = {"weights": (2 * half_w) / max_abs_w if max_abs_w > 0 else float("inf")}
         if kind == "lif":
             limits["threshold"] = float(target.vth_max)
-        for syn, w, graded in effective:
+        for _syn, w, graded in effective:
             if graded:  # dense analog input: the worst case is realistic
                 rows = w.reshape(w.shape[0], -1).abs().sum(1).max()
                 limits["input sum"] = 0.98 * target.max_synaptic_input / (float(rows) * max_x)

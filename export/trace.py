@@ -88,11 +88,7 @@ def trace_network(network: Network, input_shape: tuple[int, ...]) -> Graph:
                                   "(a residual add); got a constant or an alpha factor")
             emit(Node(fx_node.name, "add", args, (), origin=fx_node.name))
             alias[fx_node.name] = fx_node.name
-        elif fx_node.op == "call_function" and fx_node.target is torch.flatten:
-            _check_flatten_dim(fx_node, fx_node.args[1:] or [fx_node.kwargs.get("start_dim", 0)])
-            emit(Node(fx_node.name, "flatten", args, ()))
-            alias[fx_node.name] = fx_node.name
-        elif fx_node.op == "call_method" and fx_node.target == "flatten":
+        elif (fx_node.op == "call_function" and fx_node.target is torch.flatten) or (fx_node.op == "call_method" and fx_node.target == "flatten"):
             _check_flatten_dim(fx_node, fx_node.args[1:] or [fx_node.kwargs.get("start_dim", 0)])
             emit(Node(fx_node.name, "flatten", args, ()))
             alias[fx_node.name] = fx_node.name

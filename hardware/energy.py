@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from sakd.hardware.counts import NetworkCounts
 
 PROFILE_DIR = Path(__file__).with_name("profiles")

@@ -696,7 +696,7 @@ class Network:
         self, pops: tuple[Population, ...], projs: tuple[Projection, ...]
     ) -> list[str]:
         names = [p.name for p in pops]
-        indeg = {n: 0 for n in names}
+        indeg = dict.fromkeys(names, 0)
         succ: dict[str, list[str]] = {n: [] for n in names}
         succ[self.input.name] = []
         for proj in projs:

@@ -263,7 +263,7 @@ def _run_chunk(
             source.run(condition=RunSteps(num_steps=n_rec))
             readout_v[k] = readout.to_sakd(readout.neuron.v.get()[..., None])[0]
             last = k == n_samples - 1
-            if S > n_rec and not last:
+            if n_rec < S and not last:
                 source.run(condition=RunSteps(num_steps=S - n_rec))
             for rec in recorded:
                 data = rec.sink.data.get()[..., :n_rec]
@@ -341,8 +341,9 @@ def run_ir(network_path: str | Path, inputs: np.ndarray, time_steps: int, *, tra
     from lava.proc.lif.process import LIFReset
     from lava.proc.sparse.process import DelaySparse, Sparse
     from lava.utils.weightutils import SignMode
-    from sakd.hardware.netfile import read_network
     from scipy.sparse import csr_matrix
+
+    from sakd.hardware.netfile import read_network
 
     net = read_network(network_path)
     spec = net.target_spec

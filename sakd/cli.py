@@ -275,18 +275,20 @@ def energy(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: L
 def verify(export_dir: Annotated[Path, typer.Argument(help="an export folder (network.h5, and the other formats)")],
            lava: Annotated[bool, typer.Option("--lava", help="against Lava's fixed-point simulation (IR, and netx if written)")] = False,
            onnx: Annotated[bool, typer.Option("--onnx", help="onnxruntime against the torch float SNN and ANN")] = False,
+           nir: Annotated[bool, typer.Option("--nir", help="network.nir through independent NIR readers (spikingjelly, nirtorch) against the simulator and the float SNN")] = False,
            samples: Annotated[int, typer.Option("--samples", help="test samples to run")] = 16,
            data_root: Annotated[Optional[str], typer.Option(help="data set folder, if not the default")] = None,
            out: Annotated[Optional[Path], typer.Option("-o", "--out", help="report path (default: verify_report.json in the folder)")] = None):
     """Prove the export: the same samples through sakd's simulator and a reference; exit status 1
-    on any mismatch, with the first divergence (population, step, neuron, both values)."""
+    on any mismatch, with the first divergence (population, step, neuron, both values), or (--nir)
+    when an independent NIR reader agrees with the simulator on fewer than 99 % of the samples."""
     from rich.console import Console
 
     from sakd.io import atomic_write_json
-    from sakd.verify import verify_lava, verify_onnx
+    from sakd.verify import verify_lava, verify_nir, verify_onnx
 
-    if not (lava or onnx):
-        _fail("choose at least one reference: --lava and/or --onnx")
+    if not (lava or onnx or nir):
+        _fail("choose at least one reference: --lava, --onnx and/or --nir")
     console = Console()
     report: dict = {"export_dir": str(export_dir), "samples": samples}
     ok = True
@@ -313,6 +315,30 @@ def verify(export_dir: Annotated[Path, typer.Argument(help="an export folder (ne
             console.print(f"[bold]onnxruntime vs torch ({name})[/]: max |logit diff| "
                           f"{check['max_abs_diff']:.2e}, predictions agree "
                           f"{100 * check['prediction_agreement']:.2f} %")
+    if nir:
+        from rich.markup import escape
+
+        check = verify_nir(export_dir, samples, data_root)
+        report["nir"] = check
+        ok &= check["ok"]
+        for name, entry in check["readers"].items():
+            if not entry["loaded"]:
+                console.print(f"[bold]NIR reader {name}[/]: [red]cannot read the file[/] "
+                              f"({escape(entry['error'])})")
+                continue
+            rule = "" if entry["spike_rule"] == ">" else " (reported only)"
+            vs_float = entry["agreement_vs_float_snn"]
+            console.print(f"[bold]NIR reader {name}[/] (v {entry['spike_rule']} theta){rule}: "
+                          f"predictions agree {100 * entry['agreement_vs_simulator']:.2f} % with "
+                          f"the simulator"
+                          + (f", {100 * vs_float:.2f} % with the float SNN"
+                             if vs_float is not None else ""))
+        if check["simulator_vs_float_snn"] is not None:
+            console.print(f"  simulator vs float SNN: {100 * check['simulator_vs_float_snn']:.2f} % "
+                          "(the quantization's share; the NIR file is the integer network)")
+        if not check["ok"]:
+            console.print(f"[red]NIR: agreement with the simulator below "
+                          f"{100 * check['threshold']:.0f} %, or no reader could load the file[/]")
     report["identical"] = ok
     atomic_write_json(out or export_dir / "verify_report.json", report)
     if not ok:

@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import yaml
 
@@ -28,14 +28,14 @@ class ConfigError(SakdError):
 @dataclass
 class DataConfig:
     name: str = "digits"
-    root: Optional[str] = None  # None: the data set's default location
+    root: str | None = None  # None: the data set's default location
     batch_size: int = 64  # per process
     eval_batch_size: int = 256
     workers: int = 0
     augment: bool = True
     val_fraction: float = 0.1  # stratified hold-out of the training split used to pick "best"
     download: bool = False  # let torchvision download CIFAR (never done unless asked)
-    train_subset: Optional[int] = None  # keep a stratified subset of this many training samples
+    train_subset: int | None = None  # keep a stratified subset of this many training samples
 
 
 @dataclass
@@ -64,7 +64,7 @@ class OptimConfig:
     scheduler: Literal["cosine", "constant"] = "cosine"
     warmup_epochs: int = 0
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on CUDA, off on CPU
-    grad_clip: Optional[float] = None
+    grad_clip: float | None = None
 
 
 @dataclass
@@ -74,9 +74,9 @@ class ModelConfig:
 
 @dataclass
 class TeacherConfig:
-    arch: Optional[str] = None  # None: the student architecture's natural ANN teacher
-    checkpoint: Optional[str] = None  # a `sakd teacher` checkpoint
-    weights: Optional[str] = None  # a torchvision-format state-dict file
+    arch: str | None = None  # None: the student architecture's natural ANN teacher
+    checkpoint: str | None = None  # a `sakd teacher` checkpoint
+    weights: str | None = None  # a torchvision-format state-dict file
     train: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -86,7 +86,7 @@ class StudentConfig:
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     init: Literal["teacher", "scratch"] = "teacher"  # level-1 transfer or random init
     # start from this student checkpoint's weights instead (fine-tuning, e.g. with qat)
-    init_checkpoint: Optional[str] = None
+    init_checkpoint: str | None = None
     # quantization-aware training: the forward pass uses the export's integer weights, biases
     # and input (straight-through gradients), so what the chip runs is what is trained
     qat: bool = False
@@ -102,7 +102,7 @@ class DistillConfig:
     feature_schedule: Literal["constant", "step", "step-batch"] = "constant"
     feature_epochs: int = 10  # step schedule: beta for the first N epochs ...
     feature_floor: float = 0.01  # ... then this floor
-    taps: Optional[list[str]] = None  # module names; None: the architecture's stage outputs
+    taps: list[str] | None = None  # module names; None: the architecture's stage outputs
     adapter_kernel: Literal[1, 3] = 1
 
 

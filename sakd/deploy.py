@@ -8,9 +8,10 @@ the architecture and its arguments, T, the classes, the input quantization and t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -184,7 +185,7 @@ def calibrate_lowering(low, network, data: str, limit: int, data_root: str | Non
         layers[name] = {"spike_mismatch": float((chip != ref).mean()),
                         "float_rate": float(ref.mean()), "chip_rate": float(chip.mean())}
     labels = y.numpy()
-    return {"samples": int(len(labels)), "split": "test",
+    return {"samples": len(labels), "split": "test",
             "float_accuracy": 100.0 * float((float_pred == labels).mean()),
             "chip_accuracy": 100.0 * float((result.predictions == labels).mean()),
             "predictions_changed": int((result.predictions != float_pred).sum()),
@@ -296,7 +297,7 @@ def simulate_report(network, run: dict[str, Any], agreement: dict[str, Any] | No
     counts = run["result"].counts
     report = {
         "network": network.metadata.get("arch_name") or network.metadata.get("arch"),
-        "samples": int(len(run["labels"])), "time_steps": run["time_steps"],
+        "samples": len(run["labels"]), "time_steps": run["time_steps"],
         "latency": network.latency, "on_chip_accuracy": run["accuracy"],
         "throughput": {"seconds": run["seconds"], "samples_per_s": run["samples_per_s"],
                        "synops_per_s": run["synops_per_s"], "backend": run["result"].backend},

@@ -8,7 +8,7 @@ from typing import Any
 
 from sakd.hardware.atomic import atomic_path, atomic_write_json, atomic_write_text
 
-__all__ = ["atomic_path", "atomic_write_json", "atomic_write_text", "append_jsonl", "read_jsonl"]
+__all__ = ["append_jsonl", "atomic_path", "atomic_write_json", "atomic_write_text", "read_jsonl"]
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:

@@ -57,19 +57,36 @@ def _deploy(config: Config, out: Path, data: str, progress: bool) -> dict[str, A
     """Stages 4-6 (main process only): export, simulate the test split, energy report."""
     from rich.console import Console
 
-    from sakd.deploy import ann_macs_for, export_checkpoint, float_agreement, simulate_dataset, simulate_report
-    from sakd.energy_report import build_energy_report, plot_energy, print_energy_table, write_energy_report
+    from sakd.deploy import (
+        ann_macs_for,
+        export_checkpoint,
+        float_agreement,
+        simulate_dataset,
+        simulate_report,
+    )
+    from sakd.energy_report import (
+        build_energy_report,
+        plot_energy,
+        print_energy_table,
+        write_energy_report,
+    )
     from sakd.report import print_export_report, print_simulate_report
 
     console = Console()
     console.rule("[bold]4/6 export (fold BN, quantize, lower; IR, NIR, netx, ONNX)")
-    exported = export_checkpoint(out / "student" / "best.pt", out / "export", formats="auto")
+    exported = export_checkpoint(out / "student" / "best.pt", out / "export", formats="auto",
+                                 target=config.export.target, input_bits=config.export.input_bits)
     print_export_report(exported.report, console)
     network = exported.lowering.network
 
     console.rule("[bold]5/6 bit-accurate simulation of the test split")
     record = [p.name for p in network.populations if not p.is_readout]
-    run = simulate_dataset(network, data, split="test", record=record)
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=console) as bar:
+        task = bar.add_task("simulating the test split", total=None)
+        run = simulate_dataset(network, data, split="test", record=record,
+                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     agreement = float_agreement(network, run)
     sim = simulate_report(network, run, agreement, out / "export" / "simulate_report.json")
     print_simulate_report(sim, console)

@@ -131,7 +131,7 @@ def test_fashion_mnist_reader(tmp_path, writers, gz):
     assert (info.num_classes, info.in_channels, info.image_size) == (10, 1, (28, 28))
     assert info.class_names[9] == "Ankle boot"
     assert len(splits.train) == 30 and len(splits.val) == 10 and len(splits.test) == 20
-    assert Counter(_labels(splits.val)) == Counter({k: 1 for k in range(10)})
+    assert Counter(_labels(splits.val)) == Counter(dict.fromkeys(range(10), 1))
     images, labels = arrays["t10k"]
     x, y = splits.test[3]
     expected = (torch.from_numpy(images[3]).float() / 255.0 - 0.2860) / 0.3530

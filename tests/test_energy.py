@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from sakd.hardware.counts import NetworkCounts, PopulationCounts, ProjectionCounts
 from sakd.hardware.energy import (
     PROFILE_DIR,

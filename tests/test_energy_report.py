@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rich.console import Console
-from sakd.hardware.counts import NetworkCounts, PopulationCounts, ProjectionCounts
-from sakd.hardware.energy import load_profile
 
 from sakd.energy_report import (
     build_energy_report,
@@ -19,6 +17,8 @@ from sakd.energy_report import (
     print_energy_table,
     write_energy_report,
 )
+from sakd.hardware.counts import NetworkCounts, PopulationCounts, ProjectionCounts
+from sakd.hardware.energy import load_profile
 
 PROFILES = ("loihi", "cmos45-fp32", "cmos45-int8", "spinnaker2")
 ANN_MACS = {"conv": 96, "fc": 30, "total": 126}
@@ -84,7 +84,7 @@ def test_report_keys_and_values(report):
     assert ratios["energy_snn_over_ann"]["cmos45-int8"] == pytest.approx(
         (15 * 0.03 + 120 * 0.23) / (126 * 0.23))
     assert ratios["energy_snn_over_ann"]["loihi"] == pytest.approx(4139.5 / (126 * 0.23))
-    assert ratios["lower_bound"] == {p: True for p in PROFILES}
+    assert ratios["lower_bound"] == dict.fromkeys(PROFILES, True)
     assert ratios["ops_snn_over_ann_macs"] == pytest.approx(135 / 126)
 
     sops = report["sops_convention"]

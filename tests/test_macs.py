@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sakd.hardware.energy import ANN_TOTAL_KEY, estimate_ann_energy
 from torch import nn
 
+from sakd.hardware.energy import ANN_TOTAL_KEY, estimate_ann_energy
 from sakd.models import build_model, spikify
 from sakd.models.macs import TOTAL_KEY, count_ann_macs
 

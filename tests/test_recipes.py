@@ -36,7 +36,9 @@ IMAGENET = {  # config -> (student, teacher)
     "imagenet_sew_resnet152": ("sew_resnet152", "resnet152"),
 }
 # the smallest run of a recipe: two steps of batch 2 on 5 (CIFAR) or 4 (ImageNet) images
-FAST = ["data.batch_size=2", "data.eval_batch_size=4", "data.workers=0", "data.val_fraction=0.0",
+# SEW tests read the ImageFolder tree at this size (SEW-152 at 224x224: ~12 s a CPU step)
+SEW_SIZE = 32
+FAST = ["data.batch_size=2", "data.eval_batch_size=4", "data.workers=0",
         "teacher.train.epochs=1", "student.train.epochs=1"]
 
 runner = CliRunner()
@@ -156,7 +158,7 @@ def test_cifar_recipe_trains(name, tmp_path, writers, no_md5):
         writers.cifar10(tmp_path / "data", per_batch=1, n_test=4)  # data_batch_1..5: 5 images
     else:
         write_fake_cifar100(tmp_path / "data", n_train=5, n_test=4)
-    overrides = sets(FAST + [f"data.root={tmp_path / 'data'}"])
+    overrides = sets([*FAST, f"data.root={tmp_path / 'data'}"])
     cli("teacher", "-c", str(recipe(name)), *overrides, "-o", str(tmp_path / "teacher"))
     check_run(tmp_path / "teacher", "teacher")
     cli("distill", "-c", str(recipe(name)), *overrides, "--teacher",
@@ -172,9 +174,21 @@ def test_cifar_recipe_trains(name, tmp_path, writers, no_md5):
     assert all(student["trainable"][k].shape[-1] == kernel for k in adapters)
 
 
-def write_teacher_weights(path: Path, arch: str, num_classes: int) -> Path:
-    """A freshly built ANN saved as a torchvision-format state dict (what --teacher-weights takes)."""
-    torch.save(build_model(arch, num_classes, 3, (224, 224)).state_dict(), path)
+def write_teacher_weights(path: Path, arch: str, num_classes: int, image_size: int) -> Path:
+    """A freshly built ANN saved as a torchvision-format state dict (what --teacher-weights takes).
+    Its BatchNorm statistics are those of a batch of noise: with the initial ones (mean 0,
+    variance 1), or ones estimated from too few values (layer4 is 1x1 at 32x32), the frozen
+    teacher's activations grow through the residual stages (to ~1e10 in ResNet-152), which a
+    trained teacher's do not."""
+    ann = build_model(arch, num_classes, 3, (image_size, image_size))
+    for module in ann.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # running statistics = the batch's
+    n = 16 if image_size <= 64 else 2
+    noise = torch.randn(n, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ann.train()(noise)
+    torch.save(ann.state_dict(), path)
     return path
 
 
@@ -184,9 +198,9 @@ def test_imagenet_spiking_resnet34_trains_at_224(tmp_path, writers):
     RandomResizedCrop brings to the recipe's 224x224, two steps of batch 1."""
     writers.imagenet(tmp_path / "data", classes=("n01440764", "n01443537"), per_class=1,
                      size=(32, 32))
-    weights = write_teacher_weights(tmp_path / "resnet34.pth", "resnet34", 2)
-    overrides = sets(FAST + [f"data.root={tmp_path / 'data'}", "data.batch_size=1",
-                             "data.eval_batch_size=2"])
+    weights = write_teacher_weights(tmp_path / "resnet34.pth", "resnet34", 2, 224)
+    overrides = sets([*FAST, f"data.root={tmp_path / 'data'}", "data.batch_size=1",
+                     "data.eval_batch_size=2"])
     cli("distill", "-c", str(recipe("imagenet_resnet34")), "--teacher-weights", str(weights),
         *overrides, "-o", str(tmp_path / "run"))
     record = check_run(tmp_path / "run", "student")
@@ -201,7 +215,7 @@ def test_imagenet_spiking_resnet34_trains_at_224(tmp_path, writers):
 def test_imagenet_sew_recipe_trains(name, tmp_path, writers):
     """SEW-ResNet-18/34/50/152 with the recipe's loss and optimizer on an ImageFolder tree, two
     steps of batch 2. At 224x224 SEW-152 takes ~12 s a step on a CPU, so the tree is read by the
-    real loader at 64x64 (the config has no image-size key; the loader does)."""
+    real loader at SEW_SIZE x SEW_SIZE (the config has no image-size key; the loader does)."""
     from sakd.data.torchvision_sets import load_imagenet_splits
     from sakd.train.distributed import DistEnv
     from sakd.train.jobs import distill_student
@@ -210,10 +224,11 @@ def test_imagenet_sew_recipe_trains(name, tmp_path, writers):
     writers.imagenet(tmp_path / "data", classes=("n01440764", "n01443537"), per_class=2,
                      size=(32, 32))
     splits = load_imagenet_splits(str(tmp_path / "data"), augment=True, val_fraction=0.0,
-                                  image_size=64)
-    weights = write_teacher_weights(tmp_path / f"{teacher}.pth", teacher, 2)
-    config = load_config(recipe(name), FAST + [f"data.root={tmp_path / 'data'}",
-                                               f"teacher.weights={weights}"])
+                                  image_size=SEW_SIZE)
+    weights = write_teacher_weights(tmp_path / f"{teacher}.pth", teacher, 2, SEW_SIZE)
+    assert len(splits.train) == 4  # two steps of batch 2
+    config = load_config(recipe(name), [*FAST, f"data.root={tmp_path / 'data'}",
+                                        f"teacher.weights={weights}"])
     result = distill_student(config, tmp_path / "run", DistEnv(), progress=False, splits=splits)
     record = check_run(tmp_path / "run", "student")
     assert result.history[0]["train"] == record["train"]

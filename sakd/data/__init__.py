@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from sakd.data.common import DataSplits, DatasetError, DatasetInfo
+from sakd.data.common import DatasetError, DatasetInfo, DataSplits
 
 __all__ = ["DATASETS", "DataSplits", "DatasetError", "DatasetInfo", "load_splits"]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ class DatasetInfo:
         }
 
 
-def input_value_range(info: "DatasetInfo") -> tuple[float, float]:
+def input_value_range(info: DatasetInfo) -> tuple[float, float]:
     """Smallest and largest normalized input value, (0 - mean)/std and (1 - mean)/std over the
     channels: what the graded input's quantization must cover."""
     low = min((0.0 - m) / s for m, s in zip(info.mean, info.std))
@@ -55,7 +55,7 @@ class DataSplits:
     info: DatasetInfo
     train: Dataset
     test: Dataset
-    val: Optional[Dataset] = None
+    val: Dataset | None = None
 
 
 class TensorImageDataset(Dataset):
@@ -71,7 +71,7 @@ class TensorImageDataset(Dataset):
         labels: torch.Tensor,
         mean: tuple[float, ...],
         std: tuple[float, ...],
-        augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         max_value: float = 255.0,
     ) -> None:
         if images.ndim != 4:
@@ -94,7 +94,7 @@ class TensorImageDataset(Dataset):
             image = self.augment(image)
         return (image - self.mean) / self.std, int(self.labels[index])
 
-    def with_augment(self, augment: Optional[Callable[[torch.Tensor], torch.Tensor]]):
+    def with_augment(self, augment: Callable[[torch.Tensor], torch.Tensor] | None):
         return TensorImageDataset(self.images, self.labels, tuple(self.mean.flatten().tolist()),
                                   tuple(self.std.flatten().tolist()), augment, self.max_value)
 
@@ -115,7 +115,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 
 def split_train_val(
     train_aug: Dataset, train_plain: Dataset, labels: np.ndarray, fraction: float, seed: int = 0
-) -> tuple[Dataset, Optional[Dataset]]:
+) -> tuple[Dataset, Dataset | None]:
     """Hold out a stratified validation subset (unaugmented) of the training data."""
     if fraction <= 0:
         return train_aug, None

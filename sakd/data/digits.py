@@ -9,7 +9,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sakd.data.common import DataSplits, DatasetInfo, TensorImageDataset, split_train_val, stratified_split
+from sakd.data.common import (
+    DatasetInfo,
+    DataSplits,
+    TensorImageDataset,
+    split_train_val,
+    stratified_split,
+)
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0

@@ -11,7 +11,13 @@ from pathlib import Path
 import torch
 from torchvision.transforms import v2
 
-from sakd.data.common import DataSplits, DatasetError, DatasetInfo, TensorImageDataset, split_train_val
+from sakd.data.common import (
+    DatasetError,
+    DatasetInfo,
+    DataSplits,
+    TensorImageDataset,
+    split_train_val,
+)
 from sakd.data.idx import find_idx, read_idx
 
 DEFAULT_ROOT = Path("/usr/share/datasets/fashion-mnist")

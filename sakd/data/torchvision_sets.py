@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from torchvision import datasets
 from torchvision.transforms import v2
-import torch
 
-from sakd.data.common import DataSplits, DatasetError, DatasetInfo, split_train_val
+from sakd.data.common import DatasetError, DatasetInfo, DataSplits, split_train_val
 
 CIFAR_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), 10, datasets.CIFAR10),

@@ -115,7 +115,7 @@ class DistillationTask(nn.Module):
     def set_position(self, epoch: int, batch_index: int) -> None:
         self.current_feature_weight = self.feature_weight(epoch, batch_index)
 
-    def train(self, mode: bool = True) -> "DistillationTask":
+    def train(self, mode: bool = True) -> DistillationTask:
         super().train(mode)
         if self.teacher is not None:
             self.teacher.eval()  # frozen BN statistics, always

@@ -18,7 +18,6 @@ so torchvision state dicts load unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
 
 import torch
 from torch import nn
@@ -38,7 +37,7 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None, sew: bool = False) -> None:
+                 downsample: nn.Module | None = None, sew: bool = False) -> None:
         super().__init__()
         self.sew = sew
         self.conv1 = conv3x3(inplanes, planes, stride)
@@ -64,7 +63,7 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None, sew: bool = False) -> None:
+                 downsample: nn.Module | None = None, sew: bool = False) -> None:
         super().__init__()
         self.sew = sew
         self.conv1 = conv1x1(inplanes, planes)

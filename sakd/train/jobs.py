@@ -11,13 +11,22 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from sakd.config import Config, ConfigError, dump_config
-from sakd.data import DataSplits, DatasetInfo, load_splits
+from sakd.data import DatasetInfo, DataSplits, load_splits
 from sakd.data.common import subset_train
-from sakd.distill import (ClassificationTask, DistillationTask, FeatureWeight, SAKDStudent,
-                          check_taps_match)
+from sakd.distill import (
+    ClassificationTask,
+    DistillationTask,
+    FeatureWeight,
+    SAKDStudent,
+    check_taps_match,
+)
 from sakd.models import LIFSettings, Network, arch_spec, build_model, spikify
-from sakd.train.checkpoint import (CheckpointError, load_checkpoint, load_state_strict,
-                                   read_state_dict_file)
+from sakd.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_state_strict,
+    read_state_dict_file,
+)
 from sakd.train.distributed import DistEnv
 from sakd.train.trainer import FitResult, Trainer, seed_everything
 

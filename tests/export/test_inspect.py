@@ -14,13 +14,13 @@ import pytest
 import torch
 from rich.console import Console
 from rich.table import Table
+
 from sakd.export.inspect import InspectError, format_inspection, inspect_file
 from sakd.export.lower import lower
 from sakd.export.netx_io import write_netx
 from sakd.export.nir_io import write_nir
 from sakd.hardware.ir import Network
 from sakd.hardware.netfile import write_network
-
 from sakd.models import build_model, spikify
 
 ARCHS = {"test_convnet": (1, 8, 8), "test_resnet": (3, 8, 8)}

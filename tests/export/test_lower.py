@@ -27,6 +27,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from sakd.export.graph import ExportError, Graph, apply_node, run_graph
 from sakd.export.lower import READOUT, balance_latency, lower
 from sakd.export.passes import synapses_into
@@ -35,8 +37,6 @@ from sakd.hardware.ir import Network
 from sakd.hardware.netfile import read_network, write_network
 from sakd.hardware.simulator import readout_to_float, simulate
 from sakd.hardware.target import LOIHI2
-from torch import nn
-
 from sakd.models import ARCHITECTURES, LIFSettings, build_model, spikify
 from sakd.models.base import Network as TorchNetwork
 from sakd.models.base import SpikeSite

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+
 from sakd.export.lower import lower
 from sakd.export.netx_io import (
     NetxExportError,
@@ -20,7 +21,6 @@ from sakd.export.netx_io import (
 from sakd.hardware.ir import Input, Network, Population, Projection
 from sakd.hardware.lava_bridge import lava_unavailable_reason
 from sakd.hardware.simulator import simulate
-
 from sakd.models import build_model, spikify
 
 ARCHS = {"test_convnet": (1, 8, 8), "convnet": (1, 8, 8), "test_convnet_pool": (1, 8, 8),

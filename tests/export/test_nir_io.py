@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from sakd.export.lower import lower
 from sakd.export.nir_io import (
     DEFAULT_DT,
@@ -26,7 +27,6 @@ from sakd.export.nir_io import (
 )
 from sakd.hardware.ir import Input, Network, Population, Projection
 from sakd.hardware.simulator import simulate
-
 from sakd.models import build_model, spikify
 
 ARCHS = {"test_convnet": (1, 8, 8), "test_convnet_pool": (1, 8, 8), "test_resnet": (3, 8, 8),

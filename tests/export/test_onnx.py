@@ -27,6 +27,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from spikingjelly.activation_based import neuron as sj_neuron
+from torch import nn
+
 from sakd.export.onnx_export import (
     OnnxExportError,
     UnrolledLIF,
@@ -36,9 +39,6 @@ from sakd.export.onnx_export import (
     lif_fire,
     unroll,
 )
-from spikingjelly.activation_based import neuron as sj_neuron
-from torch import nn
-
 from sakd.models.neurons import LIFSettings, MultiStepLIF
 from sakd.models.registry import build_model
 from sakd.models.spikify import spikify

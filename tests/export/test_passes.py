@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from sakd.export.graph import ExportError, Graph, run_graph
 from sakd.export.lower import lower
 from sakd.export.passes import (
@@ -29,8 +31,6 @@ from sakd.export.passes import (
     synapses_into,
 )
 from sakd.export.trace import trace_network
-from torch import nn
-
 from sakd.models import ARCHITECTURES, LIFSettings, MultiStepLIF, build_model, spikify
 from sakd.models.base import Network, SpikeSite
 

@@ -18,13 +18,13 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from sakd.export.graph import ExportError, run_graph
 from sakd.export.lower import lower
 from sakd.export.qat import enable_qat, fake_quantize_input, qat_enabled, straight_through
 from sakd.export.quantize import dequantized_graph
 from sakd.hardware.simulator import readout_to_float, simulate
-from torch import nn
-
 from sakd.models.base import Network, SpikeSite
 from sakd.models.neurons import LIFSettings, MultiStepLIF
 from sakd.models.registry import build_model

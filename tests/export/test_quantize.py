@@ -17,13 +17,14 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spikingjelly.activation_based import neuron as sj_neuron
+
 from sakd.export.graph import ExportError, Graph, Node
 from sakd.export.passes import synapses_into
 from sakd.export.quantize import InputQuantization, dequantized_graph, quantize_graph
 from sakd.hardware.ir import Input, Network, Population, Projection
 from sakd.hardware.simulator import simulate
 from sakd.hardware.target import LOIHI2
-from spikingjelly.activation_based import neuron as sj_neuron
 
 SPEC = LOIHI2
 A_LIMIT = (1 << 17) - 1  # |a| per step so that u = a << 6 cannot wrap

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from sakd.hardware.ir import Input, Network, Population, Projection
 from sakd.hardware.simulator import (
     conv_fanout,

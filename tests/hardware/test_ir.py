@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from sakd.hardware.ir import (
     Input,
     IRError,

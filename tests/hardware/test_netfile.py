@@ -5,6 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+
 from sakd.hardware.ir import Input, IRError, Network, Population, Projection
 from sakd.hardware.netfile import SCHEMA_VERSION, NetworkFileError, read_network, write_network
 from sakd.hardware.simulator import simulate

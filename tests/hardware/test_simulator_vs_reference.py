@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from reference_sim import reference_simulate
+
 from sakd.hardware import simulator as sim_mod
 from sakd.hardware.ir import Input, Network, Population, Projection, conv2d_output_shape
 from sakd.hardware.simulator import (

@@ -5,6 +5,7 @@ it is missing."""
 from __future__ import annotations
 
 import pytest
+
 from sakd.hardware.lava_bridge import lava_unavailable_reason
 
 

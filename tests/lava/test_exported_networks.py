@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from sakd.export.lower import Lowering, lower
 from sakd.export.netx_io import NetxExportError, is_or_population, netx_chain, write_netx
 from sakd.hardware.ir import Network
 from sakd.hardware.lava_bridge import LavaResult, run_lava
 from sakd.hardware.netfile import write_network
 from sakd.hardware.simulator import SimulationResult, simulate
-
 from sakd.models import build_model, spikify
 from sakd.verify import compare_runs
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from sakd.hardware.ir import Input, Network, Population, Projection
 from sakd.hardware.lava_bridge import (
     LavaResult,

@@ -37,13 +37,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
+
 from sakd.export.netx_io import netx_chain, write_netx
 from sakd.hardware.ir import Input, Network, Population, Projection, conv2d_output_shape
 from sakd.hardware.lava_bridge import run_lava
 from sakd.hardware.lava_runner import conv2d_matrix
 from sakd.hardware.netfile import write_network
 from sakd.hardware.simulator import simulate
-
 from sakd.verify import compare_runs
 
 pytestmark = pytest.mark.lava
