@@ -241,7 +241,7 @@ def _structure(network: Network, input_shape: tuple[int, ...]) -> tuple[Graph, G
 
 
 def _population_graph(pop: _Population, folded: dict[str, tuple[torch.Tensor, Any]],
-                      device: torch.device) -> Graph:
+                      device: torch.device, time_steps: int) -> Graph:
     """A canonical graph holding only ``pop`` and its synapses (current weights), with stand-in
     source and sink populations, for ``quantize_graph``: its scale is per population."""
     one = torch.ones(1, 1, dtype=torch.float64, device=device)
@@ -267,7 +267,7 @@ def _population_graph(pop: _Population, folded: dict[str, tuple[torch.Tensor, An
     if pop.op != "output":
         nodes += [Node(f"{_SINK}.syn", "linear", [pop.name], (), {"weight": one, "bias": None}),
                   Node(_SINK, "output", [f"{_SINK}.syn"], ())]
-    return Graph(nodes)
+    return Graph(nodes, {"time_steps": time_steps})  # the readout's range depends on T
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,7 +299,8 @@ class QATHandle:
         one-population graph), from detached float64 weights."""
         if pop.neuron is not None:
             pop.attrs["v_threshold"] = float(pop.neuron.v_threshold)  # as trace reads it
-        qgraph = quantize_graph(_population_graph(pop, folded, device), self.spec, self.input)
+        qgraph = quantize_graph(_population_graph(pop, folded, device, self.network.time_steps),
+                                self.spec, self.input)
         deq = dequantized_graph(qgraph)
         node = qgraph.graph[pop.name]
         row = next(r for r in qgraph.report if r.name == pop.name)

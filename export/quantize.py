@@ -134,6 +134,17 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization)
             if graded:  # dense analog input: the worst case is realistic
                 rows = w.reshape(w.shape[0], -1).abs().sum(1).max()
                 limits["input sum"] = 0.98 * target.max_synaptic_input / (float(rows) * max_x)
+        if kind == "readout":
+            # v integrates 64 * (W s + b) over T steps and saturates at 2^23 - 1: keep the worst
+            # case (every source spiking every step) below the clip, so the argmax never sees it
+            steps = int(graph.metadata.get("time_steps") or 1)
+            bias_total = sum((s.attrs["bias"].abs() if s.attrs.get("bias") is not None else 0.0)
+                             for s, _, _ in effective)
+            rows = sum(w.reshape(w.shape[0], -1).abs().sum(1) * (max_x if graded else 1.0)
+                       for _, w, graded in effective) + bias_total
+            worst = float(rows.max()) if torch.is_tensor(rows) else float(rows)
+            if worst > 0:
+                limits["readout range"] = 0.98 * (target.state_max - 1) / (64.0 * steps * (worst + 1.0))
         limited_by = min(limits, key=limits.get)
         scale = _largest_even(limits[limited_by])
         if scale < 2:
@@ -164,13 +175,21 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization)
             syn.attrs["weight_int"] = w_int.to(torch.int64)
             if max_abs_w > 0:
                 sq_err += float(((w_int / scale - w) / max_abs_w).pow(2).sum())
-            worst = max(worst, _row_abs_sum(syn.attrs["weight_int"]) * (max_x if graded else 1))
+            # upper bound of |a| over the population's neurons: the synapses' worst rows add up
+            worst += _row_abs_sum(syn.attrs["weight_int"]) * (max_x if graded else 1)
         bias = None
         for syn, _, _ in effective:
             b = syn.attrs.get("bias")
             if b is not None:
                 bias = b.clone() if bias is None else bias + b
         bias_mant, bias_exp, biases_clipped = _quantize_bias(bias, 64.0 * c * scale, target, node.name)
+        if kind == "readout":
+            steps = int(graph.metadata.get("time_steps") or 1)
+            peak = steps * ((worst << target.act_shift) + int((bias_mant.abs() << bias_exp).max()))
+            if peak > target.state_max - 1:
+                raise ExportError(f"readout '{node.name}': its voltage could reach {peak} after "
+                                  f"{steps} steps, beyond the {target.state_bits}-bit clip; "
+                                  "lower the classifier's weights or T")
         vth = target.readout_vth if kind == "readout" else (scale if dv > 0 else scale - 1)
         node.attrs.update(du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp,
                           scale=float(scale))
