@@ -61,7 +61,8 @@ def fashion_section(data: dict[str, Any], tag: str) -> list[str]:
     if mode == "quick":
         lines += ["Quick mode trains on a subset for a few epochs so that it fits two CPU cores: "
                   "its accuracies are far below converged values and say nothing about the full "
-                  "study's targets.", ""]
+                  "study's targets. Timings were taken while other jobs shared the two cores, so "
+                  "seconds per epoch are not comparable between rows.", ""]
     for arch, row in data["archs"].items():
         teacher = row.get("teacher")
         lines += [f"### {arch}", ""]
@@ -125,10 +126,12 @@ def plot_accuracy(arch: str, row: dict[str, Any], tag: str) -> Path | None:
     if not by_method:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
+    markers = {"scratch": "o", "logits": "^", "features": "v", "both": "s"}
     for method, points in sorted(by_method.items()):
         points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
-                label=METHOD_LABELS.get(method, method))
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker=markers.get(method, "o"),
+                markersize=8 if len(points) > 1 else 10, fillstyle="full" if len(points) > 1 else "none",
+                markeredgewidth=2, label=METHOD_LABELS.get(method, method))
     if row.get("teacher"):
         ax.axhline(row["teacher"]["test_acc"], color="k", linestyle="--", label="ANN teacher")
     ax.set_xlabel("time steps T")
@@ -175,11 +178,25 @@ def _save(fig, name: str) -> Path:
 def speed_section(sim: dict[str, Any] | None, lava: dict[str, Any] | None) -> list[str]:
     lines = ["## Simulator speed", ""]
     if sim:
-        lines += ["Command: `.venv/bin/python benchmarks/simulator_throughput.py`.", "",
-                  "```", json.dumps(sim.get("results", sim), indent=1)[:3000], "```", ""]
+        lines += ["Command: `.venv/bin/python benchmarks/simulator_throughput.py` (random weights, "
+                  "thresholds calibrated to plausible firing rates; shared 2-core CPU, no GPU).", "",
+                  "| network | backend | device | samples | samples/s | SynOps/s | mean firing rate |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in sim["results"]:
+            lines.append(f"| {r['network']} | {r['backend']} | {r['device']} | {r['samples']} | "
+                         f"{r['samples_per_s']:.1f} | {r['synops_per_s']:.3g} | "
+                         f"{r.get('mean_firing_rate', float('nan')):.3f} |")
+        lines.append("")
     if lava:
-        lines += ["Command: `.venv/bin/python benchmarks/lava_vs_sakd.py`.", "",
-                  "```", json.dumps(lava, indent=1)[:3000], "```", ""]
+        lines += ["Command: `.venv/bin/python benchmarks/lava_vs_sakd.py` — the trained digits "
+                  f"ConvNet ({lava['network'].get('source', '')}), {lava['samples']} test samples, "
+                  f"T = {lava['time_steps']}.", "",
+                  "| engine | samples/s | speed-up of sakd | bit-exact |", "|---|---|---|---|",
+                  f"| sakd ({lava['sakd']['backend']}) | {lava['sakd']['samples_per_s']:.1f} | – | reference |"]
+        for name, row in lava["lava"].items():
+            lines.append(f"| {name} | {row['samples_per_s']:.2f} | "
+                         f"{lava['speedup'][name]['end_to_end']:.0f}× | {row['bit_exact']} |")
+        lines.append("")
     return lines
 
 
