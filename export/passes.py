@@ -79,6 +79,22 @@ def _linear_map_matrix(fn: Callable[[torch.Tensor], torch.Tensor], in_shape: tup
     return fn(basis).reshape(n, -1).T.contiguous()
 
 
+def _spread_pooled_weight(weight: torch.Tensor, source_shape: tuple[int, ...],
+                          kernel: tuple[int, int]) -> torch.Tensor:
+    """Linear weight on the pooled (C, Ho, Wo) map -> the same map on the (C, H, W) input of a
+    pool with stride = kernel: W'[o, c, h, w] = W[o, c, h // kh, w // kw] / (kh kw), and 0 for
+    the border rows/columns that floor-mode pooling drops. O(out x C x H x W), no basis matrix."""
+    channels, height, width = source_shape
+    kh, kw = kernel
+    ho, wo = height // kh, width // kw
+    # times the reciprocal, exactly what avg_pool of a one-hot gives (QAT relies on equal bits)
+    pooled = weight.reshape(weight.shape[0], channels, ho, wo) * (1.0 / (kh * kw))
+    spread = pooled.repeat_interleave(kh, dim=2).repeat_interleave(kw, dim=3)
+    full = torch.zeros(weight.shape[0], channels, height, width, dtype=weight.dtype)
+    full[:, :, : ho * kh, : wo * kw] = spread
+    return full.reshape(weight.shape[0], -1)
+
+
 def fold_average_pooling(graph: Graph) -> Graph:
     """avgpool -> [flatten ->] linear becomes one dense map on the pool's input; avgpool -> conv
     becomes one conv with stride k*s, padding k*p and kernel k*kh (pool stride = kernel, no
@@ -102,11 +118,13 @@ def fold_average_pooling(graph: Graph) -> Graph:
             if last.op == "linear":
                 linear = last
                 kernel, stride, weight = pool.attrs["kernel"], pool.attrs["stride"], linear.attrs["weight"]
+                if tuple(kernel) == tuple(stride):  # non-overlapping (global included): spread
+                    matrix = _spread_pooled_weight(weight, source_shape, tuple(kernel))
+                else:
+                    def pooled_linear(x, kernel=kernel, stride=stride, weight=weight):
+                        return F.linear(F.avg_pool2d(x, kernel, stride).flatten(1), weight)
 
-                def pooled_linear(x, kernel=kernel, stride=stride, weight=weight):
-                    return F.linear(F.avg_pool2d(x, kernel, stride).flatten(1), weight)
-
-                matrix = _linear_map_matrix(pooled_linear, source_shape)
+                    matrix = _linear_map_matrix(pooled_linear, source_shape)
                 linear.attrs["weight"] = matrix
                 linear.inputs = [pool.inputs[0]]
             elif last.op == "conv":

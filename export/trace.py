@@ -40,7 +40,8 @@ def _pair(value: Any) -> tuple[int, int]:
 
 
 def _f64(tensor: torch.Tensor | None) -> torch.Tensor | None:
-    return None if tensor is None else tensor.detach().to(torch.float64).clone()
+    """A float64 CPU copy (the lowering runs on the CPU whatever device the network is on)."""
+    return None if tensor is None else tensor.detach().to("cpu", torch.float64).clone()
 
 
 def trace_network(network: Network, input_shape: tuple[int, ...]) -> Graph:
