@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="SAKD: distill ANN teachers into SNNs and deploy them to Loihi-class chips.")
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("-c", "--config", help="experiment YAML (configs/*.yaml)")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: --set student.train.lr=0.01 (repeatable)")]
+ConfigOpt = Annotated[Path | None, typer.Option("-c", "--config", help="experiment YAML (configs/*.yaml)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a config key: --set student.train.lr=0.01 (repeatable)")]
 OutOpt = Annotated[Path, typer.Option("-o", "--out", help="run directory (checkpoints, metrics, resolved config)")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the run in --out from its last.pt")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda")]
@@ -46,12 +46,12 @@ def _guard(fn):
         except KeyboardInterrupt:
             typer.secho("interrupted; the last completed checkpoint is intact (use --resume)",
                         err=True)
-            raise typer.Exit(code=130)
+            raise typer.Exit(code=130) from None
 
     return wrapper
 
 
-def _config(config: Optional[Path], overrides: Optional[list[str]], extra: list[str] = ()):
+def _config(config: Path | None, overrides: list[str] | None, extra: list[str] = ()):
     from sakd.config import load_config
 
     return load_config(config, list(overrides or []) + list(extra))
@@ -83,11 +83,11 @@ def teacher(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("r
 @app.command()
 @_guard
 def distill(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("runs/student"),
-            teacher_ckpt: Annotated[Optional[Path], typer.Option("--teacher", help="a `sakd teacher` checkpoint")] = None,
-            teacher_weights: Annotated[Optional[Path], typer.Option("--teacher-weights", help="a torchvision-format state-dict file")] = None,
-            kd: Annotated[Optional[str], typer.Option("--kd", help="both, logits, features or none (from-scratch baseline)")] = None,
+            teacher_ckpt: Annotated[Path | None, typer.Option("--teacher", help="a `sakd teacher` checkpoint")] = None,
+            teacher_weights: Annotated[Path | None, typer.Option("--teacher-weights", help="a torchvision-format state-dict file")] = None,
+            kd: Annotated[str | None, typer.Option("--kd", help="both, logits, features or none (from-scratch baseline)")] = None,
             qat: Annotated[bool, typer.Option("--qat", help="quantization-aware training: train with the export's integer weights (straight-through gradients)")] = False,
-            init_from: Annotated[Optional[Path], typer.Option("--from", help="start from this student checkpoint (fine-tuning, e.g. with --qat)")] = None,
+            init_from: Annotated[Path | None, typer.Option("--from", help="start from this student checkpoint (fine-tuning, e.g. with --qat)")] = None,
             resume: ResumeOpt = False, device: DeviceOpt = "auto", progress: ProgressOpt = True):
     """Train the SNN student: level-1 weight transfer, then SAKD (level 2)."""
     from sakd.train.jobs import distill_student
@@ -113,9 +113,9 @@ def distill(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("r
 @_guard
 def eval_(checkpoint: Annotated[Path, typer.Argument(help="a teacher or student checkpoint")],
           split: Annotated[str, typer.Option(help="test, val or train")] = "test",
-          data_root: Annotated[Optional[str], typer.Option(help="data set folder, if not the default")] = None,
+          data_root: Annotated[str | None, typer.Option(help="data set folder, if not the default")] = None,
           batch_size: int = 256, device: DeviceOpt = "auto",
-          json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures here")] = None):
+          json_out: Annotated[Path | None, typer.Option("--json", help="also write the figures here")] = None):
     """Accuracy of a checkpoint and, for an SNN, each LIF layer's firing rate."""
     from rich.console import Console
     from rich.table import Table
@@ -155,7 +155,9 @@ def eval_(checkpoint: Annotated[Path, typer.Argument(help="a teacher or student 
 @_guard
 def pipeline(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("runs/pipeline"),
              resume: ResumeOpt = False, device: DeviceOpt = "auto", progress: ProgressOpt = True):
-    """The main job: teacher, SAKD student, evaluation, with one summary table."""
+    """The main job: teacher, SAKD student, export, on-chip simulation, energy.
+
+    Ends with one summary table (ANN, float SNN and on-chip accuracy; operations and energy)."""
     from sakd.pipeline import run_pipeline
 
     cfg = _config(config, set_)
@@ -172,8 +174,10 @@ def export(checkpoint: Annotated[Path, typer.Argument(help="a student checkpoint
            target: Annotated[str, typer.Option(help="target chip spec")] = "loihi2",
            input_bits: Annotated[int, typer.Option(help="signed bit width of the graded input")] = 8,
            calibrate: Annotated[int, typer.Option(help="simulate N test samples (-1: all) and compare with the float SNN")] = 0,
-           data_root: Annotated[Optional[str], typer.Option(help="data set folder, if not the default")] = None):
-    """Fold, quantize and lower an SNN to the hardware IR; write IR, NIR, netx and ONNX files."""
+           data_root: Annotated[str | None, typer.Option(help="data set folder, if not the default")] = None):
+    """Fold, quantize and lower an SNN; write IR, NIR, netx and ONNX files.
+
+    Prints the per-population quantization table and writes export_report.json."""
     from rich.console import Console
 
     from sakd.deploy import export_checkpoint
@@ -197,15 +201,15 @@ def inspect(path: Annotated[Path, typer.Argument(help="an IR (network.h5), NIR o
 
 
 NetArg = Annotated[Path, typer.Argument(help="an IR file (network.h5), an export folder, or a NIR/netx file")]
-DataOpt = Annotated[Optional[str], typer.Option("--data", help="data set (default: the one recorded in the network file)")]
+DataOpt = Annotated[str | None, typer.Option("--data", help="data set (default: the one recorded in the network file)")]
 SplitOpt = Annotated[str, typer.Option("--split", help="test, val or train")]
-LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="first N samples only")]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch", help="samples per simulator chunk (memory bound)")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="first N samples only")]
+BatchOpt = Annotated[int | None, typer.Option("--batch", help="samples per simulator chunk (memory bound)")]
 SimDeviceOpt = Annotated[str, typer.Option("--device", help="cpu (numpy) or cuda (torch)")]
 
 
-def _simulate_cli(net: Path, data: Optional[str], split: str, limit: Optional[int],
-                  batch: Optional[int], device: str, data_root: Optional[str], record_all: bool):
+def _simulate_cli(net: Path, data: str | None, split: str, limit: int | None,
+                  batch: int | None, device: str, data_root: str | None, record_all: bool):
     from rich.progress import Progress
 
     from sakd.deploy import DeployError, read_any_network, simulate_dataset
@@ -227,10 +231,12 @@ def _simulate_cli(net: Path, data: Optional[str], split: str, limit: Optional[in
 @_guard
 def simulate(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: LimitOpt = None,
              batch: BatchOpt = None, device: SimDeviceOpt = "cpu",
-             data_root: Annotated[Optional[str], typer.Option(help="data set folder, if not the default")] = None,
-             out: Annotated[Optional[Path], typer.Option("-o", "--out", help="report path (default: simulate_report.json next to the network)")] = None):
-    """Run a network on the bit-accurate simulator: on-chip accuracy, agreement with the float
-    SNN, throughput; writes simulate_report.json."""
+             data_root: Annotated[str | None, typer.Option(help="data set folder, if not the default")] = None,
+             out: Annotated[Path | None, typer.Option("-o", "--out", help="report path (default: simulate_report.json next to the network)")] = None):
+    """Run a network on the bit-accurate simulator.
+
+    Reports on-chip accuracy, agreement with the float SNN and throughput; writes
+    simulate_report.json."""
     from rich.console import Console
 
     from sakd.deploy import float_agreement, resolve_network_path, simulate_report
@@ -249,14 +255,20 @@ def simulate(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit:
 def energy(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: LimitOpt = None,
            batch: BatchOpt = None, device: SimDeviceOpt = "cpu",
            profile: Annotated[str, typer.Option("--profile", help="comma-separated profile names or YAML files (loihi, cmos45-fp32, cmos45-int8, spinnaker2)")] = "loihi,cmos45-fp32",
-           data_root: Annotated[Optional[str], typer.Option(help="data set folder, if not the default")] = None,
-           out: Annotated[Optional[Path], typer.Option("-o", "--out", help="output folder (default: next to the network)")] = None):
-    """Spikes, SynOps and energy per layer and per inference against the ANN teacher; writes
-    energy_report.json and energy.png."""
+           data_root: Annotated[str | None, typer.Option(help="data set folder, if not the default")] = None,
+           out: Annotated[Path | None, typer.Option("-o", "--out", help="output folder (default: next to the network)")] = None):
+    """Spikes, SynOps and energy per inference against the ANN teacher.
+
+    Writes energy_report.json and energy.png (per layer)."""
     from rich.console import Console
 
     from sakd.deploy import ann_macs_for, resolve_network_path
-    from sakd.energy_report import build_energy_report, plot_energy, print_energy_table, write_energy_report
+    from sakd.energy_report import (
+        build_energy_report,
+        plot_energy,
+        print_energy_table,
+        write_energy_report,
+    )
 
     network, run = _simulate_cli(net, data, split, limit, batch, device, data_root, record_all=False)
     report = build_energy_report(run["result"].counts, ann_macs_for(network),
@@ -277,11 +289,13 @@ def verify(export_dir: Annotated[Path, typer.Argument(help="an export folder (ne
            onnx: Annotated[bool, typer.Option("--onnx", help="onnxruntime against the torch float SNN and ANN")] = False,
            nir: Annotated[bool, typer.Option("--nir", help="network.nir through independent NIR readers (spikingjelly, nirtorch) against the simulator and the float SNN")] = False,
            samples: Annotated[int, typer.Option("--samples", help="test samples to run")] = 16,
-           data_root: Annotated[Optional[str], typer.Option(help="data set folder, if not the default")] = None,
-           out: Annotated[Optional[Path], typer.Option("-o", "--out", help="report path (default: verify_report.json in the folder)")] = None):
-    """Prove the export: the same samples through sakd's simulator and a reference; exit status 1
-    on any mismatch, with the first divergence (population, step, neuron, both values), or (--nir)
-    when an independent NIR reader agrees with the simulator on fewer than 99 % of the samples."""
+           data_root: Annotated[str | None, typer.Option(help="data set folder, if not the default")] = None,
+           out: Annotated[Path | None, typer.Option("-o", "--out", help="report path (default: verify_report.json in the folder)")] = None):
+    """Prove an export against Lava, onnxruntime and independent NIR readers.
+
+    The same samples go through sakd's simulator and each reference. Exit status 1 on any
+    mismatch, with the first divergence (population, step, neuron, both values), or (--nir) when
+    an independent NIR reader agrees with the simulator on fewer than 99 % of the samples."""
     from rich.console import Console
 
     from sakd.io import atomic_write_json

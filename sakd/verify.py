@@ -103,7 +103,7 @@ def load_verification_samples(network, samples: int, data_root: str | None = Non
     data = network.metadata.get("dataset")
     if not data:
         raise DeployError("the network file does not name its data set; verify needs one")
-    x, y, info = load_samples(data, "test", samples, data_root)
+    x, y, _ = load_samples(data, "test", samples, data_root)
     return x, y
 
 
@@ -190,7 +190,7 @@ class _NirNeuron:
 
     def __init__(self, node: Any, dt: float) -> None:
         self.kind = type(node).__name__
-        get = lambda name: np.asarray(getattr(node, name), dtype=np.float64)  # noqa: E731
+        get = lambda name: np.asarray(getattr(node, name), dtype=np.float64)
         self.dt = dt
         self.alpha = dt / get("tau_syn") if self.kind.startswith("Cuba") else None
         self.w_in = get("w_in") if self.kind.startswith("Cuba") else None
@@ -213,7 +213,7 @@ class _NirNeuron:
         import torch
 
         x = x.to(torch.float64)
-        fit = lambda p: self._fit(p, x)  # noqa: E731
+        fit = lambda p: self._fit(p, x)
         current, v = state if state is not None else (torch.zeros_like(x), torch.zeros_like(x))
         if self.alpha is not None:
             current = current + fit(self.alpha) * (-current + fit(self.w_in) * x)
