@@ -160,8 +160,8 @@ def plot_energy_layers(arch: str, row: dict[str, Any], tag: str) -> Path | None:
     ax.set_xticks(list(xs))
     ax.set_xticklabels(names, rotation=30, ha="right")
     ax.set_ylabel("nJ per inference (45 nm fp32)")
-    ax.set_title(f"Fashion-MNIST, {arch} ({key}): energy per layer")
-    ax.legend(fontsize=8)
+    ax.set_title(f"Fashion-MNIST, {arch} ({key}): energy per layer", pad=28)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     fig.tight_layout()
     return _save(fig, f"fashion_mnist_{tag}_{arch}_energy.png")
 
