@@ -83,7 +83,7 @@ def load_benchmark_network(checkpoint: Path | None, out_dir: Path, T: int) -> tu
     if checkpoint is not None and checkpoint.exists():
         from sakd.deploy import export_checkpoint
 
-        result = export_checkpoint(checkpoint, out_dir, formats=["ir"], progress=False)
+        result = export_checkpoint(checkpoint, out_dir, formats=["ir"])
         return result.lowering.network, f"checkpoint {checkpoint}"
     return random_convnet(T), "random weights (registry convnet, no checkpoint found)"
 

@@ -69,31 +69,50 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Summarize an IR, NIR or netx file (module docstring)."""
+def _file_kind(f: h5py.File, path: Path) -> str:
+    fmt = f.attrs.get("format")
+    fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+    if fmt == "sakd-ir":
+        return "sakd-ir"
+    if "version" in f and "node" in f:
+        return "nir"
+    if "layer" in f:
+        return "netx"
+    raise InspectError(f"{path}: an HDF5 file that is neither an IR (format 'sakd-ir'), a NIR "
+                       "(version + node) nor a netx file (layer)")
+
+
+def _open(path: str | os.PathLike[str]) -> tuple[Path, h5py.File]:
     path = Path(path)
     if not path.exists():
         raise InspectError(f"{path}: no such file")
     if path.is_dir():
         raise InspectError(f"{path}: is a folder, not a network file")
     try:
-        handle = h5py.File(path, "r")
+        return path, h5py.File(path, "r")
     except OSError as exc:
         raise InspectError(f"{path}: not a readable HDF5 file (truncated, or not an IR, NIR or "
                            f"netx file): {exc}") from exc
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    """``sakd-ir``, ``nir`` or ``netx``, from the file's contents; InspectError otherwise."""
+    path, handle = _open(path)
     try:
         with handle as f:
-            fmt = f.attrs.get("format")
-            fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-            if fmt == "sakd-ir":
-                kind = "sakd-ir"
-            elif "version" in f and "node" in f:
-                kind = "nir"
-            elif "layer" in f:
-                kind = "netx"
-            else:
-                raise InspectError(f"{path}: an HDF5 file that is neither an IR (format "
-                                   f"'sakd-ir'), a NIR (version + node) nor a netx file (layer)")
+            return _file_kind(f, path)
+    except InspectError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise InspectError(f"{path}: the file is damaged or truncated: {exc}") from exc
+
+
+def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Summarize an IR, NIR or netx file (module docstring)."""
+    path, handle = _open(path)
+    try:
+        with handle as f:
+            kind = _file_kind(f, path)
             if kind == "netx":
                 return _inspect_netx(path, f)
     except InspectError:

@@ -1402,18 +1402,11 @@ def _compress_bias(mant: np.ndarray, shape: tuple[int, ...] | None) -> np.ndarra
 
 
 def _quantize_bias(b_int: np.ndarray, spec: TargetSpec) -> tuple[np.ndarray, int, int]:
-    """``bias_mant << bias_exp ≈ b_int`` (the effective bias in v_int units): bias_exp 6 (netx's
-    fixed exponent) when the mantissa fits, else the smallest larger one; clipped otherwise."""
+    """``bias_mant << bias_exp ≈ b_int`` (the effective bias in v_int units), by the target's
+    rule (``TargetSpec.split_bias``)."""
     if not np.any(b_int):
         return np.zeros(b_int.shape, np.int64), 6, 0
-    for exp in range(max(6, spec.bias_exp_min), spec.bias_exp_max + 1):
-        mant = np.rint(b_int / (1 << exp))
-        if mant.min() >= spec.bias_mant_min and mant.max() <= spec.bias_mant_max:
-            return mant.astype(np.int64), exp, 0
-    exp = spec.bias_exp_max
-    mant = np.rint(b_int / (1 << exp))
-    bad = int(((mant < spec.bias_mant_min) | (mant > spec.bias_mant_max)).sum())
-    return np.clip(mant, spec.bias_mant_min, spec.bias_mant_max).astype(np.int64), exp, bad
+    return spec.split_bias(b_int)
 
 
 def _projection(op: _Op, w_int: np.ndarray, exp: int, delay: int, syn: list[str], src: str,

@@ -311,6 +311,30 @@ def export_onnx(network: nn.Module, path: str | os.PathLike[str], *,
 # check
 
 
+def threshold_margins(network: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Per sample: the smallest |H - V_th| over every neuron and step of the unrolled SNN, i.e.
+    how close the sample comes to a spike that float rounding could flip (a sample with a margin
+    above ``check_onnx``'s tolerance on the potentials cannot differ between torch and ONNX)."""
+    unrolled = unroll(network)
+    margins: list[torch.Tensor] = []
+
+    def record(module: UnrolledLIF, args, _out) -> None:
+        sequence = args[0].reshape(module.time_steps, -1, *args[0].shape[1:])
+        v: torch.Tensor | float = 0.0 if module.v_reset is None else module.v_reset
+        for step in sequence:
+            h = lif_charge(step, v, tau=module.tau, decay_input=module.decay_input,
+                           v_reset=module.v_reset)
+            margins.append((h - module.v_threshold).abs().flatten(1).min(1).values)
+            _, v = lif_fire(h, v_threshold=module.v_threshold, v_reset=module.v_reset)
+
+    for module in unrolled.modules():
+        if isinstance(module, UnrolledLIF):
+            module.register_forward_hook(record)
+    with torch.no_grad():
+        unrolled(x)
+    return torch.stack(margins).min(0).values
+
+
 def check_onnx(network: nn.Module, path: str | os.PathLike[str],
                inputs: torch.Tensor | np.ndarray, *, atol: float = 1e-4,
                batch_size: int = 512) -> dict[str, Any]:

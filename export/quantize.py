@@ -182,7 +182,7 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization)
             b = syn.attrs.get("bias")
             if b is not None:
                 bias = b.clone() if bias is None else bias + b
-        bias_mant, bias_exp, biases_clipped = _quantize_bias(bias, 64.0 * c * scale, target, node.name)
+        bias_mant, bias_exp, biases_clipped = _quantize_bias(bias, 64.0 * c * scale, target)
         if kind == "readout":
             steps = int(graph.metadata.get("time_steps") or 1)
             peak = steps * ((worst << target.act_shift) + int((bias_mant.abs() << bias_exp).max()))
@@ -214,21 +214,13 @@ def _row_abs_sum(weight_int: torch.Tensor) -> int:
     return int(weight_int.reshape(weight_int.shape[0], -1).abs().sum(1).max())
 
 
-def _quantize_bias(bias: torch.Tensor | None, factor: float, target: TargetSpec, name: str
+def _quantize_bias(bias: torch.Tensor | None, factor: float, target: TargetSpec
                    ) -> tuple[torch.Tensor, int, int]:
-    """``bias_mant << bias_exp ~= factor * bias``: bias_exp 6 (netx's fixed exponent) when the
-    mantissa fits the target's 13 bits, else the smallest larger exponent; clipped otherwise."""
+    """``bias_mant << bias_exp ~= factor * bias`` by the target's rule (``TargetSpec.split_bias``)."""
     if bias is None:
         return torch.zeros((), dtype=torch.int64), 6, 0
-    scaled = bias * factor
-    for exp in range(max(6, target.bias_exp_min), target.bias_exp_max + 1):
-        mant = torch.round(scaled / (1 << exp))
-        if mant.min() >= target.bias_mant_min and mant.max() <= target.bias_mant_max:
-            return mant.to(torch.int64), exp, 0
-    exp = target.bias_exp_max
-    mant = torch.round(scaled / (1 << exp))
-    bad = int(((mant < target.bias_mant_min) | (mant > target.bias_mant_max)).sum())
-    return mant.clamp(target.bias_mant_min, target.bias_mant_max).to(torch.int64), exp, bad
+    mant, exp, clipped = target.split_bias((bias * factor).cpu().numpy())
+    return torch.from_numpy(mant), exp, clipped
 
 
 def dequantized_graph(qgraph: QuantizedGraph) -> Graph:

@@ -7,6 +7,9 @@ Values follow Lava's bit-accurate models (fixed-point.md §1) and Loihi 2's docu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,22 @@ class TargetSpec:
     def max_synaptic_input(self) -> int:
         """Largest |a| per step for which a << act_shift cannot wrap u: 2^17 - 1."""
         return (1 << (self.state_bits - 1 - self.act_shift)) - 1
+
+    def split_bias(self, effective: Any) -> tuple[np.ndarray, int, int]:
+        """``bias_mant << bias_exp ~= effective`` (float array, in v_int units): bias_exp 6
+        (netx's fixed exponent) when every mantissa fits the signed mantissa bits, else the
+        smallest larger exponent that fits; clipped at the largest one otherwise. Rounding:
+        half to even. Returns (int64 mantissas, bias_exp, number of clipped values)."""
+        effective = np.asarray(effective, dtype=np.float64)
+        lo, hi = self.bias_mant_min, self.bias_mant_max
+        exp = self.bias_exp_max
+        for candidate in range(max(6, self.bias_exp_min), self.bias_exp_max + 1):
+            mant = np.rint(effective / (1 << candidate))
+            if mant.size == 0 or (mant.min() >= lo and mant.max() <= hi):
+                return mant.astype(np.int64), candidate, 0
+        mant = np.rint(effective / (1 << exp))
+        clipped = int(((mant < lo) | (mant > hi)).sum())
+        return np.clip(mant, lo, hi).astype(np.int64), exp, clipped
 
     def message_range(self, bits: int) -> tuple[int, int]:
         """Signed range of a graded message of ``bits`` bits."""

@@ -16,12 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from sakd.data.common import input_value_range
 from sakd.errors import SakdError
 from sakd.io import atomic_write_json
 
 FORMATS = ("ir", "nir", "netx", "onnx")
 FILE_NAMES = {"ir": "network.h5", "nir": "network.nir", "netx": "network.netx.h5",
               "onnx": "student.onnx"}
+
+
+input_range = input_value_range  # the normalized input's (min, max): what the input scale covers
 
 
 class DeployError(SakdError):
@@ -55,13 +59,6 @@ def load_samples(data: str, split: str, limit: int | None, root: str | None = No
     return x, y, splits.info
 
 
-def input_range(info) -> tuple[float, float]:
-    """Smallest and largest normalized input value: (0 - mean)/std and (1 - mean)/std."""
-    from sakd.data.common import input_value_range
-
-    return input_value_range(info)
-
-
 # ---------------------------------------------------------------------------------------------
 # export
 
@@ -77,8 +74,8 @@ class ExportResult:
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *,
                       formats: Sequence[str] | str = "auto", target: str = "loihi2",
-                      input_bits: int = 8, calibrate: int = 0, data_root: str | None = None,
-                      progress: bool = True) -> ExportResult:
+                      input_bits: int = 8, calibrate: int = 0, data_root: str | None = None
+                      ) -> ExportResult:
     """Lower a student checkpoint and write the requested formats plus ``export_report.json``.
 
     ``formats``: a list from FORMATS, or ``auto`` = every format this network can be expressed
@@ -105,7 +102,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *,
                 "model_args": record.get("model_args", {}), "arch_name": record.get("arch"),
                 "checkpoint": str(Path(checkpoint).resolve()), "neuron": record.get("neuron", {})}
     shape = (info.in_channels, *info.image_size)
-    low = lower(network, input_shape=shape, input_range=input_range(info), input_bits=input_bits,
+    low = lower(network, input_shape=shape, input_range=input_value_range(info), input_bits=input_bits,
                 target=target, metadata=metadata)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,8 +139,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *,
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "target": target, "files": files,
                               "skipped": skipped, **low.report()}
     if calibrate:
-        report["calibration"] = calibrate_lowering(low, network, info.name, calibrate, data_root,
-                                                   progress=progress)
+        report["calibration"] = calibrate_lowering(low, network, info.name, calibrate, data_root)
     atomic_write_json(out / "export_report.json", report)
     return ExportResult(out, files, skipped, report, low)
 
@@ -164,26 +160,37 @@ def _dataset_info(record: dict[str, Any], checkpoint: str | Path):
                           f"(missing {exc}); re-save it with this version of sakd") from exc
 
 
-def calibrate_lowering(low, network, data: str, limit: int, data_root: str | None = None,
-                       progress: bool = True) -> dict[str, Any]:
+def compare_with_float(float_graph, network, x: torch.Tensor, result, time_steps: int
+                       ) -> tuple[np.ndarray, dict[str, dict[str, float]]]:
+    """The float SNN (``float_graph``) on ``x``: its predictions and, for every population whose
+    spikes ``result`` recorded, the fraction of (neuron, step) spikes in the population's window
+    that differ from the integer network's, with both firing rates."""
+    from sakd.export.graph import run_graph
+
+    float_run = run_graph(float_graph, x.double(), time_steps, record=True)
+    layers = {}
+    for name, spikes in float_run.spikes.items():
+        if name not in result.traces:
+            continue
+        lat = network.latencies[name]
+        chip = np.asarray(result.traces[name]["s"])[lat:lat + time_steps].astype(bool)
+        ref = spikes.numpy().astype(bool)
+        layers[name] = {"spike_mismatch": float((chip != ref).mean()),
+                        "float_rate": float(ref.mean()), "chip_rate": float(chip.mean())}
+    return float_run.logits.argmax(1).numpy(), layers
+
+
+def calibrate_lowering(low, network, data: str, limit: int, data_root: str | None = None
+                       ) -> dict[str, Any]:
     """Simulate ``limit`` test samples on the integer network and compare with the float SNN:
     predictions changed, and per population the fraction of (neuron, step) spikes that differ."""
-    from sakd.export.graph import run_graph
     from sakd.hardware.simulator import simulate
 
     x, y, _ = load_samples(data, "test", limit, data_root)
     T = network.time_steps
     names = [p.name for p in low.network.populations if not p.is_readout]
-    float_run = run_graph(low.float_graph, x.double(), T, record=True)
     result = simulate(low.network, low.network.input.encode(x.numpy()), time_steps=T, record=names)
-    float_pred = float_run.logits.argmax(1).numpy()
-    layers = {}
-    for name in names:
-        lat = low.network.latencies[name]
-        chip = np.asarray(result.traces[name]["s"])[lat:lat + T].astype(bool)
-        ref = float_run.spikes[name].numpy().astype(bool)
-        layers[name] = {"spike_mismatch": float((chip != ref).mean()),
-                        "float_rate": float(ref.mean()), "chip_rate": float(chip.mean())}
+    float_pred, layers = compare_with_float(low.float_graph, low.network, x, result, T)
     labels = y.numpy()
     return {"samples": len(labels), "split": "test",
             "float_accuracy": 100.0 * float((float_pred == labels).mean()),
@@ -208,29 +215,21 @@ def resolve_network_path(path: str | Path) -> Path:
 
 def read_any_network(path: str | Path, *, dt: float | None = None):
     """IR, NIR or netx file -> IR Network (format detected from the file)."""
-    import h5py
+    from sakd.export.inspect import detect_format
 
     path = resolve_network_path(path)
-    try:
-        with h5py.File(path, "r") as handle:
-            is_ir = handle.attrs.get("format") in ("sakd-ir", b"sakd-ir")
-            is_nir = "node" in handle and "version" in handle
-            is_netx = "layer" in handle
-    except OSError as exc:
-        raise DeployError(f"{path} is not a readable HDF5 network file ({exc})") from exc
-    if is_ir:
+    kind = detect_format(path)
+    if kind == "sakd-ir":
         from sakd.hardware.netfile import read_network
 
         return read_network(path)
-    if is_nir:
+    if kind == "nir":
         from sakd.export.nir_io import read_nir
 
         return read_nir(path, **({"dt": dt} if dt else {}))
-    if is_netx:
-        from sakd.export.netx_io import read_netx
+    from sakd.export.netx_io import read_netx
 
-        return read_netx(path)
-    raise DeployError(f"{path}: not an IR, NIR or netx file")
+    return read_netx(path)
 
 
 def simulate_dataset(network, data: str, *, split: str = "test", limit: int | None = None,
@@ -262,34 +261,27 @@ def simulate_dataset(network, data: str, *, split: str = "test", limit: int | No
             "time_steps": T}
 
 
-def float_agreement(network, run: dict[str, Any]) -> dict[str, Any] | None:
-    """Compare the simulation with the float SNN of the checkpoint named in the file's metadata:
-    prediction agreement and per-population spike mismatch (None when there is no checkpoint)."""
+def float_agreement(network, run: dict[str, Any], float_graph=None) -> dict[str, Any] | None:
+    """Compare the simulation with the float SNN: prediction agreement and per-population spike
+    mismatch. The float graph is the lowering's (``Lowering.float_graph``) or, when not given,
+    rebuilt from the checkpoint named in the file's metadata (None when there is none)."""
     checkpoint = network.metadata.get("checkpoint")
-    if not checkpoint or not Path(checkpoint).exists():
-        return None
-    from sakd.export.graph import run_graph
-    from sakd.export.lower import lower
-    from sakd.train.jobs import load_network
+    if float_graph is None:
+        if not checkpoint or not Path(checkpoint).exists():
+            return None
+        from sakd.export.lower import lower
+        from sakd.train.jobs import load_network
 
-    snn, _ = load_network(checkpoint)
-    T = run["time_steps"]
-    low = lower(snn, input_shape=tuple(network.input.shape),
-                input_range=input_range(run["info"]), input_bits=network.input.bits)
-    float_run = run_graph(low.float_graph, run["x"].double(), T, record=True)
-    float_pred = float_run.logits.argmax(1).numpy()
-    result = run["result"]
-    layers = {}
-    for name, spikes in float_run.spikes.items():
-        if name not in result.traces:
-            continue
-        lat = network.latencies[name]
-        chip = np.asarray(result.traces[name]["s"])[lat:lat + T].astype(bool)
-        layers[name] = float((chip != spikes.numpy().astype(bool)).mean())
+        snn, _ = load_network(checkpoint)
+        float_graph = lower(snn, input_shape=tuple(network.input.shape),
+                            input_range=input_value_range(run["info"]),
+                            input_bits=network.input.bits).float_graph
+    float_pred, layers = compare_with_float(float_graph, network, run["x"], run["result"],
+                                            run["time_steps"])
     return {"checkpoint": checkpoint,
             "float_accuracy": 100.0 * float((float_pred == run["labels"]).mean()),
-            "prediction_agreement": 100.0 * float((float_pred == result.predictions).mean()),
-            "spike_mismatch": layers}
+            "prediction_agreement": 100.0 * float((float_pred == run["result"].predictions).mean()),
+            "spike_mismatch": {name: row["spike_mismatch"] for name, row in layers.items()}}
 
 
 def simulate_report(network, run: dict[str, Any], agreement: dict[str, Any] | None,

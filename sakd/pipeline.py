@@ -56,6 +56,7 @@ def run_pipeline(config: Config, out_dir: str | Path, env: DistEnv, resume: bool
 def _deploy(config: Config, out: Path, data: str, progress: bool) -> dict[str, Any]:
     """Stages 4-6 (main process only): export, simulate the test split, energy report."""
     from rich.console import Console
+    from rich.progress import Progress
 
     from sakd.deploy import (
         ann_macs_for,
@@ -81,13 +82,11 @@ def _deploy(config: Config, out: Path, data: str, progress: bool) -> dict[str, A
 
     console.rule("[bold]5/6 bit-accurate simulation of the test split")
     record = [p.name for p in network.populations if not p.is_readout]
-    from rich.progress import Progress
-
-    with Progress(transient=True, console=console) as bar:
+    with Progress(transient=True, console=console, disable=not progress) as bar:
         task = bar.add_task("simulating the test split", total=None)
         run = simulate_dataset(network, data, split="test", record=record,
                                progress=lambda done, total: bar.update(task, completed=done, total=total))
-    agreement = float_agreement(network, run)
+    agreement = float_agreement(network, run, exported.lowering.float_graph)
     sim = simulate_report(network, run, agreement, out / "export" / "simulate_report.json")
     print_simulate_report(sim, console)
 

@@ -135,11 +135,12 @@ def verify_lava(export_dir: Path, samples: int, data_root: str | None = None) ->
 
 
 def _netx_names(network, lava) -> dict[str, str]:
-    """netx layer names (``layer{i}``, the input layer excluded) in the IR's population order."""
+    """netx layer names (``layer{i}``: spiking layers only, in file order) for the IR's
+    populations in chain order (the order ``write_netx`` wrote them)."""
+    from sakd.export.netx_io import netx_chain
+
     layers = [name for name in lava.names if name.startswith("layer")]
-    pops = [p.name for p in network.populations]
-    if len(layers) != len(pops):
-        layers = layers[-len(pops):]
+    pops = [pop.name for _, pop in netx_chain(network, or_as_conv=True)]
     return dict(zip(pops, layers))
 
 
@@ -525,10 +526,12 @@ def _agree(a, b) -> float | None:
 
 
 def _input_range(network) -> tuple[float, float]:
-    """The normalized input's range, (0 - mean)/std .. (1 - mean)/std, from the file's metadata
-    (what the export's graded-input quantization covered)."""
+    """The normalized input's range from the file's metadata (what the export's graded-input
+    quantization covered)."""
+    from sakd.data.common import normalized_range
+    from sakd.deploy import DeployError
+
     norm = network.metadata.get("normalization") or {}
-    pairs = list(zip(norm.get("mean", ()), norm.get("std", ()), strict=True))
-    if not pairs:
-        raise ValueError("the network file does not record its input normalization")
-    return (min((0.0 - m) / s for m, s in pairs), max((1.0 - m) / s for m, s in pairs))
+    if not norm.get("mean"):
+        raise DeployError("the network file does not record its input normalization")
+    return normalized_range(norm["mean"], norm["std"])

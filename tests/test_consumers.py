@@ -80,7 +80,7 @@ def consumer_export(tmp_path_factory, digits_splits) -> SimpleNamespace:
     distill_student(load_config(None, [*OVERRIDES, f"teacher.checkpoint={teacher}"]),
                     root / "student", DistEnv(), progress=False, splits=digits_splits)
     student = root / "student" / "last.pt"
-    result = export_checkpoint(student, root / "export", formats="auto", progress=False)
+    result = export_checkpoint(student, root / "export", formats="auto")
     assert {"ir", "nir", "onnx", "onnx-teacher"} <= set(result.files), result.files
     return SimpleNamespace(dir=root / "export", student=student, teacher=teacher)
 
@@ -162,34 +162,9 @@ def test_nir_unadapted_import_fails_only_as_documented(consumer_export):
 # ONNX
 
 
-def _threshold_margins(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Per sample: min over neurons and steps of |H - V_th| in the exporter's unrolled model
-    (as tests/export/test_onnx.py)."""
-    from sakd.export.onnx_export import UnrolledLIF, lif_charge, lif_fire, unroll
-
-    unrolled = unroll(net)
-    margins: list[torch.Tensor] = []
-
-    def record(module: UnrolledLIF, args, _out) -> None:
-        sequence = args[0].reshape(module.time_steps, -1, *args[0].shape[1:])
-        v: torch.Tensor | float = 0.0 if module.v_reset is None else module.v_reset
-        for step in sequence:
-            h = lif_charge(step, v, tau=module.tau, decay_input=module.decay_input,
-                           v_reset=module.v_reset)
-            margins.append((h - module.v_threshold).abs().flatten(1).min(1).values)
-            _, v = lif_fire(h, v_threshold=module.v_threshold, v_reset=module.v_reset)
-
-    for module in unrolled.modules():
-        if isinstance(module, UnrolledLIF):
-            module.register_forward_hook(record)
-    with torch.no_grad():
-        unrolled(x)
-    return torch.stack(margins).min(0).values
-
-
 @pytest.mark.parametrize("which", ["student", "teacher"])
 def test_onnxruntime_matches_torch_on_digits(consumer_export, test_split, which):
-    from sakd.export.onnx_export import check_onnx
+    from sakd.export.onnx_export import check_onnx, threshold_margins
     from sakd.train.jobs import load_network
 
     x, _ = test_split
@@ -202,7 +177,7 @@ def test_onnxruntime_matches_torch_on_digits(consumer_export, test_split, which)
     if which == "teacher":
         assert result["max_abs_diff"] <= ATOL and result["prediction_agreement"] == 1.0, result
         return
-    margins = _threshold_margins(network, x)
+    margins = threshold_margins(network, x)
     clear = margins >= MARGIN
     assert clear.float().mean() >= 0.9, f"{int((~clear).sum())} of {len(x)} near threshold"
     strict = result if bool(clear.all()) else check_onnx(network, path, x[clear], atol=ATOL)

@@ -40,12 +40,16 @@ class DatasetInfo:
         }
 
 
+def normalized_range(mean, std) -> tuple[float, float]:
+    """Smallest and largest normalized value of [0, 1] pixels, (0 - mean)/std and (1 - mean)/std
+    over the channels: what the graded input's quantization must cover."""
+    pairs = list(zip(mean, std, strict=True))
+    return (min((0.0 - m) / s for m, s in pairs), max((1.0 - m) / s for m, s in pairs))
+
+
 def input_value_range(info: DatasetInfo) -> tuple[float, float]:
-    """Smallest and largest normalized input value, (0 - mean)/std and (1 - mean)/std over the
-    channels: what the graded input's quantization must cover."""
-    low = min((0.0 - m) / s for m, s in zip(info.mean, info.std))
-    high = max((1.0 - m) / s for m, s in zip(info.mean, info.std))
-    return low, high
+    """``normalized_range`` of a data set's normalization."""
+    return normalized_range(info.mean, info.std)
 
 
 @dataclass

@@ -3,7 +3,6 @@ for files that are not."""
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 
@@ -11,36 +10,21 @@ import h5py
 import nir
 import numpy as np
 import pytest
-import torch
+import random_snn
 from rich.console import Console
 from rich.table import Table
 
 from sakd.export.inspect import InspectError, format_inspection, inspect_file
-from sakd.export.lower import lower
 from sakd.export.netx_io import write_netx
 from sakd.export.nir_io import write_nir
 from sakd.hardware.ir import Network
 from sakd.hardware.netfile import write_network
-from sakd.models import build_model, spikify
 
 ARCHS = {"test_convnet": (1, 8, 8), "test_resnet": (3, 8, 8)}
 
 
-@functools.cache
 def lowered(arch: str) -> Network:
-    shape = ARCHS[arch]
-    torch.manual_seed(0)
-    ann = build_model(arch, num_classes=5, in_channels=shape[0], image_size=list(shape[1:]))
-    ann.train()
-    with torch.no_grad():
-        for _ in range(3):
-            ann(torch.randn(16, *shape))
-        for m in ann.modules():
-            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.5)
-    snn = spikify(ann, 4).eval().double()
-    return lower(snn, input_shape=shape, input_range=(-3, 3)).network
+    return random_snn.lowered(arch, ARCHS[arch])
 
 
 def render(summary) -> str:

@@ -27,6 +27,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from random_snn import CLASSES, T, input_shape, make_snn, randomize
 from torch import nn
 
 from sakd.export.graph import ExportError, Graph, apply_node, run_graph
@@ -37,50 +38,16 @@ from sakd.hardware.ir import Network
 from sakd.hardware.netfile import read_network, write_network
 from sakd.hardware.simulator import readout_to_float, simulate
 from sakd.hardware.target import LOIHI2
-from sakd.models import ARCHITECTURES, LIFSettings, build_model, spikify
+from sakd.models import ARCHITECTURES, LIFSettings, spikify
 from sakd.models.base import Network as TorchNetwork
 from sakd.models.base import SpikeSite
 
-T = 4
-CLASSES = 5
 RANGE = (-3.0, 3.0)
 TINY = sorted(name for name, spec in ARCHITECTURES.items() if spec.tiny)
 
 
 # ---------------------------------------------------------------------------------------------
 # networks (as in test_passes.py: random init, non-trivial BN, every layer fires)
-
-
-def input_shape(arch: str) -> tuple[int, int, int]:
-    return (3, 16, 16) if "bottleneck" in arch else (3, 8, 8)
-
-
-def randomize(ann: nn.Module, gen: torch.Generator, shape: tuple[int, ...]) -> None:
-    for m in ann.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            m.momentum = None
-    ann.train()
-    with torch.no_grad():
-        for _ in range(2):
-            ann(torch.randn(32, *shape, generator=gen))
-        for m in ann.modules():
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.rand(m.bias.shape, generator=gen) * 0.5 + 0.1)
-            if isinstance(m, nn.Linear):
-                m.weight.mul_(3.0)
-            if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
-                m.bias.copy_(torch.rand(m.bias.shape, generator=gen) * 0.5 + 0.1)
-    ann.eval()
-
-
-def make_snn(arch: str, seed: int = 0, settings: LIFSettings | None = None) -> TorchNetwork:
-    shape = input_shape(arch)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    ann = build_model(arch, num_classes=CLASSES, in_channels=shape[0], image_size=shape[1:])
-    randomize(ann, gen, shape)
-    return spikify(ann, T, settings).eval().double()
 
 
 def grid_inputs(shape: tuple[int, ...], scale: float, n: int = 48, seed: int = 1) -> torch.Tensor:

@@ -3,16 +3,14 @@ meaning (a NIR interpreter against the simulator), files made by others, and ref
 
 from __future__ import annotations
 
-import functools
-
 import h5py
 import nir
 import numpy as np
 import pytest
+import random_snn
 import torch
 import torch.nn.functional as F
 
-from sakd.export.lower import lower
 from sakd.export.nir_io import (
     DEFAULT_DT,
     NirExportError,
@@ -27,28 +25,13 @@ from sakd.export.nir_io import (
 )
 from sakd.hardware.ir import Input, Network, Population, Projection
 from sakd.hardware.simulator import simulate
-from sakd.models import build_model, spikify
 
 ARCHS = {"test_convnet": (1, 8, 8), "test_convnet_pool": (1, 8, 8), "test_resnet": (3, 8, 8),
          "test_sew_resnet": (3, 8, 8)}
 
 
-@functools.cache
 def lowered(arch: str) -> Network:
-    """A random SNN with non-trivial BN statistics, lowered to the IR (as /tmp/lowtest.py)."""
-    shape = ARCHS[arch]
-    torch.manual_seed(0)
-    ann = build_model(arch, num_classes=5, in_channels=shape[0], image_size=list(shape[1:]))
-    ann.train()
-    with torch.no_grad():
-        for _ in range(3):
-            ann(torch.randn(16, *shape))
-        for m in ann.modules():
-            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.5)
-    snn = spikify(ann, 4).eval().double()
-    return lower(snn, input_shape=shape, input_range=(-3, 3)).network
+    return random_snn.lowered(arch, ARCHS[arch])
 
 
 def kinds(graph) -> dict[str, int]:

@@ -35,8 +35,7 @@ from sakd.export.onnx_export import (
     UnrolledLIF,
     check_onnx,
     export_onnx,
-    lif_charge,
-    lif_fire,
+    threshold_margins,
     unroll,
 )
 from sakd.models.neurons import LIFSettings, MultiStepLIF
@@ -90,28 +89,6 @@ def firing_rates(net: nn.Module, x: torch.Tensor) -> dict[str, float]:
         for hook in hooks:
             hook.remove()
     return rates
-
-
-def threshold_margins(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Per sample: min over neurons and steps of |H - V_th|, from the exporter's torch model."""
-    unrolled = unroll(net)
-    margins: list[torch.Tensor] = []
-
-    def record(module: UnrolledLIF, args, _out) -> None:
-        sequence = args[0].reshape(module.time_steps, -1, *args[0].shape[1:])
-        v: torch.Tensor | float = 0.0 if module.v_reset is None else module.v_reset
-        for step in sequence:
-            h = lif_charge(step, v, tau=module.tau, decay_input=module.decay_input,
-                           v_reset=module.v_reset)
-            margins.append((h - module.v_threshold).abs().flatten(1).min(1).values)
-            _, v = lif_fire(h, v_threshold=module.v_threshold, v_reset=module.v_reset)
-
-    for module in unrolled.modules():
-        if isinstance(module, UnrolledLIF):
-            module.register_forward_hook(record)
-    with torch.no_grad():
-        unrolled(x)
-    return torch.stack(margins).min(0).values
 
 
 @pytest.mark.parametrize("time_steps", [0, T], ids=["ann", "snn"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from random_snn import T, input_shape, make_snn, randomize
 from torch import nn
 
 from sakd.export.graph import ExportError, Graph, run_graph
@@ -31,53 +32,14 @@ from sakd.export.passes import (
     synapses_into,
 )
 from sakd.export.trace import trace_network
-from sakd.models import ARCHITECTURES, LIFSettings, MultiStepLIF, build_model, spikify
+from sakd.models import ARCHITECTURES, MultiStepLIF, spikify
 from sakd.models.base import Network, SpikeSite
 
-T = 4
-CLASSES = 5
 BATCH = 16
 TIGHT = 1e-9
 MAX_TIE_FLIPS = 1e-4
 
 TINY = sorted(name for name, spec in ARCHITECTURES.items() if spec.tiny)
-
-
-def input_shape(arch: str) -> tuple[int, int, int]:
-    # the ImageNet stem (7x7/2 + max pool 3/2) needs a larger image to keep a few pixels
-    return (3, 16, 16) if "bottleneck" in arch else (3, 8, 8)
-
-
-def make_snn(arch: str, seed: int = 0, time_steps: int = T,
-             settings: LIFSettings | None = None) -> Network:
-    """A random-init tiny SNN (float64, eval) whose every LIF layer fires."""
-    shape = input_shape(arch)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    ann = build_model(arch, num_classes=CLASSES, in_channels=shape[0], image_size=shape[1:])
-    randomize(ann, gen, shape)
-    return spikify(ann, time_steps, settings).eval().double()
-
-
-def randomize(ann: nn.Module, gen: torch.Generator, shape: tuple[int, ...]) -> None:
-    """Non-trivial BN statistics (cumulative averages over two train-mode passes) and affine
-    parameters; positive biases; linear layers scaled up so that hidden fc layers fire."""
-    for m in ann.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            m.momentum = None
-    ann.train()
-    with torch.no_grad():
-        for _ in range(2):
-            ann(torch.randn(32, *shape, generator=gen))
-        for m in ann.modules():
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.rand(m.bias.shape, generator=gen) * 0.5 + 0.1)
-            if isinstance(m, nn.Linear):
-                m.weight.mul_(3.0)
-            if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
-                m.bias.copy_(torch.rand(m.bias.shape, generator=gen) * 0.5 + 0.1)
-    ann.eval()
 
 
 def make_inputs(shape: tuple[int, ...], n: int = BATCH, seed: int = 1) -> torch.Tensor:
