@@ -199,6 +199,26 @@ def _netx_bias(pop: Population, spec: TargetSpec) -> np.ndarray:
     return out
 
 
+def netx_hardware_notes(network: Network, *, or_as_conv: bool = False) -> list[str]:
+    """What in ``network``'s netx form is exact in Lava's bit-accurate model but outside the
+    target's hardware ranges: today, biases whose netx mantissa (bias_exp fixed at 6) needs more
+    than the target's ``bias_mant_bits`` (13 on Loihi 2). One sentence per population; empty when
+    the netx file fits the hardware. Raises :class:`NetxExportError` like :func:`write_netx`."""
+    spec = network.target_spec
+    notes = []
+    for _, pop in netx_chain(network, or_as_conv=or_as_conv):
+        bias = _netx_bias(pop, spec)
+        if bias.size and (bias.min() < spec.bias_mant_min or bias.max() > spec.bias_mant_max):
+            widest = int(np.abs(bias).max())
+            notes.append(
+                f"{pop.label}: bias mantissa up to {widest} at netx's bias_exp "
+                f"{NETX_BIAS_EXP}, beyond the {spec.bias_mant_bits}-bit range "
+                f"[{spec.bias_mant_min}, {spec.bias_mant_max}] of {spec.name}'s hardware; exact in "
+                f"Lava's bit-accurate model (int16), but a chip build needs the IR's bias_exp "
+                f"{pop.bias_exp} (use network.h5 or network.nir)")
+    return notes
+
+
 def _type(group: h5py.Group, kind: str) -> None:
     group.create_dataset("type", (1,), "S10", [kind.encode("ascii")])
 

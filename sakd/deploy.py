@@ -108,6 +108,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *,
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     skipped: dict[str, str] = {}
+    notes: dict[str, list[str]] = {}  # format -> what it holds that the hardware cannot run as is
     for fmt in wanted:
         path = out / FILE_NAMES[fmt]
         if fmt == "ir":
@@ -117,10 +118,12 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *,
 
             write_nir(low.network, path)
         elif fmt == "netx":
-            from sakd.export.netx_io import NetxExportError, write_netx
+            from sakd.export.netx_io import NetxExportError, netx_hardware_notes, write_netx
 
             try:
                 write_netx(low.network, path)
+                if hardware_notes := netx_hardware_notes(low.network):
+                    notes["netx"] = hardware_notes
             except NetxExportError as exc:
                 if not auto:
                     raise DeployError(str(exc)) from exc
@@ -137,7 +140,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *,
                 files["onnx-teacher"] = str(out / "teacher.onnx")
         files[fmt] = str(path)
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "target": target, "files": files,
-                              "skipped": skipped, **low.report()}
+                              "skipped": skipped, "notes": notes, **low.report()}
     if calibrate:
         report["calibration"] = calibrate_lowering(low, network, info.name, calibrate, data_root)
     atomic_write_json(out / "export_report.json", report)

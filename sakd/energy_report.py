@@ -459,13 +459,16 @@ def plot_energy(report: Mapping[str, Any], path: str | os.PathLike[str]) -> None
             axis.bar([i + bar / 2 for i in x], ann_values, bar, color="#55a868",
                      label=f"ANN, priced with {ann['priced_with'][name]} "
                            f"({format_energy(ann['energy_pj'][name])} total)")
-        if any(v > 0 for v in snn):
+        tallest = max([*snn, *(ann_values if ann is not None else [])], default=0.0)
+        if tallest > 0:
+            # headroom above the tallest bar so that the legend never covers one
             axis.set_yscale("log")
+            axis.set_ylim(top=tallest * 60.0)
         lower = " (lower bound: some terms not priced)" if report["totals"]["not_counted"][name] \
             else ""
         axis.set_title(f"energy per layer, profile {name}{lower}", loc="left", fontsize=10)
         axis.set_ylabel("pJ / sample")
-        axis.legend(fontsize=8, loc="best")
+        axis.legend(fontsize=8, loc="upper right")
     axes[-1].set_xticks(x)
     axes[-1].set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
     with atomic_path(path) as tmp:

@@ -98,6 +98,7 @@ def _deploy(config: Config, out: Path, data: str, progress: bool) -> dict[str, A
     plot_energy(energy, out / "export" / "energy.png")
     print_energy_table(energy, console)
     return {"export": {"files": exported.files, "skipped": exported.skipped,
+                       "notes": exported.report["notes"],
                        "latency": network.latency},
             "on_chip": {"accuracy": sim["on_chip_accuracy"], "samples": sim["samples"],
                         "prediction_agreement": (agreement or {}).get("prediction_agreement"),

@@ -34,6 +34,9 @@ def print_export_report(report: Mapping[str, Any], console: Console) -> None:
         console.print(f"wrote {fmt:<5} {path}")
     for fmt, reason in report.get("skipped", {}).items():
         console.print(f"[yellow]not written: {fmt}[/]: {reason}")
+    for fmt, lines in report.get("notes", {}).items():
+        for line in lines:
+            console.print(f"[yellow]note ({fmt})[/]: {line}")
     calibration = report.get("calibration")
     if calibration:
         cal = Table(title=f"calibration on {calibration['samples']} {calibration['split']} samples: "

@@ -12,6 +12,7 @@ import random_snn
 from sakd.export.netx_io import (
     NetxExportError,
     NetxImportError,
+    netx_hardware_notes,
     read_netx,
     write_netx,
 )
@@ -273,6 +274,19 @@ def test_exact_low_bias_exp_is_accepted(tmp_path):
     with h5py.File(path, "r") as f:
         assert np.array_equal(f["layer/1/bias"][()], [1, -2, 0])
     assert read_netx(path).equals(net)
+
+
+def test_hardware_notes_name_biases_beyond_the_13_bit_mantissa(tmp_path):
+    """bias_exp 7 with mantissa 4095 is 8190 at netx's bias_exp 6: exact in Lava (int16), beyond
+    Loihi 2's 13-bit mantissa, so the note names the population; 2047 at exp 7 (4094) fits."""
+    wide = chain(np.full((3, 4), 2), bias=np.array([4095, -3, 0]), bias_exp=7)
+    notes = netx_hardware_notes(wide)
+    assert len(notes) == 1 and notes[0].startswith("population 'h': bias mantissa up to 8190")
+    assert "13-bit range [-4096, 4095]" in notes[0] and "bias_exp 7" in notes[0]
+    assert read_netx(write_netx(wide, tmp_path / "n.h5")).equals(wide)  # written all the same
+    assert netx_hardware_notes(chain(np.full((3, 4), 2), bias=np.array([2047, -2048, 0]),
+                                     bias_exp=7)) == []
+    assert netx_hardware_notes(chain(np.full((3, 4), 2), bias=np.array([4095, -4096, 0]))) == []
 
 
 def test_truncated_or_foreign_file(tmp_path):
