@@ -3,10 +3,11 @@ on-chip accuracy of the quantized network (with and without QAT), SynOps / spike
 the ANN, training cost of SAKD against scratch, and simulator throughput against Lava.
 
     .venv/bin/python benchmarks/fashion_mnist.py --quick     # fits 2 CPU cores (subset, few epochs)
+    .venv/bin/python benchmarks/fashion_mnist.py --cpu       # full training set, convnet T = 4 (~80 min)
     .venv/bin/python benchmarks/fashion_mnist.py             # the full study (a GPU)
     .venv/bin/python benchmarks/make_results.py              # JSON -> docs/results.md
 
-Every run writes benchmarks/results/fashion_mnist[_quick].json (atomically, after each setting, so
+Every run writes benchmarks/results/fashion_mnist[_quick|_cpu].json (atomically, after each setting, so
 an interrupted study keeps what it finished; rerunning skips finished settings unless --fresh).
 """
 
@@ -16,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,17 @@ MODES: dict[str, dict[str, Any]] = {
         "simulate_samples": 2000,
         "lava_samples": 4,
     },
+    # the full training set on two CPU cores: one architecture at T = 4, SAKD against scratch
+    "cpu": {
+        "archs": ["convnet"],
+        "time_steps": [4],
+        "methods_all_t": ["scratch", "both"],
+        "methods_t4": [],
+        "overrides": ["teacher.train.epochs=15", "student.train.epochs=10"],
+        "qat_epochs": 1,
+        "simulate_samples": -1,
+        "lava_samples": 0,
+    },
     "full": {
         "archs": ["convnet", "resnet_small"],
         "time_steps": [1, 2, 4],
@@ -68,18 +81,26 @@ METHODS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CPU mode: a subset, few epochs, fewer settings")
+    parser.add_argument("--cpu", action="store_true",
+                        help="CPU mode on the full training set: convnet, T = 4, scratch vs SAKD (~80 min)")
     parser.add_argument("-c", "--config", default="configs/fashion_mnist.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--runs", type=Path, default=Path("runs/fashion_mnist"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--fresh", action="store_true", help="ignore finished settings in the JSON")
+    parser.add_argument("--redeploy", action="store_true",
+                        help="keep the trained students, redo their deployment (QAT fine-tuning, "
+                             "export, simulation, energy), e.g. after a change to the exporter")
     args = parser.parse_args()
 
-    mode_name = "quick" if args.quick else "full"
+    if args.quick and args.cpu:
+        parser.error("--quick and --cpu are two different modes; pick one")
+    mode_name = "quick" if args.quick else "cpu" if args.cpu else "full"
     mode = MODES[mode_name]
-    out_path = RESULTS / f"fashion_mnist{'_quick' if args.quick else ''}.json"
+    suffix = "" if mode_name == "full" else f"_{mode_name}"
+    out_path = RESULTS / f"fashion_mnist{suffix}.json"
     results = _load(out_path) if not args.fresh else {}
-    results.update({"mode": mode_name, "command": f"benchmarks/fashion_mnist.py{' --quick' if args.quick else ''}",
+    results.update({"mode": mode_name, "command": "benchmarks/fashion_mnist.py" + ("" if mode_name == "full" else f" --{mode_name}"),
                     "machine": _machine(), "mode_settings": mode})
     results.setdefault("archs", {})
     env = init_distributed(args.device)
@@ -100,11 +121,16 @@ def main() -> None:
             methods = mode["methods_all_t"] + (mode["methods_t4"] if T == 4 else [])
             for method in methods:
                 key = f"T{T}/{method}"
-                if key in row["students"]:
-                    continue
                 student_dir = runs / arch / f"T{T}_{method}"
                 cfg = with_teacher(load_config(args.config, base + METHODS[method] + [f"student.time_steps={T}"]),
                                    teacher_dir / "best.pt")
+                if key in row["students"]:
+                    if args.redeploy and "deploy" in row["students"][key]:
+                        shutil.rmtree(runs / arch / f"{student_dir.name}_qat", ignore_errors=True)
+                        row["students"][key]["deploy"] = _deploy(student_dir, cfg, mode, splits, env, runs / arch)
+                        atomic_write_json(out_path, results)
+                        _echo(arch, key, row["students"][key])
+                    continue
                 fit = distill_student(cfg, student_dir, env, resume=(student_dir / "last.pt").exists(),
                                       progress=False, splits=splits)
                 row["students"][key] = _record(student_dir, fit)

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from sakd.config import ConfigError, load_config
+from sakd.distill import SAKDStudent, check_taps_match
 from sakd.models import neuron_names
 from sakd.train import trainer as trainer_module
 from sakd.train.checkpoint import (
@@ -29,7 +30,13 @@ from sakd.train.checkpoint import (
 )
 from sakd.train.distributed import DistEnv
 from sakd.train.evaluate import evaluate
-from sakd.train.jobs import build_student, distill_student, load_network, train_teacher
+from sakd.train.jobs import (
+    _restore_adapters,
+    build_student,
+    distill_student,
+    load_network,
+    train_teacher,
+)
 from sakd.train.trainer import TrainingError, lr_factor
 
 CONFTEST = Path(__file__).with_name("conftest.py")
@@ -110,6 +117,65 @@ def test_level1_transfer_through_the_job(tiny_overrides, trained_teacher, tiny_s
     assert state_equal(scratch.state_dict(), teacher.state_dict())
     with pytest.raises(ConfigError, match="student.init=teacher needs a teacher"):
         build_student(config, tiny_splits.info, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# fine-tuning from a student checkpoint (`sakd distill --from CKPT [--qat]`)
+
+
+def _adapters_for(config, teacher_path: Path, info) -> SAKDStudent:
+    teacher, _ = load_network(teacher_path)
+    snn = build_student(config, info, teacher)
+    taps = list(snn.stage_names)
+    shapes = check_taps_match(snn, teacher, taps, torch.zeros(2, info.in_channels, *info.image_size))
+    return SAKDStudent(snn, taps, config.distill.adapter_kernel, shapes)
+
+
+def test_fine_tuning_restores_the_adapters_only_when_they_fit(tiny_overrides, trained_teacher,
+                                                              trained_student, tiny_splits):
+    record = load_checkpoint(trained_student, kind="student")
+    saved = {k[len("adapters."):]: v for k, v in record["trainable"].items()
+             if k.startswith("adapters.")}
+    config = student_config(tiny_overrides, trained_teacher)
+    student = _adapters_for(config, trained_teacher, tiny_splits.info)
+    assert state_equal(student.adapters.state_dict(), saved)  # fresh adapters differ
+    assert _restore_adapters(student, record)
+    assert state_equal(student.adapters.state_dict(), saved) == []
+    # another adapter kernel (3x3 instead of 1x1): no fit, the adapters stay fresh
+    other = _adapters_for(student_config(tiny_overrides, trained_teacher, "distill.adapter_kernel=3"),
+                          trained_teacher, tiny_splits.info)
+    before = {k: v.clone() for k, v in other.adapters.state_dict().items()}
+    assert not _restore_adapters(other, record)
+    assert state_equal(other.adapters.state_dict(), before) == []
+    # a checkpoint trained without feature KD has no adapters to give
+    no_features = dict(record, trainable={k: v for k, v in record["trainable"].items()
+                                          if not k.startswith("adapters.")})
+    assert not _restore_adapters(_adapters_for(config, trained_teacher, tiny_splits.info),
+                                 no_features)
+
+
+def test_qat_fine_tuning_job(tiny_overrides, trained_teacher, trained_student, tiny_splits,
+                             tmp_path):
+    """`sakd distill --qat --from CKPT`: starts from the checkpoint's SNN and adapters, trains the
+    export's integer network, and saves a student that exports like any other."""
+    from sakd.export.lower import lower
+
+    config = student_config(tiny_overrides, trained_teacher, f"student.init_checkpoint={trained_student}",
+                            "student.qat=true", "student.train.epochs=1")
+    distill_student(config, tmp_path / "qat", DistEnv(), progress=False, splits=tiny_splits)
+    record = load_checkpoint(tmp_path / "qat" / "last.pt", kind="student")
+    assert record["qat"] is True and record["adapters_from"] == str(trained_student)
+    start = load_checkpoint(trained_student, kind="student")
+    assert list(record["state_dict"]) == list(start["state_dict"])  # the QAT keys are the SNN's
+    assert state_equal(record["state_dict"], start["state_dict"])  # and it trained
+    network, _ = load_network(tmp_path / "qat" / "last.pt")
+    info = tiny_splits.info
+    lower(network, input_shape=(info.in_channels, *info.image_size), input_range=(0.0, 1.0))
+    # the starting checkpoint must be the same architecture and T
+    wrong_t = student_config(tiny_overrides, trained_teacher, f"student.init_checkpoint={trained_student}",
+                             "student.time_steps=3")
+    with pytest.raises(ConfigError, match="T=2; this run trains a test_convnet with T=3"):
+        distill_student(wrong_t, tmp_path / "wrong", DistEnv(), progress=False, splits=tiny_splits)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -131,14 +131,35 @@ def build_student(config: Config, info: DatasetInfo, teacher: Network | None) ->
     return snn
 
 
-def _load_student_weights(snn: Network, path: str, config: Config) -> None:
-    """Fine-tuning: start from a student checkpoint of the same architecture and T."""
+def _load_student_weights(snn: Network, path: str, config: Config) -> dict[str, Any]:
+    """Fine-tuning: start from a student checkpoint of the same architecture and T. Returns the
+    checkpoint record (its ``trainable`` state holds the stage adapters, see _restore_adapters)."""
     record = load_checkpoint(path, kind="student")
     if record["arch"] != config.model.arch or int(record["time_steps"]) != config.student.time_steps:
         raise ConfigError(f"student.init_checkpoint {path} is a {record['arch']} with "
                           f"T={record['time_steps']}; this run trains a {config.model.arch} with "
                           f"T={config.student.time_steps}")
     load_state_strict(snn, record["state_dict"], path)
+    return record
+
+
+def _restore_adapters(student: SAKDStudent, record: dict[str, Any] | None) -> bool:
+    """Give a fine-tuning run (e.g. ``--qat --from``) the stage adapters its starting checkpoint
+    was distilled with, so that feature KD resumes where it stopped instead of restarting from
+    random adapters (whose large initial loss would first pull the student away from the
+    teacher's features). Only when every adapter tensor is there with the same shape (same taps,
+    same adapter kernel); otherwise the adapters stay freshly initialized. Returns whether it
+    restored them."""
+    if record is None or not student.tap_names:
+        return False
+    prefix = "adapters."
+    saved = {k[len(prefix):]: v for k, v in (record.get("trainable") or {}).items()
+             if k.startswith(prefix)}
+    wanted = student.adapters.state_dict()
+    if set(saved) != set(wanted) or any(saved[k].shape != v.shape for k, v in wanted.items()):
+        return False
+    student.adapters.load_state_dict(saved)
+    return True
 
 
 def _enable_qat(snn: Network, config: Config, info: DatasetInfo):
@@ -163,8 +184,8 @@ def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: b
     teacher, teacher_source = (load_teacher(config, info, config.model.arch) if needs_teacher
                                else (None, {}))
     snn = build_student(config, info, teacher)
-    if config.student.init_checkpoint:
-        _load_student_weights(snn, config.student.init_checkpoint, config)
+    start = (_load_student_weights(snn, config.student.init_checkpoint, config)
+             if config.student.init_checkpoint else None)
     if config.student.qat:
         _enable_qat(snn, config, info)
     uses_features = kd in ("both", "features")
@@ -173,7 +194,9 @@ def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: b
         raise ConfigError(f"{config.model.arch} has no default feature taps; set distill.taps")
     shapes = (check_taps_match(snn, teacher, taps, _example(info)) if uses_features
               else {})
-    student = SAKDStudent(snn, taps, config.distill.adapter_kernel, shapes).to(env.device)
+    student = SAKDStudent(snn, taps, config.distill.adapter_kernel, shapes)
+    adapters_from = config.student.init_checkpoint if _restore_adapters(student, start) else None
+    student.to(env.device)
     if teacher is not None:
         teacher.to(env.device)
     schedule = FeatureWeight(config.distill.feature_schedule, config.distill.feature_weight,
@@ -186,7 +209,8 @@ def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: b
         return {"kind": "student", "arch": config.model.arch, "model_args": model_args(info),
                 "time_steps": config.student.time_steps, "neuron": dataclasses.asdict(settings),
                 "config": config.to_dict(), "data": info.to_dict(), "teacher": teacher_source,
-                "kd": kd, "taps": taps, "qat": config.student.qat}
+                "kd": kd, "taps": taps, "qat": config.student.qat,
+                "adapters_from": adapters_from}
 
     trainer = Trainer(task=task, trainable=student, network=snn, splits=splits,
                       batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
