@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Subset
 
 from sakd.config import load_config
+from sakd.data.common import subset_train
 from sakd.io import atomic_write_json, read_jsonl
 from sakd.pipeline import with_teacher
 from sakd.train.distributed import init_distributed
@@ -67,8 +68,9 @@ def main() -> None:
                 f"teacher.train.epochs={args.epochs}", f"student.train.epochs={args.epochs}",
                 *args.overrides]
         config = load_config(args.config, base)
-        full = load_data(load_config(args.config, [f"model.arch={arch}", "data.val_fraction=0"]))
-        splits = load_data(config)
+        # one load: the whole training split (its size scales the timings), then the subset
+        full = load_data(dataclasses.replace(config, data=dataclasses.replace(config.data, train_subset=None)))
+        splits = subset_train(full, args.samples)
         splits = dataclasses.replace(splits, test=Subset(splits.test, range(min(EVAL_SAMPLES, len(splits.test)))))
         teacher_dir = _fresh(args.runs / arch / "teacher")
         train_teacher(config, teacher_dir, env, progress=False, splits=splits)

@@ -69,6 +69,7 @@ import numpy as np
 
 from sakd.hardware.atomic import atomic_path
 from sakd.hardware.ir import Input, IRError, Network, Population, Projection
+from sakd.hardware.netfile import open_hdf5
 from sakd.hardware.target import TargetSpec, get_target
 
 NETX_BIAS_EXP = 6  # netx builds every LIF with bias_exp = 6 (hdf5.py:158)
@@ -366,13 +367,7 @@ def read_netx(path: str | os.PathLike[str], *, input_message_bits: int | None = 
     ``layer{i}.synapse`` (projection).
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such netx file")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise NetxImportError(f"{path}: not a readable HDF5 file (truncated or another format?): "
-                              f"{exc}") from exc
+    handle = open_hdf5(path, NetxImportError, "netx file")
     try:
         with handle as f:
             return _read(f, str(path), input_message_bits, target, trust_metadata)

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from sakd.hardware.lava_runner import integer_inputs
+
 #: environment variables that point at a Lava environment (its folder or its python)
 ENV_VENV = "SAKD_LAVA_VENV"
 ENV_PYTHON = "SAKD_LAVA_PYTHON"
@@ -171,13 +173,7 @@ def run_lava(
     network_path = Path(network_path).resolve()
     if not network_path.exists():
         raise FileNotFoundError(f"no such network file: {network_path}")
-    x = np.asarray(inputs)
-    if x.dtype.kind == "f":
-        if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
-            raise ValueError("inputs must be the encoded integers (x_int), got non-integer floats")
-    elif x.dtype.kind not in "biu":
-        raise ValueError(f"inputs must be an integer array, got dtype {x.dtype}")
-    x = x.astype(np.int64)
+    x = integer_inputs(inputs)
 
     with tempfile.TemporaryDirectory(prefix="sakd-lava-") as tmp:
         tmp_path = Path(tmp)

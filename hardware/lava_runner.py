@@ -120,15 +120,20 @@ def steps_per_sample(time_steps: int, latency: int) -> int:
     return time_steps * math.ceil((time_steps + latency) / time_steps)
 
 
-def sample_inputs(inputs: np.ndarray, input_shape: tuple[int, ...], time_steps: int) -> np.ndarray:
-    """[T, B, *shape] int64 from a static [B, *shape] or a sequence [T, B, *shape] input."""
+def integer_inputs(inputs: Any) -> np.ndarray:
+    """The encoded inputs (x_int) as int64; floats only when every value is a finite integer."""
     x = np.asarray(inputs)
     if x.dtype.kind == "f":
         if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
             raise ValueError("inputs must be integers (the encoded x_int), got non-integer floats")
     elif x.dtype.kind not in "iub":
         raise ValueError(f"inputs must be an integer array, got dtype {x.dtype}")
-    x = x.astype(np.int64)
+    return x.astype(np.int64)
+
+
+def sample_inputs(inputs: np.ndarray, input_shape: tuple[int, ...], time_steps: int) -> np.ndarray:
+    """[T, B, *shape] int64 from a static [B, *shape] or a sequence [T, B, *shape] input."""
+    x = integer_inputs(inputs)
     nd = len(input_shape)
     if x.ndim == nd + 1 and tuple(x.shape[1:]) == tuple(input_shape):
         return np.broadcast_to(x[None], (time_steps,) + x.shape).copy()
@@ -411,24 +416,8 @@ def run_ir(network_path: str | Path, inputs: np.ndarray, time_steps: int, *, tra
         readout = next(r for r in recorded if r.name == net.readout.name)
         return source, recorded, readout, state_vars
 
-    t0 = time.perf_counter()
-    recorded, out, timings = _chunked_run(build, x_seq, T, L, traces, chunk)
-    total = time.perf_counter() - t0
-    meta = {
-        "mode": "ir",
-        "network": str(network_path),
-        "names": [r.name for r in recorded],
-        "shapes": [list(r.shape) for r in recorded],
-        "readout": net.readout.name,
-        "time_steps": T,
-        "latency": L,
-        "steps_per_sample": S,
-        "samples": int(x_seq.shape[1]),
-        **timings,
-        "total_s": total,
-        "samples_per_s": x_seq.shape[1] / total if total > 0 else None,
-    }
-    return {**out, "meta": meta}
+    return _timed_run(build, x_seq, T, L, S, traces, chunk, mode="ir", path=network_path,
+                      readout=lambda recorded: net.readout.name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,25 +487,24 @@ def run_netx(netx_path: str | Path, inputs: np.ndarray, time_steps: int, *,
                     state_vars.append(syn.a_buff if hasattr(syn, "a_buff") else syn.a_buf)
         return source, recorded, recorded[-1], state_vars
 
+    return _timed_run(build, x_seq, T, L, S, traces, chunk, mode="netx", path=netx_path,
+                      readout=lambda recorded: recorded[-1].name,
+                      input_message_bits=input_message_bits, reset_offset=reset_offset)
+
+
+def _timed_run(build: Callable, x_seq: np.ndarray, T: int, L: int, S: int, traces: bool,
+               chunk: int, *, mode: str, path: Any, readout: Callable[[list], str],
+               **extra: Any) -> dict[str, Any]:
+    """Run every chunk (``_chunked_run``) and describe the run: recorded names and shapes, the
+    readout's name (``readout(recorded)``), T, L, S, the mode's ``extra`` fields and timings."""
     t0 = time.perf_counter()
     recorded, out, timings = _chunked_run(build, x_seq, T, L, traces, chunk)
     total = time.perf_counter() - t0
-    meta = {
-        "mode": "netx",
-        "network": str(netx_path),
-        "names": [r.name for r in recorded],
-        "shapes": [list(r.shape) for r in recorded],
-        "readout": recorded[-1].name,
-        "time_steps": T,
-        "latency": L,
-        "steps_per_sample": S,
-        "samples": int(x_seq.shape[1]),
-        "input_message_bits": input_message_bits,
-        "reset_offset": reset_offset,
-        **timings,
-        "total_s": total,
-        "samples_per_s": x_seq.shape[1] / total if total > 0 else None,
-    }
+    meta = {"mode": mode, "network": str(path), "names": [r.name for r in recorded],
+            "shapes": [list(r.shape) for r in recorded], "readout": readout(recorded),
+            "time_steps": T, "latency": L, "steps_per_sample": S, "samples": int(x_seq.shape[1]),
+            **extra, **timings, "total_s": total,
+            "samples_per_s": x_seq.shape[1] / total if total > 0 else None}
     return {**out, "meta": meta}
 
 

@@ -207,18 +207,22 @@ def _join(parent: str, key: str) -> str:
     return f"{parent.rstrip('/')}/{key}"
 
 
+def open_hdf5(path: Path, error: type[Exception], kind: str) -> h5py.File:
+    """Open ``path`` read-only. FileNotFoundError ("no such ``kind``") when it is missing,
+    ``error`` when it is not a readable HDF5 file."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such {kind}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise error(f"{path}: not a readable HDF5 file (truncated or another format?): {exc}") from exc
+
+
 def read_network(path: str | os.PathLike[str]) -> Network:
     """Read and validate a ``network.h5``. Raises FileNotFoundError for a missing file and
     :class:`NetworkFileError` for everything else that is wrong with it."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such network file")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise NetworkFileError(
-            f"{path}: not a readable HDF5 file (truncated or another format?): {exc}"
-        ) from exc
+    handle = open_hdf5(path, NetworkFileError, "network file")
     try:
         with handle as f:
             return _read(_Reader(path), f)
