@@ -1,6 +1,6 @@
-"""The base of sakd's user-facing errors: bad input that the user can fix, with a message that
-names the thing and says what to do. The CLI prints these without a traceback."""
+"""The base of sakd's user-facing errors (defined in ``sakd.hardware.errors``, the lowest layer,
+so that every layer derives from the same class). The CLI prints these without a traceback."""
 
+from sakd.hardware.errors import SakdError
 
-class SakdError(ValueError):
-    """An input sakd cannot use (config, data set, architecture, checkpoint, ...)."""
+__all__ = ["SakdError"]
