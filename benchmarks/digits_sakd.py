@@ -17,9 +17,8 @@ from pathlib import Path
 
 import torch
 
-from sakd.config import load_config
+from sakd.config import load_config, with_teacher
 from sakd.io import atomic_write_json
-from sakd.pipeline import with_teacher
 from sakd.train.distributed import init_distributed
 from sakd.train.evaluate import evaluate
 from sakd.train.jobs import distill_student, load_data, load_network, train_teacher

@@ -24,9 +24,8 @@ from typing import Any
 
 import torch
 
-from sakd.config import load_config
+from sakd.config import load_config, with_teacher
 from sakd.io import atomic_write_json, read_jsonl
-from sakd.pipeline import with_teacher
 from sakd.train.distributed import init_distributed
 from sakd.train.jobs import distill_student, load_data, load_network, train_teacher
 
@@ -197,10 +196,10 @@ def _float_accuracy(snn, x: torch.Tensor, labels) -> float:
 
 def _lava_speed(export_dir: Path, samples: int) -> dict[str, Any] | None:
     """sakd's simulator and Lava's fixed-point simulation on the same samples (bit-exactness too)."""
+    from sakd.app.verify import compare_runs, load_verification_samples
     from sakd.hardware.lava_bridge import lava_unavailable_reason, run_lava
     from sakd.hardware.netfile import read_network
     from sakd.hardware.simulator import simulate
-    from sakd.verify import compare_runs, load_verification_samples
 
     reason = lava_unavailable_reason()
     if reason is not None:

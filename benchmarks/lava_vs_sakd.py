@@ -16,7 +16,7 @@ Samples: the first N digits test samples, ``network.input.encode``-d.
   subprocess: interpreter start, imports, build, compile, run) and the runner's simulation
   loop alone (``run_s``).
 - Agreement: every population's spikes at every step, the readout v and the predictions of the
-  Lava runs against a recording simulator run (``sakd.verify.compare_runs``; first divergence
+  Lava runs against a recording simulator run (``sakd.app.verify.compare_runs``; first divergence
   reported).
 
 Prints a table and saves ``benchmarks/results/lava_vs_sakd.json`` (atomically).
@@ -102,7 +102,7 @@ def window_rates(net, sim, T: int) -> dict[str, float]:
 def compare_spikes(net, sim, got, names: dict[str, str] | None = None) -> dict[str, Any]:
     """Spikes of every population at every step, readout v, predictions (no u/v traces: the
     timed Lava run records none)."""
-    from sakd.verify import compare_runs
+    from sakd.app.verify import compare_runs
 
     cmp = compare_runs(net, sim, got, got.meta.get("mode", "lava"), names)
     first = next((c.first_divergence for c in cmp.populations if not c.identical), None)
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         netx_note = None
         if not args.no_netx:
-            from sakd.export.netx_io import NetxExportError, netx_chain, write_netx
+            from sakd.formats.netx import NetxExportError, netx_chain, write_netx
 
             try:
                 netx_path = write_netx(net, tmp_path / "network.netx.h5")

@@ -28,6 +28,7 @@ import numpy as np
 
 from sakd.hardware.atomic import atomic_write_json
 from sakd.hardware.ir import Input, Network, Population, Projection
+from sakd.hardware.neurons.cuba_lif import lif_population
 from sakd.hardware.simulator import simulate
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulator_throughput.json"
@@ -44,7 +45,7 @@ def _weights(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _lif(name: str, shape: tuple[int, ...], vth: int = 200) -> Population:
-    return Population(name, shape, du=4095, dv=2048, vth=vth)
+    return lif_population(name, shape, du=4095, dv=2048, vth=vth)
 
 
 def digits_convnet(seed: int = 0, vth: dict[str, int] | None = None) -> Network:
@@ -53,7 +54,7 @@ def digits_convnet(seed: int = 0, vth: dict[str, int] | None = None) -> Network:
     inp = Input("x", (1, 8, 8), "graded", bits=8, scale=127.0)
     shapes = {"c1": (16, 8, 8), "c2": (32, 4, 4), "c3": (64, 2, 2), "f1": (128,)}
     pops = [_lif(n, s, vth.get(n, 200)) for n, s in shapes.items()]
-    pops.append(Population("out", (10,), du=4095, dv=0, vth=0, role="readout"))
+    pops.append(lif_population("out", (10,), du=4095, dv=0, vth=0, role="readout"))
     projs = [
         Projection("x_c1", "x", "c1", "conv2d", _weights(rng, (16, 1, 3, 3)), padding=(1, 1)),
         Projection(
@@ -145,7 +146,7 @@ def resnet18_cifar(seed: int = 0, vth: dict[str, int] | None = None) -> Network:
     # global average pooling (4x4) folded into the dense head: every position gets the fc weight
     fc = _weights(rng, (10, 512))
     projs.append(Projection("fc", prev, "out", "dense", np.repeat(fc, hw * hw, axis=1)))
-    pops.append(Population("out", (10,), du=4095, dv=0, vth=0, role="readout"))
+    pops.append(lif_population("out", (10,), du=4095, dv=0, vth=0, role="readout"))
     return Network(
         inp, tuple(pops), tuple(projs), metadata={"architecture": "resnet18-cifar", "time_steps": T}
     )
@@ -157,7 +158,7 @@ def calibrate(build: Any, x: np.ndarray, rounds: int = 16) -> tuple[Network, dic
     All off-target populations move at once, by (rate / 0.1)^0.7 (clipped to 1/4..4); the
     populations below a changed one follow in the next rounds."""
     net = build()
-    vth = {p.name: p.vth for p in net.populations if not p.is_readout}
+    vth = {p.name: p.neuron.vth for p in net.populations if not p.is_readout}
     lo, hi = TARGET_RATE
     rates: dict[str, float] = {}
     for _ in range(rounds):

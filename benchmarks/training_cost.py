@@ -24,10 +24,9 @@ from typing import Any
 import torch
 from torch.utils.data import Subset
 
-from sakd.config import load_config
+from sakd.config import load_config, with_teacher
 from sakd.data.common import subset_train
 from sakd.io import atomic_write_json, read_jsonl
-from sakd.pipeline import with_teacher
 from sakd.train.distributed import init_distributed
 from sakd.train.jobs import distill_student, load_data, train_teacher
 

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from sakd.errors import SakdError
+from sakd.hardware.neurons.cuba_lif import lif_float_step
 
 SYNAPSE_OPS = ("conv", "linear")
 SOURCE_OPS = ("input", "neuron")
@@ -188,13 +189,12 @@ def run_graph(graph: Graph, x: torch.Tensor, time_steps: int, record: bool = Fal
 
 def lif_step(v: torch.Tensor | None, x: torch.Tensor, attrs: dict[str, Any]
              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One float LIF step (pure function): returns (spikes, new membrane)."""
-    tau = attrs["tau"]
-    if v is None:
-        v = torch.zeros_like(x)
-    h = v + (x - v) / tau if attrs["decay_input"] else v * (1.0 - 1.0 / tau) + x
-    spike = (h >= attrs["v_threshold"]).to(h.dtype)
-    return spike, h * (1.0 - spike)
+    """One float LIF step (the CUBA-LIF model's float twin, hard reset to 0): returns (spikes,
+    new membrane)."""
+    fired, v_next = lif_float_step(0.0 if v is None else v, x, tau=attrs["tau"],
+                                   decay_input=attrs["decay_input"],
+                                   v_threshold=attrs["v_threshold"])
+    return fired.to(x.dtype), v_next
 
 
 def infer_shape(node: Node, input_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:

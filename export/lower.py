@@ -23,8 +23,10 @@ from sakd.export.graph import ExportError, Graph
 from sakd.export.passes import FLOAT_PASSES, check_canonical, synapses_into
 from sakd.export.quantize import InputQuantization, QuantizedGraph, quantize_graph
 from sakd.export.trace import trace_network
-from sakd.hardware.ir import Input, IRError, Network, Population, Projection
-from sakd.hardware.target import TargetSpec, get_target
+from sakd.hardware.errors import SakdError
+from sakd.hardware.ir import DEFAULT_GRADED_BITS, Input, IRError, Network, Population, Projection
+from sakd.hardware.neurons import CubaLif
+from sakd.hardware.target import DEFAULT_TARGET, TargetSpec, get_target
 from sakd.models.base import Network as TorchNetwork
 
 EXPORTER_VERSION = "sakd-export 1"
@@ -78,7 +80,7 @@ def balance_latency(graph: Graph, target: TargetSpec) -> tuple[dict[str, int], d
 
 
 def to_ir(qgraph: QuantizedGraph, delays: dict[str, int], target: TargetSpec,
-          metadata: dict[str, Any]) -> Network:
+          metadata: dict[str, Any], time_steps: int) -> Network:
     graph = qgraph.graph
     names = {graph.output.name: READOUT}
     input_node = graph.input
@@ -93,10 +95,11 @@ def to_ir(qgraph: QuantizedGraph, delays: dict[str, int], target: TargetSpec,
         names[node.name] = name
         readout = node.op == "output"
         shape = tuple(node.shape)
+        neuron = CubaLif(du=int(node.attrs["du"]), dv=int(node.attrs["dv"]),
+                         vth=int(node.attrs["vth"]), bias_mant=node.attrs["bias_mant"].numpy(),
+                         bias_exp=int(node.attrs["bias_exp"]))
         populations.append(Population(
-            name=name, shape=shape, du=int(node.attrs["du"]), dv=int(node.attrs["dv"]),
-            vth=int(node.attrs["vth"]), bias_mant=node.attrs["bias_mant"].numpy(),
-            bias_exp=int(node.attrs["bias_exp"]), role="readout" if readout else "spiking",
+            name=name, shape=shape, neuron=neuron, role="readout" if readout else "spiking",
             scale=float(node.attrs["scale"]), origin=node.origin or node.name))
         for syn in synapses_into(graph, node.name):
             weight = syn.attrs["weight_int"].numpy().astype(np.int64)
@@ -110,20 +113,26 @@ def to_ir(qgraph: QuantizedGraph, delays: dict[str, int], target: TargetSpec,
             else:
                 projections.append(Projection(kind="dense", **common))
     try:
-        return Network(ir_input, tuple(populations), tuple(projections), target.name, metadata)
+        return Network(ir_input, tuple(populations), tuple(projections), target=target,
+                       metadata=metadata, time_steps=time_steps)
     except IRError as exc:
         raise ExportError(f"the lowered network is invalid: {exc}") from exc
 
 
 def lower(network: TorchNetwork, *, input_shape: tuple[int, ...], input_range: tuple[float, float],
-          input_bits: int = 8, target: str | TargetSpec = "loihi2",
+          input_bits: int = DEFAULT_GRADED_BITS, target: str | TargetSpec = DEFAULT_TARGET,
           metadata: dict[str, Any] | None = None) -> Lowering:
-    """Lower a trained spiking ``network`` to the IR of ``target``.
+    """Lower a trained spiking ``network`` to the IR of ``target`` (a registered name or any
+    ``TargetSpec``, validated), for the network's own T.
 
     ``input_range``: the smallest and largest value of the (normalized) network input, which
     sets the graded input's scale; ``input_bits``: its signed width.
     """
-    spec = get_target(target) if isinstance(target, str) else target
+    try:
+        spec = get_target(target)
+    except SakdError as exc:
+        raise ExportError(str(exc)) from exc
+    time_steps = int(network.time_steps)
     graphs: dict[str, Graph] = {"trace": trace_network(network, tuple(input_shape))}
     graph = graphs["trace"]
     for name, fn in FLOAT_PASSES:
@@ -131,11 +140,10 @@ def lower(network: TorchNetwork, *, input_shape: tuple[int, ...], input_range: t
         graphs[name] = graph
     check_canonical(graph)
     input_q = InputQuantization.for_range(input_bits, *input_range)
-    quantized = quantize_graph(graph, spec, input_q)
+    quantized = quantize_graph(graph, spec, input_q, time_steps)
     delays, latencies = balance_latency(quantized.graph, spec)
     meta = {
         "arch": graph.metadata.get("arch"),
-        "time_steps": int(network.time_steps),
         "exporter": EXPORTER_VERSION,
         "git": _git_hash(),
         "input_quantization": {"bits": input_q.bits, "scale": input_q.scale,
@@ -143,7 +151,7 @@ def lower(network: TorchNetwork, *, input_shape: tuple[int, ...], input_range: t
                                "rule": "x_int = clip(round(x * scale)), x the normalized input"},
         **(metadata or {}),
     }
-    ir = to_ir(quantized, delays, spec, meta)
+    ir = to_ir(quantized, delays, spec, meta, time_steps)
     return Lowering(ir, graphs, quantized, delays, latencies[graph.output.name], meta)
 
 

@@ -23,7 +23,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from sakd.export.graph import SOURCE_OPS, SYNAPSE_OPS, ExportError, Graph, Node, apply_node
+from sakd.export.fold import fold_bn, pool_into_conv, spread_pooled_linear
+from sakd.export.graph import SOURCE_OPS, SYNAPSE_OPS, ExportError, Graph, Node
 
 
 def _replace_uses(graph: Graph, old: str, new: str) -> None:
@@ -55,11 +56,8 @@ def fold_batchnorm(graph: Graph) -> Graph:
         if len(graph.consumers(producer.name)) != 1:
             raise ExportError(f"{bn.describe()}: its {producer.describe()} has other consumers, "
                               "so the BN cannot be folded into it")
-        scale, shift = bn.attrs["scale"], bn.attrs["shift"]
-        weight = producer.attrs["weight"]
-        producer.attrs["weight"] = weight * scale.view(-1, *([1] * (weight.dim() - 1)))
-        bias = producer.attrs["bias"]
-        producer.attrs["bias"] = shift.clone() if bias is None else bias * scale + shift
+        producer.attrs["weight"], producer.attrs["bias"] = fold_bn(
+            producer.attrs["weight"], producer.attrs["bias"], bn.attrs["scale"], bn.attrs["shift"])
         _replace_uses(graph, bn.name, producer.name)
     return _drop_unused(Graph([n for n in graph.nodes if n.op != "batchnorm"], graph.metadata))
 
@@ -77,22 +75,6 @@ def _linear_map_matrix(fn: Callable[[torch.Tensor], torch.Tensor], in_shape: tup
         n *= d
     basis = torch.eye(n, dtype=torch.float64).reshape(n, *in_shape)
     return fn(basis).reshape(n, -1).T.contiguous()
-
-
-def _spread_pooled_weight(weight: torch.Tensor, source_shape: tuple[int, ...],
-                          kernel: tuple[int, int]) -> torch.Tensor:
-    """Linear weight on the pooled (C, Ho, Wo) map -> the same map on the (C, H, W) input of a
-    pool with stride = kernel: W'[o, c, h, w] = W[o, c, h // kh, w // kw] / (kh kw), and 0 for
-    the border rows/columns that floor-mode pooling drops. O(out x C x H x W), no basis matrix."""
-    channels, height, width = source_shape
-    kh, kw = kernel
-    ho, wo = height // kh, width // kw
-    # times the reciprocal, exactly what avg_pool of a one-hot gives (QAT relies on equal bits)
-    pooled = weight.reshape(weight.shape[0], channels, ho, wo) * (1.0 / (kh * kw))
-    spread = pooled.repeat_interleave(kh, dim=2).repeat_interleave(kw, dim=3)
-    full = torch.zeros(weight.shape[0], channels, height, width, dtype=weight.dtype)
-    full[:, :, : ho * kh, : wo * kw] = spread
-    return full.reshape(weight.shape[0], -1)
 
 
 def fold_average_pooling(graph: Graph) -> Graph:
@@ -119,7 +101,7 @@ def fold_average_pooling(graph: Graph) -> Graph:
                 linear = last
                 kernel, stride, weight = pool.attrs["kernel"], pool.attrs["stride"], linear.attrs["weight"]
                 if tuple(kernel) == tuple(stride):  # non-overlapping (global included): spread
-                    matrix = _spread_pooled_weight(weight, source_shape, tuple(kernel))
+                    matrix = spread_pooled_linear(weight, source_shape, tuple(kernel))
                 else:
                     def pooled_linear(x, kernel=kernel, stride=stride, weight=weight):
                         return F.linear(F.avg_pool2d(x, kernel, stride).flatten(1), weight)
@@ -146,9 +128,7 @@ def _compose_pool_conv(pool: Node, conv: Node, source_shape: tuple[int, ...]) ->
                           f"kernel {(kh, kw)}, so the pool drops border pixels")
     if tuple(conv.attrs["dilation"]) != (1, 1):
         raise ExportError(f"{conv.describe()}: a dilated conv after a pool cannot be folded")
-    weight = conv.attrs["weight"]
-    # K'[o, c, kh*i + a, kw*j + b] = W[o, c, i, j] / (kh * kw)
-    expanded = weight.repeat_interleave(kh, dim=2).repeat_interleave(kw, dim=3) / (kh * kw)
+    expanded = pool_into_conv(conv.attrs["weight"], (kh, kw))
     sh, sw = conv.attrs["stride"]
     ph, pw = conv.attrs["padding"]
     conv.attrs.update(weight=expanded, stride=(sh * kh, sw * kw), padding=(ph * kh, pw * kw))
@@ -316,14 +296,3 @@ FLOAT_PASSES: tuple[tuple[str, Callable[[Graph], Graph]], ...] = (
     ("lower_max_pooling", lower_max_pooling),
     ("lower_residuals", lower_residuals),
 )
-
-
-def evaluate_node_shapes(graph: Graph) -> None:
-    """Recompute and check every stateless node's shape (a cheap structural check)."""
-    for node in graph.nodes:
-        if node.op in ("input", "neuron"):
-            continue
-        values = [torch.zeros((1, *graph[i].shape), dtype=torch.float64) for i in node.inputs]
-        shape = tuple(apply_node(node, values).shape[1:])
-        if node.op != "output" and shape != tuple(node.shape):
-            raise ExportError(f"{node.describe()}: computes shape {shape}, recorded {node.shape}")

@@ -63,12 +63,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sakd.export.fold import bn_scale_shift, fold_bn, pool_into_conv, spread_pooled_linear
 from sakd.export.graph import ExportError, Graph, Node
 from sakd.export.lower import Lowering
 from sakd.export.passes import FLOAT_PASSES, synapses_into
 from sakd.export.quantize import InputQuantization, dequantized_graph, quantize_graph
 from sakd.export.trace import trace_network
-from sakd.hardware.target import TargetSpec, get_target
+from sakd.hardware.errors import SakdError
+from sakd.hardware.ir import DEFAULT_GRADED_BITS
+from sakd.hardware.target import DEFAULT_TARGET, TargetSpec, get_target
 from sakd.models.base import Network
 
 _ATTR = "_sakd_qat"  # the per-module QAT record (a plain attribute: not in the state dict)
@@ -170,24 +173,17 @@ class _Layer:
         weight = self.module.weight.to(f64)
         bias = None if self.module.bias is None else self.module.bias.to(f64)
         bn = self.bn
-        if bn is not None:  # trace._module_node + passes.fold_batchnorm
+        if bn is not None:  # as trace._module_node + passes.fold_batchnorm
             mean, var = bn.running_mean.to(f64), bn.running_var.to(f64)
             gamma = bn.weight.to(f64) if bn.affine else torch.ones_like(mean)
             beta = bn.bias.to(f64) if bn.affine else torch.zeros_like(mean)
-            scale = gamma / torch.sqrt(var + bn.eps)
-            shift = beta - mean * scale
-            weight = weight * scale.view(-1, *([1] * (weight.dim() - 1)))
-            bias = shift if bias is None else bias * scale + shift
-        if self.pool is not None:  # passes.fold_average_pooling
-            (kh, kw), (channels, height, width) = self.pool
+            weight, bias = fold_bn(weight, bias, *bn_scale_shift(gamma, beta, mean, var, bn.eps))
+        if self.pool is not None:  # as passes.fold_average_pooling
+            kernel, source_shape = self.pool
             if self.op == "conv":
-                weight = weight.repeat_interleave(kh, 2).repeat_interleave(kw, 3) / (kh * kw)
-            else:  # the export's matrix: avg_pool of a one-hot is 1/(kh kw), times W
-                out = weight.shape[0]
-                grid = weight.reshape(out, channels, height // kh, width // kw)
-                grid = grid.repeat_interleave(kh, 2).repeat_interleave(kw, 3) * (1.0 / (kh * kw))
-                grid = F.pad(grid, (0, width - grid.shape[3], 0, height - grid.shape[2]))
-                weight = grid.reshape(out, channels * height * width)
+                weight = pool_into_conv(weight, kernel)
+            else:
+                weight = spread_pooled_linear(weight, source_shape, kernel)
         return weight, bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -241,7 +237,7 @@ def _structure(network: Network, input_shape: tuple[int, ...]) -> tuple[Graph, G
 
 
 def _population_graph(pop: _Population, folded: dict[str, tuple[torch.Tensor, Any]],
-                      device: torch.device, time_steps: int) -> Graph:
+                      device: torch.device) -> Graph:
     """A canonical graph holding only ``pop`` and its synapses (current weights), with stand-in
     source and sink populations, for ``quantize_graph``: its scale is per population."""
     one = torch.ones(1, 1, dtype=torch.float64, device=device)
@@ -267,7 +263,7 @@ def _population_graph(pop: _Population, folded: dict[str, tuple[torch.Tensor, An
     if pop.op != "output":
         nodes += [Node(f"{_SINK}.syn", "linear", [pop.name], (), {"weight": one, "bias": None}),
                   Node(_SINK, "output", [f"{_SINK}.syn"], ())]
-    return Graph(nodes, {"time_steps": time_steps})  # the readout's range depends on T
+    return Graph(nodes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,8 +295,8 @@ class QATHandle:
         one-population graph), from detached float64 weights."""
         if pop.neuron is not None:
             pop.attrs["v_threshold"] = float(pop.neuron.v_threshold)  # as trace reads it
-        qgraph = quantize_graph(_population_graph(pop, folded, device, self.network.time_steps),
-                                self.spec, self.input)
+        qgraph = quantize_graph(_population_graph(pop, folded, device), self.spec, self.input,
+                                self.network.time_steps)
         deq = dequantized_graph(qgraph)
         node = qgraph.graph[pop.name]
         row = next(r for r in qgraph.report if r.name == pop.name)
@@ -437,15 +433,18 @@ class QATHandle:
 
 
 def enable_qat(snn: Network, *, input_shape: tuple[int, ...], input_range: tuple[float, float],
-               input_bits: int = 8, target: str | TargetSpec = "loihi2",
-               chip_ties: bool = True) -> QATHandle:
+               input_bits: int = DEFAULT_GRADED_BITS,
+               target: str | TargetSpec = DEFAULT_TARGET, chip_ties: bool = True) -> QATHandle:
     """Make ``snn`` train with the integer weights ``lower(snn, ...)`` gives (same arguments);
     returns the handle that disables it and checks the sync. ``chip_ties``: a membrane exactly at
     the threshold does not fire, as on the chip (module docstring). Raises ``ExportError`` for a
     network the export, or QAT, cannot handle."""
     if qat_enabled(snn):
         raise ExportError("QAT is already enabled on this network; disable() it first")
-    spec = get_target(target) if isinstance(target, str) else target
+    try:
+        spec = get_target(target)
+    except SakdError as exc:
+        raise ExportError(str(exc)) from exc
     input_q = InputQuantization.for_range(input_bits, *input_range)
     traced, graph = _structure(snn, input_shape)
     modules = dict(snn.named_modules())

@@ -31,7 +31,13 @@ import torch
 
 from sakd.export.graph import ExportError, Graph
 from sakd.export.passes import synapses_into
-from sakd.hardware.target import TargetSpec
+from sakd.hardware.neurons.cuba_lif import (
+    CubaLif,
+    lif_decays,
+    lif_input_factor,
+    lif_threshold,
+)
+from sakd.hardware.target import NETX_BIAS_EXP, TargetSpec
 
 
 @dataclass
@@ -84,17 +90,33 @@ class QuantizedGraph:
 
     graph: Graph
     input: InputQuantization
+    target: TargetSpec
     report: list[PopulationQuantization] = field(default_factory=list)
 
 
-def _largest_even(limit: float) -> int:
-    return int(2 * math.floor(limit / 2.0))
+#: the scale chosen when nothing limits it (no weights, no threshold)
+UNLIMITED_SCALE = 1 << 16
 
 
-def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization) -> QuantizedGraph:
+def largest_even_scale(limit: float, rel_tol: float = 0.0) -> int:
+    """The largest even integer scale S <= ``limit · (1 + rel_tol)``: even, so that identity
+    shortcuts (W = 1) and OR populations (W = 2) stay exact in Loihi's even mixed-sign weights.
+    ``rel_tol`` forgives float noise in limits computed from a file (the NIR reader: a float32 τ
+    of 2·dt gives dt/τ = 0.50000001, which must not turn a limit of exactly 256 into 254); the
+    exporter's limits are exact (tolerance 0). The exporter and the NIR reader both choose S by
+    this rule."""
+    if not math.isfinite(limit):
+        return UNLIMITED_SCALE
+    return int(2 * math.floor(limit * (1 + rel_tol) / 2.0))
+
+
+def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization,
+                   time_steps: int) -> QuantizedGraph:
+    """Quantize a canonical float graph for ``time_steps`` steps per sample (the readout's
+    range depends on T)."""
     graph = graph.copy()
     report: list[PopulationQuantization] = []
-    unity = target.decay_unity
+    act = float(1 << target.act_shift)  # 64: v_int = 64 · V for a synaptic input of weight 1
     half_w = target.weight_max // 2  # 127: W_int = 2 * round(.) <= 254
     max_x = (1 << (input_q.bits - 1))  # |x_int| <= 2^(bits-1)
     for node in graph.nodes:
@@ -105,22 +127,21 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization)
         if kind == "or":
             for syn in synapses:
                 syn.attrs["weight_int"] = torch.full_like(syn.attrs["weight"], 2).to(torch.int64)
-            node.attrs.update(du=unity - 1, dv=unity - 1, vth=1, bias_mant=torch.zeros((), dtype=torch.int64),
-                              bias_exp=0, scale=2.0)
+            gate = CubaLif.or_gate(target)
+            node.attrs.update(du=gate.du, dv=gate.dv, vth=gate.vth,
+                              bias_mant=torch.zeros((), dtype=torch.int64), bias_exp=0, scale=2.0)
             report.append(PopulationQuantization(
-                node.name, kind, node.origin, 2, "fixed (OR)", unity - 1, unity - 1, 1, 0,
+                node.name, kind, node.origin, 2, "fixed (OR)", gate.du, gate.dv, gate.vth, 0,
                 2, sum(s.attrs["weight"].numel() for s in synapses), 0, 0, 0.0,
                 max(_row_abs_sum(s.attrs["weight_int"]) for s in synapses), target.max_synaptic_input,
                 True))
             continue
         if kind == "lif":
-            tau = node.attrs["tau"]
             c = _input_factor(node.attrs)
-            dv_float = unity / tau
-            dv = int(round(dv_float))
-            du = unity - 1
+            du, dv, decay_exact = lif_decays(node.attrs["tau"], target)
         else:
-            c, dv, du, dv_float = 1.0, 0, unity - 1, 0.0
+            readout = CubaLif.readout(target)
+            c, du, dv, decay_exact = 1.0, readout.du, readout.dv, True
         effective = []
         for syn in synapses:
             graded = graph[syn.inputs[0]].op == "input"
@@ -137,16 +158,16 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization)
         if kind == "readout":
             # v integrates 64 * (W s + b) over T steps and saturates at 2^23 - 1: keep the worst
             # case (every source spiking every step) below the clip, so the argmax never sees it
-            steps = int(graph.metadata.get("time_steps") or 1)
+            steps = time_steps
             bias_total = sum((s.attrs["bias"].abs() if s.attrs.get("bias") is not None else 0.0)
                              for s, _, _ in effective)
             rows = sum(w.reshape(w.shape[0], -1).abs().sum(1) * (max_x if graded else 1.0)
                        for _, w, graded in effective) + bias_total
             worst = float(rows.max()) if torch.is_tensor(rows) else float(rows)
             if worst > 0:
-                limits["readout range"] = 0.98 * (target.state_max - 1) / (64.0 * steps * (worst + 1.0))
+                limits["readout range"] = 0.98 * (target.state_max - 1) / (act * steps * (worst + 1.0))
         limited_by = min(limits, key=limits.get)
-        scale = _largest_even(limits[limited_by])
+        scale = largest_even_scale(limits[limited_by])
         if scale < 2:
             raise ExportError(f"population '{node.name}': no integer scale >= 2 fits the target "
                               f"({limited_by} allows {limits[limited_by]:.3g}); the weights are "
@@ -182,23 +203,23 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization)
             b = syn.attrs.get("bias")
             if b is not None:
                 bias = b.clone() if bias is None else bias + b
-        bias_mant, bias_exp, biases_clipped = _quantize_bias(bias, 64.0 * c * scale, target)
+        bias_mant, bias_exp, biases_clipped = _quantize_bias(bias, act * c * scale, target)
         if kind == "readout":
-            steps = int(graph.metadata.get("time_steps") or 1)
+            steps = time_steps
             peak = steps * ((worst << target.act_shift) + int((bias_mant.abs() << bias_exp).max()))
             if peak > target.state_max - 1:
                 raise ExportError(f"readout '{node.name}': its voltage could reach {peak} after "
                                   f"{steps} steps, beyond the {target.state_bits}-bit clip; "
                                   "lower the classifier's weights or T")
-        vth = target.readout_vth if kind == "readout" else (scale if dv > 0 else scale - 1)
+        vth = target.readout_vth if kind == "readout" else lif_threshold(scale, dv)
         node.attrs.update(du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp,
                           scale=float(scale))
         report.append(PopulationQuantization(
             node.name, kind, node.origin, scale, limited_by, du, dv, vth, bias_exp,
             max(int(s.attrs["weight_int"].abs().max()) for s, _, _ in effective), total, clipped,
             biases_clipped, math.sqrt(sq_err / max(total, 1)), int(worst),
-            target.max_synaptic_input, kind == "readout" or dv == dv_float))
-    return QuantizedGraph(graph, input_q, report)
+            target.max_synaptic_input, decay_exact))
+    return QuantizedGraph(graph, input_q, target, report)
 
 
 def _input_factor(attrs: dict[str, Any]) -> float:
@@ -207,7 +228,7 @@ def _input_factor(attrs: dict[str, Any]) -> float:
     theta = float(attrs["v_threshold"])
     if not theta > 0:
         raise ExportError(f"LIF threshold {theta} must be > 0 to be lowered")
-    return (1.0 / attrs["tau"] if attrs["decay_input"] else 1.0) / theta
+    return lif_input_factor(attrs["tau"], attrs["decay_input"], theta)
 
 
 def _row_abs_sum(weight_int: torch.Tensor) -> int:
@@ -218,7 +239,7 @@ def _quantize_bias(bias: torch.Tensor | None, factor: float, target: TargetSpec
                    ) -> tuple[torch.Tensor, int, int]:
     """``bias_mant << bias_exp ~= factor * bias`` by the target's rule (``TargetSpec.split_bias``)."""
     if bias is None:
-        return torch.zeros((), dtype=torch.int64), 6, 0
+        return torch.zeros((), dtype=torch.int64), NETX_BIAS_EXP, 0
     mant, exp, clipped = target.split_bias((bias * factor).cpu().numpy())
     return torch.from_numpy(mant), exp, clipped
 
@@ -242,7 +263,8 @@ def dequantized_graph(qgraph: QuantizedGraph) -> Graph:
             syn.attrs["weight"] = syn.attrs["weight_int"].to(torch.float64) / factor
             if first:
                 mant = node.attrs["bias_mant"].to(torch.float64)
-                bias = mant * (1 << node.attrs["bias_exp"]) / (64.0 * c * scale)
+                act = float(1 << qgraph.target.act_shift)
+                bias = mant * (1 << node.attrs["bias_exp"]) / (act * c * scale)
                 out_channels = syn.attrs["weight"].shape[0]
                 syn.attrs["bias"] = bias.expand(out_channels).clone() if bias.dim() == 0 else bias
                 first = False

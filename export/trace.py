@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from sakd.export.fold import bn_scale_shift
 from sakd.export.graph import ExportError, Graph, Node, infer_shape
 from sakd.models.base import Network
 from sakd.models.neurons import MultiStepLIF
@@ -131,8 +132,8 @@ def _module_node(path: str, module: nn.Module, args: list[str]) -> Node:
                               "(track_running_stats=False); it cannot be folded")
         gamma = module.weight if module.affine else torch.ones_like(module.running_mean)
         beta = module.bias if module.affine else torch.zeros_like(module.running_mean)
-        scale = _f64(gamma) / torch.sqrt(_f64(module.running_var) + module.eps)
-        shift = _f64(beta) - _f64(module.running_mean) * scale
+        scale, shift = bn_scale_shift(_f64(gamma), _f64(beta), _f64(module.running_mean),
+                                      _f64(module.running_var), module.eps)
         return Node(path, "batchnorm", args, (), dict(scale=scale, shift=shift), origin=path)
     if isinstance(module, nn.AdaptiveAvgPool2d):
         if _pair(module.output_size) != (1, 1):

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from sakd.hardware.counts import NetworkCounts
+from sakd.hardware.errors import SakdError
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 
@@ -55,7 +56,7 @@ _UNIT_TO_PJ = {"fJ": 1e-3, "pJ": 1.0, "nJ": 1e3, "uJ": 1e6, "µJ": 1e6, "J": 1e1
 PJ_PER_J = 1e12
 
 
-class ProfileError(ValueError):
+class ProfileError(SakdError):
     """An unknown profile name, or a profile file that cannot be used (names the file and field)."""
 
 
@@ -441,3 +442,314 @@ def sops_convention(counts: NetworkCounts) -> SopsConvention:
         notes.append(f"Spike-input projection(s) {names}: the input's rate is estimated as "
                      f"SynOps / (T x synapses), since the counts hold no input spikes.")
     return SopsConvention(steps, per_projection, kinds, sops, graded, tuple(notes))
+
+
+# ---------------------------------------------------------------------------------------------
+# Like for like: the ANN baseline (and the SNN on CMOS) with memory access, not compute alone
+# (shared/spec/energy.md, "Like for like"; docs/mapping.md)
+# ---------------------------------------------------------------------------------------------
+
+_MEMORY_KEYS = frozenset(("schema", "name", "description", "node", "word_bits", "sram",
+                          "dram_pj_per_word", "source", "certainty", "caveats"))
+_DRAM_CHOICES = ("low", "mid", "high")
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    """Energy of one ``word_bits``-bit read from an SRAM of a given size, or from DRAM, in pJ.
+
+    ``sram``: (size in bytes, pJ per word) points, sizes increasing; between them the energy is
+    interpolated linearly in size; below the first point the first point's energy is used; a
+    buffer larger than the last point is in DRAM (``dram_low_pj`` .. ``dram_high_pj`` per word;
+    ``dram`` picks "low", "mid" or "high")."""
+
+    name: str
+    description: str
+    source: str
+    certainty: str
+    node: str
+    word_bits: int
+    sram: tuple[tuple[int, float], ...]
+    dram_low_pj: float
+    dram_high_pj: float
+    caveats: tuple[str, ...] = ()
+    path: str | None = None
+
+    def dram_pj(self, dram: str = "mid") -> float:
+        if dram not in _DRAM_CHOICES:
+            raise ProfileError(f"memory model '{self.name}': dram must be one of "
+                               f"{', '.join(_DRAM_CHOICES)}, got {dram!r}")
+        return {"low": self.dram_low_pj, "high": self.dram_high_pj,
+                "mid": 0.5 * (self.dram_low_pj + self.dram_high_pj)}[dram]
+
+    def word_pj(self, size_bytes: float, dram: str = "mid") -> float:
+        """pJ per ``word_bits``-bit access to a buffer of ``size_bytes`` bytes."""
+        sizes = [s for s, _ in self.sram]
+        energies = [e for _, e in self.sram]
+        if size_bytes > sizes[-1]:
+            return self.dram_pj(dram)
+        if size_bytes <= sizes[0]:
+            return energies[0]
+        return float(np.interp(size_bytes, sizes, energies))
+
+    def access_pj(self, size_bytes: float, bits: int, dram: str = "mid") -> float:
+        """pJ to read (or write) ``bits`` bits from a buffer of ``size_bytes`` bytes."""
+        return bits / self.word_bits * self.word_pj(size_bytes, dram)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "source": self.source,
+                "certainty": self.certainty, "node": self.node, "word_bits": self.word_bits,
+                "sram": [{"size_bytes": s, "pj_per_word": e} for s, e in self.sram],
+                "dram_pj_per_word": {"low": self.dram_low_pj, "high": self.dram_high_pj},
+                "caveats": list(self.caveats), "path": self.path}
+
+
+def list_memory_models() -> list[str]:
+    """Names of the built-in memory models (``hardware/profiles/*-memory.json``)."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*-memory.json"))
+
+
+def load_memory_model(name_or_path: str | os.PathLike[str] | MemoryModel = "cmos45-memory"
+                      ) -> MemoryModel:
+    """A built-in memory model by name (``"cmos45-memory"``) or a user's JSON file of the same
+    form. A malformed file: ``ProfileError`` naming the file and the field."""
+    import json
+
+    if isinstance(name_or_path, MemoryModel):
+        return name_or_path
+    text = os.fspath(name_or_path)
+    path = Path(text)
+    if not isinstance(name_or_path, os.PathLike) and not path.is_file() \
+            and path.suffix.lower() != ".json":
+        if text not in list_memory_models():
+            raise ProfileError(f"unknown memory model '{text}'; built-in: "
+                               f"{', '.join(list_memory_models())} (or pass a JSON file)")
+        path = PROFILE_DIR / f"{text}.json"
+    if not path.is_file():
+        raise ProfileError(f"{path}: memory model file not found")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProfileError(f"{path}: not a readable memory model: {exc}") from exc
+
+    def bad(key: str, why: str) -> ProfileError:
+        return ProfileError(f"{path}: field '{key}': {why}")
+
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: a memory model must be a JSON object")
+    for key in data:
+        if key not in _MEMORY_KEYS:
+            raise bad(key, f"unknown; known fields: {', '.join(sorted(_MEMORY_KEYS))}")
+    for key in ("name", "source", "certainty", "word_bits", "sram", "dram_pj_per_word"):
+        if data.get(key) in (None, ""):
+            raise bad(key, "missing (required)")
+    if not isinstance(data["word_bits"], int) or isinstance(data["word_bits"], bool) \
+            or data["word_bits"] < 1:
+        raise bad("word_bits", f"must be a positive integer, got {data['word_bits']!r}")
+    points = []
+    if not isinstance(data["sram"], list) or not data["sram"]:
+        raise bad("sram", "must be a non-empty list of {size_bytes, pj_per_word}")
+    for i, point in enumerate(data["sram"]):
+        if not isinstance(point, dict) or set(point) != {"size_bytes", "pj_per_word"}:
+            raise bad(f"sram[{i}]", "must be {\"size_bytes\": ..., \"pj_per_word\": ...}")
+        size, energy = point["size_bytes"], point["pj_per_word"]
+        if not _is_number(size) or not _is_number(energy) or size <= 0 or energy < 0:
+            raise bad(f"sram[{i}]", f"size_bytes must be > 0 and pj_per_word >= 0, got {point}")
+        if points and size <= points[-1][0]:
+            raise bad(f"sram[{i}].size_bytes", "sizes must increase")
+        points.append((int(size), float(energy)))
+    dram = data["dram_pj_per_word"]
+    if not isinstance(dram, dict) or set(dram) != {"low", "high"} \
+            or not all(_is_number(v) and v >= 0 for v in dram.values()) \
+            or dram["low"] > dram["high"]:
+        raise bad("dram_pj_per_word", "must be {\"low\": ..., \"high\": ...} with 0 <= low <= high")
+    caveats = data.get("caveats") or []
+    if not isinstance(caveats, list) or not all(isinstance(c, str) for c in caveats):
+        raise bad("caveats", "must be a list of strings")
+    return MemoryModel(str(data["name"]), str(data.get("description") or ""), str(data["source"]),
+                       str(data["certainty"]), str(data.get("node") or ""), int(data["word_bits"]),
+                       tuple(points), float(dram["low"]), float(dram["high"]), tuple(caveats),
+                       str(path))
+
+
+@dataclass(frozen=True)
+class AnnLayer:
+    """One layer of an ANN (or of the same architecture's SNN): MACs per sample when run
+    densely, and the sizes (in values) of its weights, input and output."""
+
+    name: str
+    macs: int
+    weights: int
+    inputs: int
+    outputs: int
+
+
+def ann_layers_from_network(network: Any) -> list[AnnLayer]:
+    """The layers of ``network`` (an IR ``Network``) as its ANN twin runs them: one per
+    projection; MACs = dense out x in, or Cout x Ho x Wo x Cin/groups x kh x kw for conv2d
+    (zero padding included, as ``count_ann_macs`` counts)."""
+    layers = []
+    for proj in network.projections:
+        target = network.population(proj.target)
+        if proj.kind == "dense":
+            macs = int(proj.weight.size)
+        else:
+            macs = int(np.prod(target.shape)) * int(np.prod(proj.weight.shape[1:]))
+        layers.append(AnnLayer(proj.name, macs, int(proj.weight.size),
+                               int(np.prod(network.source_shape(proj.source))),
+                               int(np.prod(target.shape))))
+    return layers
+
+
+@dataclass(frozen=True)
+class LayerMemoryEnergy:
+    """pJ per sample of one layer: arithmetic, and memory under two reuse bounds."""
+
+    name: str
+    ops: float
+    arithmetic_pj: float
+    memory_no_reuse_pj: float
+    memory_full_reuse_pj: float
+
+
+@dataclass(frozen=True)
+class MemoryEnergyEstimate:
+    """Energy per sample (pJ) of arithmetic plus memory access, under two bounds of data reuse:
+
+    - ``no_reuse`` (upper bound, Horowitz per operation): every MAC (ANN) or synaptic op (SNN)
+      reads its weight, and an ANN MAC its input activation, from the SRAM that holds them;
+    - ``full_reuse`` (lower bound, the Lemaire et al. 2022 analytical style, as spikingjelly's
+      ``estimate_lemaire_energy`` counts memory): every weight and input is read once per
+      sample (per time step for the SNN's weights of active synapses: see ``kind``), every
+      output written once.
+
+    ``kind``: "ann" or "snn-cmos". Compare with Loihi's per-synaptic-op energy, which already
+    includes the synapse read (``estimate_snn_energy`` with the ``loihi`` profile), or compare
+    arithmetic with arithmetic (``arithmetic_pj``); say which."""
+
+    kind: str
+    arithmetic: EnergyProfile
+    memory: MemoryModel
+    weight_bits: int
+    activation_bits: int
+    layers: dict[str, LayerMemoryEnergy]
+    notes: tuple[str, ...]
+
+    @property
+    def arithmetic_pj(self) -> float:
+        return float(sum(layer.arithmetic_pj for layer in self.layers.values()))
+
+    @property
+    def memory_no_reuse_pj(self) -> float:
+        return float(sum(layer.memory_no_reuse_pj for layer in self.layers.values()))
+
+    @property
+    def memory_full_reuse_pj(self) -> float:
+        return float(sum(layer.memory_full_reuse_pj for layer in self.layers.values()))
+
+    @property
+    def total_no_reuse_pj(self) -> float:
+        """Arithmetic + memory, no data reuse (upper bound)."""
+        return self.arithmetic_pj + self.memory_no_reuse_pj
+
+    @property
+    def total_full_reuse_pj(self) -> float:
+        """Arithmetic + memory, every value read once (lower bound)."""
+        return self.arithmetic_pj + self.memory_full_reuse_pj
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "arithmetic_profile": self.arithmetic.name,
+                "memory_model": self.memory.name, "weight_bits": self.weight_bits,
+                "activation_bits": self.activation_bits,
+                "arithmetic_pj": self.arithmetic_pj, "memory_no_reuse_pj": self.memory_no_reuse_pj,
+                "memory_full_reuse_pj": self.memory_full_reuse_pj,
+                "total_no_reuse_pj": self.total_no_reuse_pj,
+                "total_full_reuse_pj": self.total_full_reuse_pj,
+                "layers": {k: vars(v) for k, v in self.layers.items()}, "notes": list(self.notes)}
+
+
+def estimate_ann_energy_with_memory(layers: list[AnnLayer] | Any,
+                                    arithmetic: EnergyProfile | str = "cmos45-int8",
+                                    memory: MemoryModel | str = "cmos45-memory",
+                                    weight_bits: int = 8, activation_bits: int = 8,
+                                    dram: str = "mid") -> MemoryEnergyEstimate:
+    """The ANN baseline priced like Loihi's synaptic op: arithmetic (MACs x ``per_mac``) plus
+    memory access (45 nm SRAM/DRAM per 64-bit word), per sample, in pJ.
+
+    ``layers``: ``AnnLayer`` s, or an IR ``Network`` (its ANN twin, ``ann_layers_from_network``).
+    Each layer's weights, inputs and outputs sit in buffers of their own size (bytes =
+    values x bits / 8), priced by ``memory.word_pj``. See ``MemoryEnergyEstimate`` for the two
+    reuse bounds.
+    """
+    if not isinstance(layers, list):
+        layers = ann_layers_from_network(layers)
+    prof = load_profile(arithmetic)
+    if prof.per_mac is None:
+        raise ProfileError(f"profile '{prof.name}' has no per_mac energy, so it cannot price the "
+                           f"ANN's arithmetic; use cmos45-int8 or cmos45-fp32")
+    mem = load_memory_model(memory)
+    wb, ab = int(weight_bits), int(activation_bits)
+    out = {}
+    for layer in layers:
+        w_buf, i_buf, o_buf = layer.weights * wb / 8, layer.inputs * ab / 8, layer.outputs * ab / 8
+        e_w, e_i, e_o = (mem.access_pj(w_buf, wb, dram), mem.access_pj(i_buf, ab, dram),
+                         mem.access_pj(o_buf, ab, dram))
+        no_reuse = layer.macs * (e_w + e_i) + layer.outputs * e_o
+        full = layer.weights * e_w + layer.inputs * e_i + layer.outputs * e_o
+        out[layer.name] = LayerMemoryEnergy(layer.name, float(layer.macs),
+                                            layer.macs * prof.per_mac, no_reuse, full)
+    notes = (f"Arithmetic: {prof.name} ({prof.per_mac} pJ per MAC); memory: {mem.name} "
+             f"({mem.word_bits}-bit words, {mem.node}); weights {wb} bits, activations {ab} bits.",
+             "no_reuse: every MAC reads its weight and input (upper bound); full_reuse: every "
+             "weight and input read once, every output written once (lower bound).")
+    return MemoryEnergyEstimate("ann", prof, mem, wb, ab, out, notes)
+
+
+def estimate_snn_energy_with_memory(counts: NetworkCounts, network: Any,
+                                    arithmetic: EnergyProfile | str = "cmos45-int8",
+                                    memory: MemoryModel | str = "cmos45-memory",
+                                    weight_bits: int = 8, state_bits: int = 48,
+                                    dram: str = "mid") -> MemoryEnergyEstimate:
+    """The SNN on the same CMOS footing as ``estimate_ann_energy_with_memory``: per sample, in
+    pJ, from the exact counts.
+
+    Arithmetic: SynOps x ``per_synop`` (an add) + graded MACs x ``per_mac``. Memory, no reuse:
+    every SynOp and graded MAC reads its weight (a graded MAC also its input); every neuron
+    update reads and writes the neuron's state (``state_bits``: 48 for CUBA-LIF's u and v).
+    Full reuse: each active projection's weights read once per time step (T reads), a graded
+    input read once per step, state read and written once per step.
+    Neuron updates' arithmetic is not priced (the CMOS profiles have no such figure)."""
+    prof = load_profile(arithmetic)
+    mem = load_memory_model(memory)
+    if prof.per_synop is None:
+        raise ProfileError(f"profile '{prof.name}' has no per_synop energy; use cmos45-int8 or "
+                           f"cmos45-fp32")
+    wb, sb = int(weight_bits), int(state_bits)
+    steps = int(counts.time_steps)
+    per_mac = prof.per_mac or 0.0
+    out = {}
+    for proj in network.projections:
+        pc = counts.projections[proj.name]
+        synops, macs = float(np.mean(pc.synops)), float(np.mean(pc.graded_macs))
+        w_buf = proj.weight.size * wb / 8
+        src_size = int(np.prod(network.source_shape(proj.source)))
+        ab = network.input.bits if proj.source == network.input.name else 1
+        e_w = mem.access_pj(w_buf, wb, dram)
+        e_i = mem.access_pj(src_size * ab / 8, ab, dram)
+        no_reuse = (synops + macs) * e_w + macs * e_i
+        full = (steps * proj.weight.size * e_w if synops + macs > 0 else 0.0) \
+            + (steps * src_size * e_i if macs > 0 else 0.0)
+        out[proj.name] = LayerMemoryEnergy(proj.name, synops + macs,
+                                           synops * prof.per_synop + macs * per_mac, no_reuse,
+                                           full)
+    for pop in network.populations:
+        cnt = counts.populations[pop.name]
+        e_s = mem.access_pj(pop.size * sb / 8, sb, dram)
+        updates = float(cnt.updates)
+        state = 2 * updates * e_s  # read + write per neuron update
+        out[pop.name] = LayerMemoryEnergy(pop.name, updates, 0.0, state, state)
+    notes = (f"Arithmetic: {prof.name} (SynOp {prof.per_synop} pJ, MAC {per_mac} pJ); memory: "
+             f"{mem.name}; weights {wb} bits, neuron state {sb} bits.",
+             "Neuron updates are priced by their state traffic only (no arithmetic figure).")
+    return MemoryEnergyEstimate("snn-cmos", prof, mem, wb, sb, out, notes)

@@ -12,3 +12,7 @@ from __future__ import annotations
 
 class SakdError(ValueError):
     """An input sakd cannot use; the message names it and says what to do."""
+
+
+class MissingFileError(SakdError, FileNotFoundError):
+    """A file or folder the user named does not exist (a ``FileNotFoundError`` too)."""

@@ -1,14 +1,15 @@
 """The hardware IR: what the chip runs (docs/ir.md).
 
-A network is a directed acyclic graph of one :class:`Input`, CUBA-LIF :class:`Population` s and
-:class:`Projection` s (synapses) between them, for one named target (``sakd.hardware.target``).
+A network is a directed acyclic graph of one :class:`Input`, :class:`Population` s of neurons (each
+of one neuron model, ``sakd.hardware.neurons``) and :class:`Projection` s (synapses) between them,
+for one :class:`~sakd.hardware.target.TargetSpec`, quantized for ``time_steps`` steps per sample.
 
 Every node is a frozen dataclass. ``__post_init__`` checks what does not depend on the target
 (types, shapes, enumerations, integer values) and freezes the arrays (int64 copies with
-``flags.writeable = False``). The limits of the target (weight range and parity, decays,
-threshold, bias, delays, message bits) are checked by ``node.validate(target)``, which
-:class:`Network` calls for every node against ``get_target(network.target)``; nodes can call it
-early themselves. Every error is an :class:`IRError` whose message starts with the node's label
+``flags.writeable = False``). The limits of the target (weight range and parity, the neuron
+model's parameter ranges, delays, message bits) are checked by ``node.validate(target)``, which
+:class:`Network` calls for every node; nodes can call it early themselves. Every error is an
+:class:`IRError` (a ``SakdError``) whose message starts with the node's label
 (``"projection 'stage2.conv': ..."``) and whose ``node`` attribute holds the node's name.
 
 numpy only; Python 3.10 compatible.
@@ -16,15 +17,28 @@ numpy only; Python 3.10 compatible.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .target import TargetSpec, get_target
+from .neurons import NeuronModel
+from .target import DEFAULT_TARGET, TargetError, TargetSpec, get_target
+from .values import (
+    IRError,
+    as_int,
+    as_pair,
+    as_positive_float,
+    as_shape,
+    as_str,
+    check_name,
+    check_range,
+    frozen_int_array,
+    label_of,
+    refreeze,
+)
 
 ENCODINGS = ("graded", "spikes")
 ROLES = ("spiking", "readout")
@@ -32,133 +46,9 @@ KINDS = ("dense", "conv2d")
 
 #: default bit width of a graded input when none is given
 DEFAULT_GRADED_BITS = 8
-
-
-class IRError(ValueError):
-    """An invalid IR node or network. ``node`` names the offending node (None: the network)."""
-
-    def __init__(self, message: str, *, node: str | None = None) -> None:
-        super().__init__(message)
-        self.node = node
-
-
-# ---------------------------------------------------------------------------------------------
-# value helpers (each error names the node)
-# ---------------------------------------------------------------------------------------------
-
-
-def _label(kind: str, name: Any) -> str:
-    return f"{kind} '{name}'"
-
-
-def _check_name(kind: str, name: Any) -> None:
-    if not isinstance(name, str) or not name:
-        raise IRError(f"{kind} {name!r}: name must be a non-empty string", node=str(name))
-
-
-def _as_int(value: Any, what: str, label: str, node: str) -> int:
-    """A Python int from an int or numpy integer (bools and floats are refused)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise IRError(f"{label}: {what} must be an integer, got {value!r}", node=node)
-    return int(value)
-
-
-def _as_float(value: Any, what: str, label: str, node: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, float, np.integer, np.floating)
-    ):
-        raise IRError(f"{label}: {what} must be a number, got {value!r}", node=node)
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise IRError(f"{label}: {what} must be a finite positive number, got {value!r}", node=node)
-    return value
-
-
-def _as_str(value: Any, what: str, label: str, node: str) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    if not isinstance(value, str):
-        raise IRError(f"{label}: {what} must be a string, got {value!r}", node=node)
-    return value
-
-
-def _as_shape(
-    value: Any, label: str, node: str, ndims: Iterable[int] | None = None
-) -> tuple[int, ...]:
-    try:
-        dims = (
-            tuple(np.asarray(value).reshape(-1).tolist()) if not isinstance(value, tuple) else value
-        )
-    except Exception as exc:
-        raise IRError(
-            f"{label}: shape must be a tuple of positive integers, got {value!r}", node=node
-        ) from exc
-    shape = tuple(_as_int(d, "shape entry", label, node) for d in dims)
-    if not shape or any(d <= 0 for d in shape):
-        raise IRError(
-            f"{label}: shape must be a non-empty tuple of positive integers, got {shape}", node=node
-        )
-    if ndims is not None and len(shape) not in tuple(ndims):
-        raise IRError(
-            f"{label}: shape {shape} must have {' or '.join(map(str, ndims))} dimensions", node=node
-        )
-    return shape
-
-
-def _as_pair(value: Any, what: str, label: str, node: str, minimum: int) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        pair: tuple[Any, ...] = (value, value)
-    else:
-        try:
-            pair = tuple(np.asarray(value).reshape(-1).tolist())
-        except Exception as exc:
-            raise IRError(
-                f"{label}: {what} must be an integer or a pair, got {value!r}", node=node
-            ) from exc
-    if len(pair) != 2:
-        raise IRError(f"{label}: {what} must be an integer or a pair, got {value!r}", node=node)
-    out = (_as_int(pair[0], what, label, node), _as_int(pair[1], what, label, node))
-    if min(out) < minimum:
-        raise IRError(f"{label}: {what} {out} must be >= {minimum}", node=node)
-    return out
-
-
-def _frozen_int_array(value: Any, what: str, label: str, node: str) -> np.ndarray:
-    """A read-only int64 copy; float arrays are accepted only when every value is an integer."""
-    try:
-        arr = np.array(value, copy=True)
-    except Exception as exc:
-        raise IRError(f"{label}: {what} is not an array: {exc}", node=node) from exc
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)):
-            raise IRError(f"{label}: {what} holds NaN or infinite values", node=node)
-        if np.any(arr != np.round(arr)):
-            bad = arr[arr != np.round(arr)].reshape(-1)[0]
-            raise IRError(f"{label}: {what} must hold integers, found {bad!r}", node=node)
-        if arr.size and np.abs(arr).max() >= 2.0**62:
-            raise IRError(f"{label}: {what} values are far outside any integer range", node=node)
-    elif arr.dtype.kind not in "iub":
-        raise IRError(f"{label}: {what} must be an integer array, got dtype {arr.dtype}", node=node)
-    elif arr.dtype.kind == "u" and arr.size and arr.max() >= 2**63:
-        raise IRError(f"{label}: {what} values are far outside any integer range", node=node)
-    arr = arr.astype(np.int64)
-    arr.flags.writeable = False
-    return arr
-
-
-def _check_range(
-    value: int, lo: int, hi: int, what: str, label: str, node: str, why: str = ""
-) -> None:
-    if not lo <= value <= hi:
-        suffix = f" ({why})" if why else ""
-        raise IRError(f"{label}: {what} {value} is outside [{lo}, {hi}]{suffix}", node=node)
-
-
-def _refreeze(node: Any, state: dict[str, Any], arrays: tuple[str, ...]) -> None:
-    """Unpickling restores numpy arrays writeable: make them read-only again."""
-    node.__dict__.update(state)
-    for key in arrays:
-        getattr(node, key).flags.writeable = False
+#: the most time steps per sample a network may declare: far beyond published SNN workloads
+#: (T <= 1000); a larger value in a file is damage, not a network (it would need GiBs per sample)
+MAX_TIME_STEPS = 1 << 16
 
 
 def conv2d_output_shape(
@@ -203,18 +93,18 @@ class Input:
     scale: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_name("input", self.name)
-        label, node = _label("input", self.name), self.name
-        object.__setattr__(self, "shape", _as_shape(self.shape, label, node, ndims=(1, 3)))
-        encoding = _as_str(self.encoding, "encoding", label, node)
+        check_name("input", self.name)
+        label, node = label_of("input", self.name), self.name
+        object.__setattr__(self, "shape", as_shape(self.shape, label, node, ndims=(1, 3)))
+        encoding = as_str(self.encoding, "encoding", label, node)
         if encoding not in ENCODINGS:
             raise IRError(f"{label}: encoding {encoding!r} is not one of {ENCODINGS}", node=node)
         object.__setattr__(self, "encoding", encoding)
         bits = self.bits
         if bits is None:
             bits = 1 if encoding == "spikes" else DEFAULT_GRADED_BITS
-        bits = _as_int(bits, "bits", label, node)
-        scale = _as_float(self.scale, "scale", label, node)
+        bits = as_int(bits, "bits", label, node)
+        scale = as_positive_float(self.scale, "scale", label, node)
         if encoding == "spikes":
             if bits != 1 or scale != 1.0:
                 raise IRError(
@@ -230,7 +120,7 @@ class Input:
 
     @property
     def label(self) -> str:
-        return _label("input", self.name)
+        return label_of("input", self.name)
 
     @property
     def size(self) -> int:
@@ -245,7 +135,7 @@ class Input:
 
     def validate(self, target: TargetSpec) -> None:
         if self.encoding == "graded":
-            _check_range(
+            check_range(
                 self.bits,
                 2,
                 target.max_message_bits,
@@ -291,54 +181,46 @@ class Input:
 
 @dataclass(frozen=True, eq=False)
 class Population:
-    """A group of CUBA-LIF neurons (Lava ``PyLifModelBitAcc``) with one shape.
+    """A group of neurons of one model (``neuron``: e.g. ``CubaLif(du=..., dv=..., vth=...)``)
+    with one shape (C, H, W) or (N,).
 
-    Integer parameters (widths from the target): ``du`` 12-bit current decay (0..4095; the decay
-    applied is ``du + 1``), ``dv`` voltage decay (0..4096), ``vth`` 17-bit threshold mantissa
-    (compared as ``v > vth << 6``), ``bias_mant`` 13-bit signed mantissa (shape ``()``, ``(C,)``
-    per channel of the first axis, or the full shape) shifted left by ``bias_exp`` (0..7).
-    ``role`` ``readout`` never fires. ``scale``: v_int ≈ 64 · scale · V_float.
+    ``role`` ``readout``: the neurons integrate and never fire; their state is the network's
+    output (a model declares which state variable). ``scale``: the float scale of the
+    population, v_int ≈ 64 · scale · V_float (informative). ``origin``: the source module's name.
     """
 
     name: str
     shape: tuple[int, ...]
-    du: int
-    dv: int
-    vth: int
-    bias_mant: Any = 0
-    bias_exp: int = 0
+    neuron: NeuronModel
     role: str = "spiking"
     scale: float = 1.0
     origin: str = ""
 
     def __post_init__(self) -> None:
-        _check_name("population", self.name)
-        label, node = _label("population", self.name), self.name
-        shape = _as_shape(self.shape, label, node)
+        check_name("population", self.name)
+        label, node = label_of("population", self.name), self.name
+        shape = as_shape(self.shape, label, node)
         object.__setattr__(self, "shape", shape)
-        for what in ("du", "dv", "vth", "bias_exp"):
-            object.__setattr__(self, what, _as_int(getattr(self, what), what, label, node))
-        role = _as_str(self.role, "role", label, node)
+        if not isinstance(self.neuron, NeuronModel):
+            raise IRError(f"{label}: neuron must be a neuron model (sakd.hardware.neurons), got "
+                          f"{type(self.neuron).__name__}", node=node)
+        role = as_str(self.role, "role", label, node)
         if role not in ROLES:
             raise IRError(f"{label}: role {role!r} is not one of {ROLES}", node=node)
+        if role == "readout" and self.neuron.readout_state is None:
+            raise IRError(f"{label}: a {self.neuron.model} population cannot be a readout (the "
+                          f"model declares no readout state)", node=node)
         object.__setattr__(self, "role", role)
-        object.__setattr__(self, "scale", _as_float(self.scale, "scale", label, node))
-        object.__setattr__(self, "origin", _as_str(self.origin, "origin", label, node))
-        bias = _frozen_int_array(self.bias_mant, "bias_mant", label, node)
-        if bias.shape not in ((), (shape[0],), shape):
-            raise IRError(
-                f"{label}: bias_mant shape {bias.shape} must be () (scalar), ({shape[0]},) (per "
-                f"channel of the first axis) or the population shape {shape}",
-                node=node,
-            )
-        object.__setattr__(self, "bias_mant", bias)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        _refreeze(self, state, ("bias_mant",))
+        object.__setattr__(self, "scale", as_positive_float(self.scale, "scale", label, node))
+        object.__setattr__(self, "origin", as_str(self.origin, "origin", label, node))
+        try:
+            self.neuron.check(shape, label, node)
+        except IRError as exc:
+            raise IRError(str(exc), node=node) from exc
 
     @property
     def label(self) -> str:
-        return _label("population", self.name)
+        return label_of("population", self.name)
 
     @property
     def size(self) -> int:
@@ -348,64 +230,26 @@ class Population:
     def is_readout(self) -> bool:
         return self.role == "readout"
 
-    def full_bias(self) -> np.ndarray:
-        """``bias_mant`` broadcast to the population shape (a new writeable int64 array)."""
-        bias = self.bias_mant
-        if bias.ndim == 1 and len(self.shape) > 1:
-            bias = bias.reshape((-1,) + (1,) * (len(self.shape) - 1))
-        return np.broadcast_to(bias, self.shape).astype(np.int64)
-
-    def effective_bias(self) -> np.ndarray:
-        """int64 full-shape ``bias_mant << bias_exp``: what enters v every step (Lava recomputes
-        it every step from the int16 mantissa; at most 13 + 7 = 20 bits)."""
-        return self.full_bias() << self.bias_exp
+    @property
+    def message_bits(self) -> int:
+        """Bits of the message each neuron sends (1: a binary spike)."""
+        return self.neuron.message_bits
 
     def validate(self, target: TargetSpec) -> None:
-        label, node = self.label, self.name
-        _check_range(
-            self.du,
-            0,
-            target.decay_unity - 1,
-            "du",
-            label,
-            node,
-            f"{target.decay_bits}-bit current decay; the decay applied is du + 1",
-        )
-        _check_range(
-            self.dv,
-            0,
-            target.decay_unity,
-            "dv",
-            label,
-            node,
-            f"voltage decay; {target.decay_unity} removes all memory",
-        )
-        vth_hi = target.readout_vth if self.is_readout else target.vth_max
-        _check_range(
-            self.vth, 0, vth_hi, "vth", label, node, f"{target.vth_bits}-bit threshold mantissa"
-        )
-        _check_range(
-            self.bias_exp, target.bias_exp_min, target.bias_exp_max, "bias_exp", label, node
-        )
-        if self.bias_mant.size:
-            lo, hi = target.bias_mant_min, target.bias_mant_max
-            bad = self.bias_mant[(self.bias_mant < lo) | (self.bias_mant > hi)]
-            if bad.size:
-                raise IRError(
-                    f"{label}: bias_mant {int(bad.reshape(-1)[0])} is outside [{lo}, {hi}] "
-                    f"({target.bias_mant_bits}-bit signed mantissa)",
-                    node=node,
-                )
+        try:
+            self.neuron.validate(target, self.shape, self.is_readout, self.label, self.name)
+        except IRError as exc:
+            raise IRError(str(exc), node=self.name) from exc
+        if self.message_bits > target.max_message_bits:
+            raise IRError(f"{self.label}: messages of {self.message_bits} bits exceed the "
+                          f"target's {target.max_message_bits}", node=self.name)
 
     def equals(self, other: object) -> bool:
         return (
             isinstance(other, Population)
-            and all(
-                getattr(self, f) == getattr(other, f)
-                for f in ("name", "shape", "du", "dv", "vth", "bias_exp", "role", "scale", "origin")
-            )
-            and self.bias_mant.shape == other.bias_mant.shape
-            and bool(np.array_equal(self.bias_mant, other.bias_mant))
+            and all(getattr(self, f) == getattr(other, f)
+                    for f in ("name", "shape", "role", "scale", "origin"))
+            and self.neuron.equals(other.neuron)
         )
 
 
@@ -433,30 +277,30 @@ class Projection:
     groups: int = 1
 
     def __post_init__(self) -> None:
-        _check_name("projection", self.name)
-        label, node = _label("projection", self.name), self.name
+        check_name("projection", self.name)
+        label, node = label_of("projection", self.name), self.name
         for what in ("source", "target"):
-            value = _as_str(getattr(self, what), what, label, node)
+            value = as_str(getattr(self, what), what, label, node)
             if not value:
                 raise IRError(f"{label}: {what} must name a node", node=node)
             object.__setattr__(self, what, value)
-        kind = _as_str(self.kind, "kind", label, node)
+        kind = as_str(self.kind, "kind", label, node)
         if kind not in KINDS:
             raise IRError(f"{label}: kind {kind!r} is not one of {KINDS}", node=node)
         object.__setattr__(self, "kind", kind)
-        object.__setattr__(self, "weight_exp", _as_int(self.weight_exp, "weight_exp", label, node))
-        delay = _as_int(self.delay, "delay", label, node)
+        object.__setattr__(self, "weight_exp", as_int(self.weight_exp, "weight_exp", label, node))
+        delay = as_int(self.delay, "delay", label, node)
         if delay < 0:
             raise IRError(f"{label}: delay {delay} must be >= 0", node=node)
         object.__setattr__(self, "delay", delay)
-        object.__setattr__(self, "stride", _as_pair(self.stride, "stride", label, node, 1))
-        object.__setattr__(self, "padding", _as_pair(self.padding, "padding", label, node, 0))
-        object.__setattr__(self, "dilation", _as_pair(self.dilation, "dilation", label, node, 1))
-        groups = _as_int(self.groups, "groups", label, node)
+        object.__setattr__(self, "stride", as_pair(self.stride, "stride", label, node, 1))
+        object.__setattr__(self, "padding", as_pair(self.padding, "padding", label, node, 0))
+        object.__setattr__(self, "dilation", as_pair(self.dilation, "dilation", label, node, 1))
+        groups = as_int(self.groups, "groups", label, node)
         if groups < 1:
             raise IRError(f"{label}: groups {groups} must be >= 1", node=node)
         object.__setattr__(self, "groups", groups)
-        weight = _frozen_int_array(self.weight, "weight", label, node)
+        weight = frozen_int_array(self.weight, "weight", label, node)
         if kind == "dense":
             if weight.ndim != 2:
                 raise IRError(
@@ -488,11 +332,11 @@ class Projection:
         object.__setattr__(self, "weight", weight)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        _refreeze(self, state, ("weight",))
+        refreeze(self, state, ("weight",))
 
     @property
     def label(self) -> str:
-        return _label("projection", self.name)
+        return label_of("projection", self.name)
 
     def validate(self, target: TargetSpec) -> None:
         label, node = self.label, self.name
@@ -508,7 +352,7 @@ class Projection:
         if odd.size:
             raise IRError(f"{label}: weight {int(odd[0])} is odd; {rule}", node=node)
         if self.kind == "dense":
-            _check_range(
+            check_range(
                 self.weight_exp,
                 target.weight_exp_min,
                 target.weight_exp_max,
@@ -516,7 +360,7 @@ class Projection:
                 label,
                 node,
             )
-        _check_range(
+        check_range(
             self.delay,
             0,
             target.max_delay,
@@ -580,19 +424,34 @@ def _normalize_metadata(metadata: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True, eq=False)
 class Network:
-    """One input, the populations and projections between them, for one target (docs/ir.md)."""
+    """One input, the populations and projections between them, for one target (docs/ir.md).
+
+    ``target``: a :class:`TargetSpec` (a registered target's name is looked up; any spec is
+    validated). ``time_steps``: T, the steps per sample the network was quantized for (a positive
+    integer up to ``MAX_TIME_STEPS``), or None when the file does not fix it (a network from
+    another framework: the simulation must be given one). ``metadata``: JSON-able facts about
+    the source model (data set, architecture, classes, normalization, input quantization).
+    """
 
     input: Input
     populations: tuple[Population, ...]
     projections: tuple[Projection, ...]
-    target: str = "loihi2"
+    target: TargetSpec = DEFAULT_TARGET
     metadata: dict[str, Any] = field(default_factory=dict)
+    time_steps: int | None = None
 
     def __post_init__(self) -> None:
         try:
             spec = get_target(self.target)
-        except (ValueError, TypeError) as exc:
+        except TargetError as exc:
             raise IRError(f"network: {exc}") from exc
+        object.__setattr__(self, "target", spec)
+        if self.time_steps is not None:
+            steps = as_int(self.time_steps, "time_steps", "network", "")
+            if not 1 <= steps <= MAX_TIME_STEPS:
+                raise IRError(f"network: time_steps {steps} must be a positive integer of at most "
+                              f"{MAX_TIME_STEPS}")
+            object.__setattr__(self, "time_steps", steps)
         if not isinstance(self.input, Input):
             raise IRError(f"network: input must be an Input, got {type(self.input).__name__}")
         pops = tuple(self.populations)
@@ -759,28 +618,21 @@ class Network:
     def _check_readout(self, pops: tuple[Population, ...], projs: tuple[Projection, ...]) -> None:
         readouts = [p for p in pops if p.is_readout]
         if not readouts:
-            raise IRError(
-                "network: no readout population (role 'readout'); exactly one is required"
-            )
-        if len(readouts) > 1:
-            names = ", ".join(f"'{p.name}'" for p in readouts)
-            raise IRError(
-                f"network: {len(readouts)} readout populations ({names}); exactly one is allowed",
-                node=readouts[1].name,
-            )
-        readout = readouts[0]
+            raise IRError("network: no readout population (role 'readout'); at least one is required")
         sources = {proj.source: proj for proj in projs}
-        if readout.name in sources:
-            raise IRError(
-                f"{readout.label}: the readout has an outgoing projection '{sources[readout.name].name}'; "
-                f"it must be the network's only sink",
-                node=readout.name,
-            )
+        for readout in readouts:
+            if readout.name in sources:
+                raise IRError(
+                    f"{readout.label}: the readout has an outgoing projection "
+                    f"'{sources[readout.name].name}'; a readout must be a sink",
+                    node=readout.name,
+                )
+        names = ", ".join(f"'{p.name}'" for p in readouts)
         for p in pops:
             if not p.is_readout and p.name not in sources:
                 raise IRError(
-                    f"{p.label}: has no outgoing projections but is not the readout ('{readout.name}'); "
-                    f"only the readout may be a sink",
+                    f"{p.label}: has no outgoing projections but is not a readout ({names}); "
+                    f"only readouts may be sinks",
                     node=p.name,
                 )
 
@@ -820,7 +672,8 @@ class Network:
 
     @property
     def target_spec(self) -> TargetSpec:
-        return get_target(self.target)
+        """The target (kept for callers that name it so; ``target`` is the spec itself)."""
+        return self.target
 
     def population(self, name: str) -> Population:
         for p in self.populations:
@@ -850,18 +703,69 @@ class Network:
         return dict(self._latencies)  # type: ignore[attr-defined]
 
     @property
+    def readouts(self) -> tuple[Population, ...]:
+        """Every readout population, in declaration order (a detector has several)."""
+        return tuple(p for p in self.populations if p.is_readout)
+
+    @property
     def readout(self) -> Population:
-        return next(p for p in self.populations if p.is_readout)
+        """The readout of a network with exactly one (a classifier); an IRError otherwise."""
+        readouts = self.readouts
+        if len(readouts) != 1:
+            names = ", ".join(f"'{p.name}'" for p in readouts)
+            raise IRError(f"network: {len(readouts)} readouts ({names}); name the one you mean")
+        return readouts[0]
 
     @property
     def latency(self) -> int:
-        """L, the readout's latency: the response to input step t appears at step t + L."""
-        return self._latencies[self.readout.name]  # type: ignore[attr-defined]
+        """L, the largest readout latency: the response to input step t has reached every
+        readout at step t + L."""
+        return max(self._latencies[p.name] for p in self.readouts)  # type: ignore[attr-defined]
+
+    def steps_for(self, time_steps: int | None = None) -> int:
+        """T for a simulation: ``time_steps`` when given, else the network's own. An IRError when
+        neither is known (a file from another framework does not fix T)."""
+        steps = self.time_steps if time_steps is None else time_steps
+        if steps is None:
+            raise IRError("network: the file does not record T (the time steps per sample); "
+                          "pass it (e.g. --time-steps)")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_TIME_STEPS:
+            raise IRError(f"time_steps {steps!r} must be a positive integer of at most {MAX_TIME_STEPS}")
+        return int(steps)
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of everything the network means: target, T, metadata, every node's
+        fields and arrays. Files record it, readers check it, reports name the network by it."""
+        h = hashlib.sha256()
+
+        def put(value: Any) -> None:
+            if isinstance(value, np.ndarray):
+                arr = np.ascontiguousarray(value, dtype=np.int64)
+                h.update(json.dumps(["array", list(arr.shape)]).encode())
+                h.update(arr.tobytes())
+            else:
+                h.update(json.dumps(value, sort_keys=True, default=str).encode())
+
+        put(["sakd-ir-digest", 1, self.target.as_dict(), self.time_steps, self.metadata])
+        i = self.input
+        put(["input", i.name, list(i.shape), i.encoding, i.bits, i.scale])
+        for p in self.populations:
+            attrs, arrays = p.neuron.to_file()
+            put(["population", p.name, list(p.shape), p.role, p.scale, p.origin, p.neuron.model,
+                 attrs, sorted(arrays)])
+            for key in sorted(arrays):
+                put(arrays[key])
+        for p in self.projections:
+            put(["projection", p.name, p.source, p.target, p.kind, p.weight_exp, p.delay,
+                 list(p.stride), list(p.padding), list(p.dilation), p.groups])
+            put(p.weight)
+        return h.hexdigest()
 
     def equals(self, other: object) -> bool:
         return (
             isinstance(other, Network)
             and self.target == other.target
+            and self.time_steps == other.time_steps
             and self.metadata == other.metadata
             and self.input.equals(other.input)
             and len(self.populations) == len(other.populations)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sakd.hardware.errors import MissingFileError, SakdError
 from sakd.hardware.lava_runner import integer_inputs
 
 #: environment variables that point at a Lava environment (its folder or its python)
@@ -31,11 +32,11 @@ STAMP = ".sakd-lava-env"
 BUILD_HINT = "build it with `make lava-env` (scripts/make_lava_env.sh)"
 
 
-class LavaUnavailable(RuntimeError):
+class LavaUnavailable(SakdError):
     """The Lava reference environment cannot be used; the message says why."""
 
 
-class LavaRunError(RuntimeError):
+class LavaRunError(SakdError):
     """The runner failed; the message ends with the tail of its stderr."""
 
     def __init__(self, message: str, *, returncode: int | None = None, stderr: str = "") -> None:
@@ -172,7 +173,7 @@ def run_lava(
     python = require_lava_environment()
     network_path = Path(network_path).resolve()
     if not network_path.exists():
-        raise FileNotFoundError(f"no such network file: {network_path}")
+        raise MissingFileError(f"no such network file: {network_path}")
     x = integer_inputs(inputs)
 
     with tempfile.TemporaryDirectory(prefix="sakd-lava-") as tmp:

@@ -19,12 +19,13 @@ lava.lib.dl.netx and ``sakd.hardware``. The Lava imports are inside functions, s
 How an IR network becomes Lava processes (docs/ir.md, shared/spec/fixed-point.md):
 
 - input: a ``RingBuffer`` source holding every sample's input steps (int32; graded values or 0/1).
-- population: a ``LIFReset`` of shape ``(N,)`` (the population flattened in C,H,W order, so no
-  layout transposition is needed anywhere) with the exact integer ``du``, ``dv``, ``vth``,
-  ``bias_mant`` (per-channel/scalar biases broadcast to the full shape, flattened) and
-  ``bias_exp``; the readout gets ``vth = target.readout_vth`` (2^17: ``v > 2^23`` is impossible
-  under the 24-bit clip, so it never fires). Reset interval T, offset ``(1 + latency) mod T``:
-  the IR's staggered reset, which is part of its semantics even for one sample.
+- population: the process its neuron model builds (``NeuronModel.lava_process``; CUBA-LIF: a
+  ``LIFReset`` of shape ``(N,)`` — the population flattened in C,H,W order, so no layout
+  transposition is needed anywhere — with the exact integer ``du``, ``dv``, ``vth``,
+  ``bias_mant`` (broadcast to the full shape, flattened) and ``bias_exp``; a readout gets
+  ``vth = target.readout_vth``, 2^17: ``v > 2^23`` is impossible under the 24-bit clip, so it
+  never fires). Reset interval T, offset ``(1 + latency) mod T``: the IR's staggered reset,
+  which is part of its semantics even for one sample.
 - dense projection: ``Dense`` (``DelayDense`` with a constant delay matrix when delay > 0).
 - conv2d projection: expanded to a ``Sparse`` (``DelaySparse``) matrix in PyTorch
   cross-correlation order, C,H,W flattening on both sides. Lava's ``Conv`` is not used: it takes
@@ -68,6 +69,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sakd.hardware.errors import SakdError
+
+
+class LavaInputError(SakdError):
+    """Inputs or options the Lava runner cannot use."""
+
 
 # ---------------------------------------------------------------------------------------------
 # pure helpers (numpy only)
@@ -125,9 +133,9 @@ def integer_inputs(inputs: Any) -> np.ndarray:
     x = np.asarray(inputs)
     if x.dtype.kind == "f":
         if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
-            raise ValueError("inputs must be integers (the encoded x_int), got non-integer floats")
+            raise LavaInputError("inputs must be integers (the encoded x_int), got non-integer floats")
     elif x.dtype.kind not in "iub":
-        raise ValueError(f"inputs must be an integer array, got dtype {x.dtype}")
+        raise LavaInputError(f"inputs must be an integer array, got dtype {x.dtype}")
     return x.astype(np.int64)
 
 
@@ -139,9 +147,9 @@ def sample_inputs(inputs: np.ndarray, input_shape: tuple[int, ...], time_steps: 
         return np.broadcast_to(x[None], (time_steps,) + x.shape).copy()
     if x.ndim == nd + 2 and tuple(x.shape[2:]) == tuple(input_shape):
         if x.shape[0] != time_steps:
-            raise ValueError(f"a sequence input has {x.shape[0]} steps, expected T = {time_steps}")
+            raise LavaInputError(f"a sequence input has {x.shape[0]} steps, expected T = {time_steps}")
         return x
-    raise ValueError(
+    raise LavaInputError(
         f"inputs of shape {x.shape} fit neither a static [B, *{tuple(input_shape)}] nor a "
         f"sequence [T={time_steps}, B, *{tuple(input_shape)}] input"
     )
@@ -343,7 +351,6 @@ def run_ir(network_path: str | Path, inputs: np.ndarray, time_steps: int, *, tra
            chunk: int = 256) -> dict[str, Any]:
     from lava.proc.dense.process import DelayDense, Dense
     from lava.proc.io.source import RingBuffer as Source
-    from lava.proc.lif.process import LIFReset
     from lava.proc.sparse.process import DelaySparse, Sparse
     from lava.utils.weightutils import SignMode
     from scipy.sparse import csr_matrix
@@ -354,14 +361,14 @@ def run_ir(network_path: str | Path, inputs: np.ndarray, time_steps: int, *, tra
     spec = net.target_spec
     T = int(time_steps)
     if T < 1:
-        raise ValueError(f"time steps must be >= 1, got {T}")
+        raise LavaInputError(f"time steps must be >= 1, got {T}")
     L = net.latency
     lat = net.latencies
     S = steps_per_sample(T, L)
     x_seq = sample_inputs(inputs, net.input.shape, T)
     lo, hi = net.input.value_range
     if x_seq.size and (x_seq.min() < lo or x_seq.max() > hi):
-        raise ValueError(f"inputs hold values outside [{lo}, {hi}], the range of input "
+        raise LavaInputError(f"inputs hold values outside [{lo}, {hi}], the range of input "
                          f"'{net.input.name}' ({net.input.encoding}, {net.input.bits} bits)")
     graded = net.input.encoding == "graded"
     order = list(net.topological_order())
@@ -374,13 +381,8 @@ def run_ir(network_path: str | Path, inputs: np.ndarray, time_steps: int, *, tra
         for name in order:
             pop = net.population(name)
             n = pop.size
-            vth = spec.readout_vth if pop.is_readout else pop.vth
-            lif = LIFReset(
-                shape=(n,), du=pop.du, dv=pop.dv, vth=vth,
-                bias_mant=pop.full_bias().reshape(-1).astype(np.int32),
-                bias_exp=np.full((n,), pop.bias_exp, np.int32),
-                reset_interval=T, reset_offset=(1 + lat[name]) % T,
-            )
+            lif = pop.neuron.lava_process(n, pop.shape, spec, pop.is_readout, T,
+                                          (1 + lat[name]) % T)
             lifs[name] = lif
             state_vars += [lif.u, lif.v]
             recorded.append(_Recorded(name, pop.shape, lif, lif.s_out,

@@ -1,16 +1,24 @@
-"""``network.h5``: the IR on disk (docs/ir.md, schema version 1).
+"""``network.h5``: the IR on disk (docs/ir.md, schema version 2; version 1 is still read).
 
 ```
-/                attrs: format = "sakd-ir", schema_version = 1, target = "loihi2"
-/target          attrs: every TargetSpec field (the reader checks it matches the named target)
+/                attrs: format = "sakd-ir", schema_version = 2, target (name), time_steps (absent:
+                 the network does not fix T), digest (SHA-256 of the network, Network.digest)
+/target          attrs: every TargetSpec field (the spec is read from here, validated)
 /metadata        attr json = JSON text of Network.metadata
 /input           attrs: name, shape, encoding, bits, scale
-/populations/NNN attrs: name, shape, du, dv, vth, bias_exp, role, scale, origin; dataset bias_mant (int32)
+/populations/NNN attrs: name, shape, role, scale, origin, model (a sakd.hardware.neurons name);
+                 group neuron: the model's integer parameters as attrs, its arrays as datasets
 /projections/NNN attrs: name, source, target, kind, weight_exp, delay, stride, padding, dilation, groups;
                  dataset weight (int16)
 ```
 
-``NNN`` is a zero-padded index (at least 3 digits) that keeps the order. Writing is atomic
+Version 1 (sakd 0.1): populations held ``du, dv, vth, bias_exp`` attrs and a ``bias_mant``
+dataset (a CUBA-LIF, the only model then) and T was ``metadata["time_steps"]``.
+
+``NNN`` is a zero-padded index (at least 3 digits) that keeps the order. Every dataset with more
+than one element carries an HDF5 Fletcher-32 checksum (h5py raises on a damaged chunk) and the
+root's ``digest`` covers everything: the reader rebuilds the network and compares, so a file
+that was damaged or edited is an error, never a silently different network. Writing is atomic
 (``atomic_path``). Every problem with a file raises :class:`NetworkFileError` naming the file and
 the HDF5 key. h5py and numpy only; Python 3.10 compatible.
 """
@@ -27,11 +35,13 @@ import h5py
 import numpy as np
 
 from .atomic import atomic_path
-from .ir import Input, IRError, Network, Population, Projection
-from .target import TargetSpec, get_target
+from .errors import MissingFileError, SakdError
+from .ir import MAX_TIME_STEPS, Input, IRError, Network, Population, Projection
+from .neurons import CubaLif, neuron_model
+from .target import TARGETS, TargetError, TargetSpec
 
 FORMAT = "sakd-ir"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: weight arrays with at least this many entries are stored gzip-compressed (transparent to readers)
 _COMPRESS_MIN = 4096
@@ -51,20 +61,34 @@ def _index_width(n: int) -> int:
     return max(3, len(str(max(n - 1, 0))))
 
 
+def _dataset(group: h5py.Group, key: str, data: np.ndarray) -> None:
+    """A dataset with a Fletcher-32 checksum (chunked; HDF5 cannot checksum a scalar dataset,
+    which the file's digest covers instead), gzip-compressed when large."""
+    data = np.asarray(data)
+    if data.size <= 1 or data.ndim == 0:
+        group.create_dataset(key, data=data)
+        return
+    extra = {"compression": "gzip", "compression_opts": 4} if data.size >= _COMPRESS_MIN else {}
+    group.create_dataset(key, data=data, fletcher32=True, **extra)
+
+
 def write_network(network: Network, path: str | os.PathLike[str]) -> Path:
     """Write ``network`` to ``path`` atomically (the old file, if any, stays until the new one is
     complete). Returns the path."""
     if not isinstance(network, Network):
         raise TypeError(f"write_network needs a Network, got {type(network).__name__}")
     path = Path(path)
-    spec = get_target(network.target)
+    spec = network.target
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["schema_version"] = SCHEMA_VERSION
-        f.attrs["target"] = network.target
+        f.attrs["target"] = spec.name
+        if network.time_steps is not None:
+            f.attrs["time_steps"] = int(network.time_steps)
+        f.attrs["digest"] = network.digest()
         tgt = f.create_group("target")
-        for fld in dataclasses.fields(TargetSpec):
-            tgt.attrs[fld.name] = getattr(spec, fld.name)
+        for key, value in spec.as_dict().items():
+            tgt.attrs[key] = value
         f.create_group("metadata").attrs["json"] = json.dumps(network.metadata, sort_keys=True)
         inp = f.create_group("input")
         inp.attrs["name"] = network.input.name
@@ -79,12 +103,16 @@ def write_network(network: Network, path: str | os.PathLike[str]) -> Path:
             g = pops.create_group(f"{i:0{width}d}")
             g.attrs["name"] = pop.name
             g.attrs["shape"] = np.asarray(pop.shape, dtype=np.int64)
-            for key in ("du", "dv", "vth", "bias_exp"):
-                g.attrs[key] = int(getattr(pop, key))
             g.attrs["role"] = pop.role
             g.attrs["scale"] = float(pop.scale)
             g.attrs["origin"] = pop.origin
-            g.create_dataset("bias_mant", data=pop.bias_mant.astype(np.int32))
+            g.attrs["model"] = pop.neuron.model
+            attrs, arrays = pop.neuron.to_file()
+            neuron = g.create_group("neuron")
+            for key, value in attrs.items():
+                neuron.attrs[key] = int(value)
+            for key, value in arrays.items():
+                _dataset(neuron, key, value.astype(np.int32))
 
         projs = f.create_group("projections")
         width = _index_width(len(network.projections))
@@ -96,11 +124,7 @@ def write_network(network: Network, path: str | os.PathLike[str]) -> Path:
                 g.attrs[key] = int(getattr(proj, key))
             for key in ("stride", "padding", "dilation"):
                 g.attrs[key] = np.asarray(getattr(proj, key), dtype=np.int64)
-            weight = proj.weight.astype(np.int16)  # validated: even integers in [-256, 254]
-            if weight.size >= _COMPRESS_MIN:
-                g.create_dataset("weight", data=weight, compression="gzip", compression_opts=4)
-            else:
-                g.create_dataset("weight", data=weight)
+            _dataset(g, "weight", proj.weight.astype(np.int16))  # validated: even, in [-256, 254]
     return path
 
 
@@ -208,28 +232,33 @@ def _join(parent: str, key: str) -> str:
 
 
 def open_hdf5(path: Path, error: type[Exception], kind: str) -> h5py.File:
-    """Open ``path`` read-only. FileNotFoundError ("no such ``kind``") when it is missing,
-    ``error`` when it is not a readable HDF5 file."""
+    """Open ``path`` read-only. :class:`MissingFileError` ("no such ``kind``") when it is
+    missing, ``error`` when it is not a readable HDF5 file."""
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such {kind}")
+        raise MissingFileError(f"{path}: no such {kind}")
+    if path.is_dir():
+        raise error(f"{path}: is a folder, not a {kind}")
     try:
         return h5py.File(path, "r")
-    except OSError as exc:
+    except (OSError, RuntimeError, ValueError) as exc:
         raise error(f"{path}: not a readable HDF5 file (truncated or another format?): {exc}") from exc
 
 
 def read_network(path: str | os.PathLike[str]) -> Network:
-    """Read and validate a ``network.h5``. Raises FileNotFoundError for a missing file and
-    :class:`NetworkFileError` for everything else that is wrong with it."""
+    """Read and validate a ``network.h5`` (schema 1 or 2). Raises :class:`MissingFileError` for
+    a missing file and :class:`NetworkFileError` for everything else that is wrong with it:
+    h5py's own errors on damaged metadata or checksums included."""
     path = Path(path)
     handle = open_hdf5(path, NetworkFileError, "network file")
     try:
         with handle as f:
             return _read(_Reader(path), f)
-    except NetworkFileError:
+    except SakdError:
         raise
-    except OSError as exc:  # truncated datasets surface only when read
-        raise NetworkFileError(f"{path}: the HDF5 file is damaged or truncated: {exc}") from exc
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        # truncated datasets and damaged HDF5 metadata surface only when read
+        raise NetworkFileError(f"{path}: the HDF5 file is damaged or truncated: "
+                               f"{type(exc).__name__}: {exc}") from exc
 
 
 def _read(r: _Reader, f: h5py.File) -> Network:
@@ -249,23 +278,25 @@ def _read(r: _Reader, f: h5py.File) -> Network:
     if version < 1:
         raise r.error("/ attr 'schema_version'", f"invalid schema version {version}")
     target_name = r.str_attr(f, "target")
-    try:
-        spec = get_target(target_name)
-    except ValueError as exc:
-        raise r.error("/ attr 'target'", str(exc)) from exc
     tgt = r.group(f, "target")
+    fields: dict[str, Any] = {}
     for fld in dataclasses.fields(TargetSpec):
-        expected = getattr(spec, fld.name)
-        if isinstance(expected, str):
-            value: Any = r.str_attr(tgt, fld.name)
-        else:
-            value = r.int_attr(tgt, fld.name)
-        if value != expected:
-            raise r.error(
-                f"/target attr '{fld.name}'",
-                f"is {value!r} but target '{target_name}' has {expected!r}; the file was written "
-                f"for a different chip specification",
-            )
+        fields[fld.name] = (r.str_attr(tgt, fld.name) if fld.type in ("str", str)
+                            else r.int_attr(tgt, fld.name))
+    try:
+        spec = TargetSpec.from_mapping(fields)
+    except TargetError as exc:
+        raise r.error("/target", str(exc)) from exc
+    if spec.name != target_name:
+        raise r.error("/target attr 'name'", f"is {spec.name!r} but / attr 'target' is "
+                                             f"{target_name!r}: the file is inconsistent")
+    known = TARGETS.get(spec.name)
+    if known is not None and known != spec:
+        diff = next(k for k, v in known.as_dict().items() if getattr(spec, k) != v)
+        raise r.error(f"/target attr '{diff}'", f"is {getattr(spec, diff)!r} but target "
+                                                f"'{spec.name}' has {getattr(known, diff)!r}; the "
+                                                f"file was written for a different chip "
+                                                f"specification")
 
     meta = r.group(f, "metadata")
     try:
@@ -274,6 +305,14 @@ def _read(r: _Reader, f: h5py.File) -> Network:
         raise r.error("/metadata attr 'json'", f"not valid JSON: {exc}") from exc
     if not isinstance(metadata, dict):
         raise r.error("/metadata attr 'json'", "must hold a JSON object")
+    if version >= 2:
+        time_steps = r.int_attr(f, "time_steps") if "time_steps" in f.attrs else None
+    else:  # schema 1 kept T in the metadata; now it is the network's own field
+        time_steps = metadata.pop("time_steps", None)
+        if time_steps is not None and (isinstance(time_steps, bool) or not isinstance(time_steps, int)
+                                       or not 1 <= time_steps <= MAX_TIME_STEPS):
+            raise r.error("/metadata attr 'json'", f"time_steps {time_steps!r} is not a positive "
+                                                   f"integer of at most {MAX_TIME_STEPS}")
 
     keys: dict[str, str] = {}  # node name -> HDF5 path, to name the key in validation errors
 
@@ -297,17 +336,14 @@ def _read(r: _Reader, f: h5py.File) -> Network:
     )
     populations = []
     for g in r.indexed(r.group(f, "populations")):
+        neuron = _read_neuron(r, g, version)
         populations.append(
             build(
                 g.name,
                 Population,
                 name=r.str_attr(g, "name"),
                 shape=r.ints_attr(g, "shape"),
-                du=r.int_attr(g, "du"),
-                dv=r.int_attr(g, "dv"),
-                vth=r.int_attr(g, "vth"),
-                bias_mant=r.dataset(g, "bias_mant"),
-                bias_exp=r.int_attr(g, "bias_exp"),
+                neuron=neuron,
                 role=r.str_attr(g, "role"),
                 scale=r.float_attr(g, "scale"),
                 origin=r.str_attr(g, "origin"),
@@ -333,13 +369,39 @@ def _read(r: _Reader, f: h5py.File) -> Network:
             )
         )
     try:
-        return Network(
+        network = Network(
             input=inp,
             populations=tuple(populations),
             projections=tuple(projections),
-            target=target_name,
+            target=spec,
             metadata=metadata,
+            time_steps=time_steps,
         )
     except IRError as exc:
         key = keys.get(exc.node or "", "/")
         raise NetworkFileError(f"{r.path}: {key}: {exc}", node=exc.node) from exc
+    if version >= 2:
+        stored = r.str_attr(f, "digest")
+        if stored != network.digest():
+            raise r.error("/ attr 'digest'", "does not match the file's contents: the file was "
+                                             "damaged or edited after sakd wrote it; re-export it")
+    return network
+
+
+def _read_neuron(r: _Reader, g: h5py.Group, version: int) -> Any:
+    """The population's neuron model: schema 2 names it and holds its parameters in ``neuron/``;
+    schema 1 populations were CUBA-LIF with the parameters on the population itself."""
+    try:
+        if version < 2:
+            return CubaLif(du=r.int_attr(g, "du"), dv=r.int_attr(g, "dv"), vth=r.int_attr(g, "vth"),
+                           bias_mant=r.dataset(g, "bias_mant"), bias_exp=r.int_attr(g, "bias_exp"))
+        cls = neuron_model(r.str_attr(g, "model"))
+        params = r.group(g, "neuron")
+        values: dict[str, Any] = {key: r.int_attr(params, key) for key in params.attrs}
+        for key in params:
+            values[key] = r.dataset(params, key)
+        return cls.from_file(values)
+    except NetworkFileError:
+        raise
+    except IRError as exc:
+        raise NetworkFileError(f"{r.path}: {g.name}: {exc}") from exc

@@ -6,10 +6,22 @@ Values follow Lava's bit-accurate models (fixed-point.md §1) and Loihi 2's docu
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .errors import SakdError
+
+#: netx fixes every neuron's bias exponent at 6 (lava-dl ``netx/hdf5.py``: ``bias_exp=6``); the
+#: quantizer prefers it so that a network's netx file is exact (fixed-point.md §2.1)
+NETX_BIAS_EXP = 6
+
+
+class TargetError(SakdError):
+    """An unknown target name or an inconsistent target specification."""
 
 
 @dataclass(frozen=True)
@@ -74,15 +86,60 @@ class TargetSpec:
         """Largest |a| per step for which a << act_shift cannot wrap u: 2^17 - 1."""
         return (1 << (self.state_bits - 1 - self.act_shift)) - 1
 
+    def validate(self) -> TargetSpec:
+        """Check that the limits are consistent (a spec need not be registered to be used);
+        returns the spec. Raises :class:`TargetError` naming the field."""
+        def bad(field_name: str, why: str) -> TargetError:
+            return TargetError(f"target '{self.name}': {field_name} {why}")
+
+        if not isinstance(self.name, str) or not self.name:
+            raise TargetError(f"a target needs a non-empty name, got {self.name!r}")
+        for fld in dataclasses.fields(self):
+            value = getattr(self, fld.name)
+            if fld.name != "name" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise bad(fld.name, f"must be an integer, got {value!r}")
+        for key in ("weight_step", "state_bits", "decay_bits", "bias_mant_bits", "vth_bits",
+                    "max_message_bits"):
+            if getattr(self, key) < 1:
+                raise bad(key, f"must be >= 1, got {getattr(self, key)}")
+        if not self.weight_min < 0 < self.weight_max:
+            raise bad("weight range", f"[{self.weight_min}, {self.weight_max}] must contain 0")
+        if self.weight_min % self.weight_step or self.weight_max % self.weight_step:
+            raise bad("weight range", f"[{self.weight_min}, {self.weight_max}] must be multiples "
+                                      f"of weight_step {self.weight_step}")
+        for low, high in (("weight_exp_min", "weight_exp_max"), ("bias_exp_min", "bias_exp_max")):
+            if getattr(self, low) > getattr(self, high):
+                raise bad(low, f"{getattr(self, low)} exceeds {high} {getattr(self, high)}")
+        if not 0 <= self.act_shift < self.state_bits or not 0 <= self.vth_shift < self.state_bits:
+            raise bad("act_shift/vth_shift", "must lie within the state width")
+        if self.max_delay < 0:
+            raise bad("max_delay", f"must be >= 0, got {self.max_delay}")
+        return self
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> TargetSpec:
+        """A spec from its fields (e.g. read from a file), validated; unknown or missing fields
+        are errors naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        missing = sorted(names - set(values))
+        if unknown or missing:
+            raise TargetError(f"target specification: unknown fields {unknown}, missing fields "
+                              f"{missing}")
+        return cls(**{k: (v if k == "name" else int(v)) for k, v in values.items()}).validate()
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
     def split_bias(self, effective: Any) -> tuple[np.ndarray, int, int]:
-        """``bias_mant << bias_exp ~= effective`` (float array, in v_int units): bias_exp 6
-        (netx's fixed exponent) when every mantissa fits the signed mantissa bits, else the
+        """``bias_mant << bias_exp ~= effective`` (float array, in v_int units): bias_exp
+        ``NETX_BIAS_EXP`` (6) when every mantissa fits the signed mantissa bits, else the
         smallest larger exponent that fits; clipped at the largest one otherwise. Rounding:
         half to even. Returns (int64 mantissas, bias_exp, number of clipped values)."""
         effective = np.asarray(effective, dtype=np.float64)
         lo, hi = self.bias_mant_min, self.bias_mant_max
         exp = self.bias_exp_max
-        for candidate in range(max(6, self.bias_exp_min), self.bias_exp_max + 1):
+        for candidate in range(max(NETX_BIAS_EXP, self.bias_exp_min), self.bias_exp_max + 1):
             mant = np.rint(effective / (1 << candidate))
             if mant.size == 0 or (mant.min() >= lo and mant.max() <= hi):
                 return mant.astype(np.int64), candidate, 0
@@ -95,12 +152,17 @@ class TargetSpec:
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
-LOIHI2 = TargetSpec(name="loihi2")
+LOIHI2 = TargetSpec(name="loihi2").validate()
+#: the target every job uses unless told otherwise
+DEFAULT_TARGET = LOIHI2
 
 TARGETS: dict[str, TargetSpec] = {LOIHI2.name: LOIHI2}
 
 
-def get_target(name: str) -> TargetSpec:
-    if name not in TARGETS:
-        raise ValueError(f"unknown target '{name}'; known targets: {sorted(TARGETS)}")
-    return TARGETS[name]
+def get_target(target: str | TargetSpec) -> TargetSpec:
+    """A registered target by name, or a given spec validated (it need not be registered)."""
+    if isinstance(target, TargetSpec):
+        return target.validate()
+    if not isinstance(target, str) or target not in TARGETS:
+        raise TargetError(f"unknown target {target!r}; known targets: {', '.join(sorted(TARGETS))}")
+    return TARGETS[target]

@@ -1,54 +1,100 @@
-"""The ``sakd`` command line: train, distill, evaluate and run the whole pipeline."""
+"""The ``sakd`` command line: parse options, call a job (``sakd.app``), render its result
+(``sakd.render``). Every ``SakdError`` (bad input the user can fix) becomes one line ``error:
+...`` and exit status 2; any other exception is a bug in sakd and shows its traceback."""
 
 from __future__ import annotations
 
+import functools
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from sakd import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="SAKD: distill ANN teachers into SNNs and deploy them to Loihi-class chips.")
 
+EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 2, 70, 130
+BUG_REPORT = ("this is a bug in sakd, not in your input: please report it with the traceback "
+              "above and the command you ran")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sakd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """SAKD: distill ANN teachers into SNNs and deploy them to Loihi-class chips."""
+
+
+def _guard(interrupted: str = "interrupted; outputs are written atomically, nothing is half-written"):
+    """Run a command: a user error exits 2 with its message, Ctrl-C exits 130 with
+    ``interrupted``, anything else is a bug (traceback and exit 70)."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            from sakd.errors import SakdError
+
+            try:
+                return fn(*args, **kwargs)
+            except SakdError as exc:
+                typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+                raise typer.Exit(code=EXIT_ERROR) from None
+            except KeyboardInterrupt:
+                typer.secho(interrupted, err=True)
+                raise typer.Exit(code=EXIT_INTERRUPTED) from None
+            except (typer.Exit, typer.Abort, SystemExit):
+                raise
+            except Exception:
+                traceback.print_exc()
+                typer.secho(BUG_REPORT, fg=typer.colors.RED, err=True)
+                raise typer.Exit(code=EXIT_BUG) from None
+
+        return run
+
+    return wrap
+
+
+TRAINING_INTERRUPTED = "interrupted; the last completed epoch's checkpoint is intact (continue with --resume)"
+
+
+def _out(stderr: bool = False):
+    from sakd.render.console import console
+
+    return console(stderr=stderr)
+
+
+def _say(message: str) -> None:
+    _out(stderr=True).print(f"[dim]… {message}[/]")
+
+
+# ---------------------------------------------------------------------------------------------
+# options shared by several commands
+# ---------------------------------------------------------------------------------------------
+
 ConfigOpt = Annotated[Path | None, typer.Option("-c", "--config", help="experiment YAML (configs/*.yaml)")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a config key: --set student.train.lr=0.01 (repeatable)")]
-OutOpt = Annotated[Path, typer.Option("-o", "--out", help="run directory (checkpoints, metrics, resolved config)")]
+RunOpt = Annotated[Path, typer.Option("-o", "--out", help="run folder (checkpoints, metrics, the resolved config)")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the run in --out from its last.pt")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")]
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
-
-def _guard(fn):
-    """Run a command; a user error (bad config, data, checkpoint, ...) exits 2 with its message.
-    Ctrl-C exits 130; outputs are written atomically, so nothing is left half-written."""
-    from functools import wraps
-
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        from sakd.errors import SakdError
-
-        try:
-            return fn(*args, **kwargs)
-        except SakdError as exc:
-            _fail(str(exc))
-        except (ValueError, FileNotFoundError) as exc:
-            # the errors of sakd.hardware / sakd.export (IR, network files, simulator inputs,
-            # energy profiles, NIR/netx/ONNX) are ValueErrors that name the node or file
-            if type(exc).__module__.startswith("sakd.") or isinstance(exc, FileNotFoundError):
-                _fail(str(exc))
-            raise
-        except KeyboardInterrupt:
-            typer.secho("interrupted; the last completed checkpoint is intact (use --resume)",
-                        err=True)
-            raise typer.Exit(code=130) from None
-
-    return wrapper
+NetArg = Annotated[Path, typer.Argument(help="an IR file (network.h5), an export folder, or a NIR/netx file")]
+DataOpt = Annotated[str | None, typer.Option("--data", help="data set (default: the one recorded in the network file)")]
+SplitOpt = Annotated[str, typer.Option("--split", help="test, val or train")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="the first N samples only (N >= 1)")]
+BatchOpt = Annotated[int | None, typer.Option("--batch", help="samples per simulator chunk (memory bound)")]
+SimDeviceOpt = Annotated[str, typer.Option("--device", help="cpu (numpy) or cuda (torch)")]
+DataRootOpt = Annotated[str | None, typer.Option("--data-root", help="data set folder, if not the default")]
+StepsOpt = Annotated[int | None, typer.Option("--time-steps", help="T: steps per sample (files from other frameworks do not record it)")]
 
 
 def _config(config: Path | None, overrides: list[str] | None, extra: list[str] = ()):
@@ -57,32 +103,26 @@ def _config(config: Path | None, overrides: list[str] | None, extra: list[str] =
     return load_config(config, list(overrides or []) + list(extra))
 
 
-def _env(device: str):
-    from sakd.errors import SakdError
-    from sakd.train.distributed import init_distributed
-
-    try:
-        return init_distributed(device)
-    except ValueError as exc:
-        raise SakdError(str(exc)) from exc
+# ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
 
 
 @app.command()
-@_guard
-def teacher(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("runs/teacher"),
+@_guard(TRAINING_INTERRUPTED)
+def teacher(config: ConfigOpt = None, set_: SetOpt = None, out: RunOpt = Path("runs/teacher"),
             resume: ResumeOpt = False, device: DeviceOpt = "auto", progress: ProgressOpt = True):
     """Train the ANN teacher (CE) of an experiment."""
-    from sakd.train.jobs import train_teacher
+    from sakd.app.train import TrainOptions, train_teacher_job
+    from sakd.render.evaluate import render_fit
 
-    cfg = _config(config, set_)
-    result = train_teacher(cfg, out, _env(device), resume=resume, progress=progress)
-    if result.best:
-        typer.echo(f"teacher: best {_acc(result.best)}; checkpoints in {out}")
+    result = train_teacher_job(TrainOptions(_config(config, set_), out, resume, device, progress))
+    render_fit("teacher", result, out, _out())
 
 
 @app.command()
-@_guard
-def distill(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("runs/student"),
+@_guard(TRAINING_INTERRUPTED)
+def distill(config: ConfigOpt = None, set_: SetOpt = None, out: RunOpt = Path("runs/student"),
             teacher_ckpt: Annotated[Path | None, typer.Option("--teacher", help="a `sakd teacher` checkpoint")] = None,
             teacher_weights: Annotated[Path | None, typer.Option("--teacher-weights", help="a torchvision-format state-dict file")] = None,
             kd: Annotated[str | None, typer.Option("--kd", help="both, logits, features or none (from-scratch baseline)")] = None,
@@ -90,7 +130,8 @@ def distill(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("r
             init_from: Annotated[Path | None, typer.Option("--from", help="start from this student checkpoint (fine-tuning, e.g. with --qat)")] = None,
             resume: ResumeOpt = False, device: DeviceOpt = "auto", progress: ProgressOpt = True):
     """Train the SNN student: level-1 weight transfer, then SAKD (level 2)."""
-    from sakd.train.jobs import distill_student
+    from sakd.app.train import TrainOptions, distill_job
+    from sakd.render.evaluate import render_fit
 
     extra = []
     if teacher_ckpt is not None:
@@ -103,286 +144,206 @@ def distill(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("r
         extra.append("student.qat=true")
     if init_from is not None:
         extra.append(f"student.init_checkpoint={init_from}")
-    cfg = _config(config, set_, extra)
-    result = distill_student(cfg, out, _env(device), resume=resume, progress=progress)
-    if result.best:
-        typer.echo(f"student: best {_acc(result.best)}; checkpoints in {out}")
+    result = distill_job(TrainOptions(_config(config, set_, extra), out, resume, device, progress))
+    render_fit("student", result, out, _out())
 
 
 @app.command("eval")
-@_guard
-def eval_(checkpoint: Annotated[Path, typer.Argument(help="a teacher or student checkpoint")],
-          split: Annotated[str, typer.Option(help="test, val or train")] = "test",
-          data_root: Annotated[str | None, typer.Option(help="data set folder, if not the default")] = None,
-          batch_size: int = 256, device: DeviceOpt = "auto",
-          json_out: Annotated[Path | None, typer.Option("--json", help="also write the figures here")] = None):
-    """Accuracy of a checkpoint and, for an SNN, each LIF layer's firing rate."""
-    from rich.console import Console
-    from rich.table import Table
+@_guard()
+def eval_(checkpoint: Annotated[Path, typer.Argument(help="a teacher or student checkpoint file")],
+          split: SplitOpt = "test", data_root: DataRootOpt = None,
+          batch_size: Annotated[int, typer.Option("--batch-size", help="samples per batch")] = 256,
+          device: DeviceOpt = "auto",
+          json_out: Annotated[Path | None, typer.Option("--json", help="also write the figures to this file")] = None):
+    """Accuracy of a checkpoint and, for an SNN, each LIF layer's firing rate (a QAT checkpoint:
+    float and integer forward, labelled)."""
+    from sakd.app.evaluate import EvalOptions, evaluate_job
+    from sakd.render.evaluate import render_eval
 
-    from sakd.data import load_splits
-    from sakd.io import atomic_write_json
-    from sakd.train.evaluate import evaluate
-    from sakd.train.jobs import load_network
-
-    env = _env(device)
-    network, record = load_network(checkpoint)
-    data_cfg = record["config"]["data"]
-    splits = load_splits(data_cfg["name"], data_root or data_cfg["root"], augment=False,
-                         val_fraction=data_cfg["val_fraction"])
-    dataset = {"test": splits.test, "val": splits.val, "train": splits.train}.get(split)
-    if dataset is None:
-        _fail(f"split '{split}' does not exist for this run (test, train, or val if val_fraction > 0)")
-    result = evaluate(network.to(env.device), dataset, env, batch_size=batch_size,
-                      firing_rates=network.is_spiking)
-    kind = f"SNN T={network.time_steps}" if network.is_spiking else "ANN"
-    if env.is_main:
-        console = Console()
-        console.print(f"{record['arch']} ({kind}) on {data_cfg['name']}/{split}: "
-                      f"accuracy {result['acc']:.2f} % over {result['n']} samples, loss {result['loss']:.4f}")
-        if result.get("firing_rates"):
-            table = Table(title="firing rate per LIF layer (spikes / neuron / step)")
-            table.add_column("layer")
-            table.add_column("rate", justify="right")
-            for name, rate in result["firing_rates"].items():
-                table.add_row(name, f"{rate:.4f}")
-            console.print(table)
-        if json_out:
-            atomic_write_json(json_out, {"checkpoint": str(checkpoint), "split": split, **result})
+    render_eval(evaluate_job(EvalOptions(checkpoint, split, data_root, batch_size, device, json_out)),
+                _out())
 
 
 @app.command()
-@_guard
-def pipeline(config: ConfigOpt = None, set_: SetOpt = None, out: OutOpt = Path("runs/pipeline"),
+@_guard(TRAINING_INTERRUPTED)
+def pipeline(config: ConfigOpt = None, set_: SetOpt = None, out: Annotated[Path, typer.Option("-o", "--out", help="run folder (teacher/, student/, export/, summary.json)")] = Path("runs/pipeline"),
              resume: ResumeOpt = False, device: DeviceOpt = "auto", progress: ProgressOpt = True):
     """The main job: teacher, SAKD student, export, on-chip simulation, energy.
 
     Ends with one summary table (ANN, float SNN and on-chip accuracy; operations and energy)."""
-    from sakd.pipeline import run_pipeline
-
-    cfg = _config(config, set_)
-    run_pipeline(cfg, out, _env(device), resume=resume, progress=progress)
-
-
-FormatsOpt = Annotated[str, typer.Option("--formats", help="comma-separated: ir, nir, netx, onnx; or auto = every format the network can be expressed in (netx: sequential networks only)")]
-
-
-@app.command()
-@_guard
-def export(checkpoint: Annotated[Path, typer.Argument(help="a student checkpoint (`sakd distill`)")],
-           out: OutOpt = Path("runs/export"), formats: FormatsOpt = "auto",
-           target: Annotated[str, typer.Option(help="target chip spec")] = "loihi2",
-           input_bits: Annotated[int, typer.Option(help="signed bit width of the graded input")] = 8,
-           calibrate: Annotated[int, typer.Option(help="simulate N test samples (-1: all) and compare with the float SNN")] = 0,
-           data_root: Annotated[str | None, typer.Option(help="data set folder, if not the default")] = None):
-    """Fold, quantize and lower an SNN; write IR, NIR, netx and ONNX files.
-
-    Prints the per-population quantization table and writes export_report.json."""
-    from rich.console import Console
-
-    from sakd.deploy import export_checkpoint
-    from sakd.report import print_export_report
-
-    result = export_checkpoint(checkpoint, out, formats=formats if formats == "auto" else formats.split(","),
-                               target=target, input_bits=input_bits, calibrate=calibrate,
-                               data_root=data_root)
-    print_export_report(result.report, Console())
-
-
-@app.command()
-@_guard
-def inspect(path: Annotated[Path, typer.Argument(help="an IR (network.h5), NIR or netx file")]):
-    """Summarize a network file: layers, shapes, parameter counts, integer ranges."""
-    from rich.console import Console
-
-    from sakd.export.inspect import format_inspection, inspect_file
-
-    Console().print(format_inspection(inspect_file(path)))
-
-
-NetArg = Annotated[Path, typer.Argument(help="an IR file (network.h5), an export folder, or a NIR/netx file")]
-DataOpt = Annotated[str | None, typer.Option("--data", help="data set (default: the one recorded in the network file)")]
-SplitOpt = Annotated[str, typer.Option("--split", help="test, val or train")]
-LimitOpt = Annotated[int | None, typer.Option("--limit", help="first N samples only")]
-BatchOpt = Annotated[int | None, typer.Option("--batch", help="samples per simulator chunk (memory bound)")]
-SimDeviceOpt = Annotated[str, typer.Option("--device", help="cpu (numpy) or cuda (torch)")]
-
-
-def _simulate_cli(net: Path, data: str | None, split: str, limit: int | None,
-                  batch: int | None, device: str, data_root: str | None, record_all: bool):
     from rich.progress import Progress
 
-    from sakd.deploy import DeployError, read_any_network, simulate_dataset
+    from sakd.app.pipeline import PipelineOptions, run_pipeline
+    from sakd.render.energy import render_energy
+    from sakd.render.export import render_export
+    from sakd.render.pipeline import render_summary
+    from sakd.render.simulate import render_simulate
 
-    network = read_any_network(net)
-    data = data or network.metadata.get("dataset")
-    if not data:
-        raise DeployError("the network file does not name its data set; pass --data")
-    record = [p.name for p in network.populations if not p.is_readout] if record_all else ()
-    with Progress(transient=True) as bar:
-        task = bar.add_task("simulating", total=None)
-        run = simulate_dataset(network, data, split=split, limit=limit, batch=batch, device=device,
-                               data_root=data_root, record=record,
-                               progress=lambda done, total: bar.update(task, completed=done, total=total))
-    return network, run
+    err = _out(stderr=True)
+
+    def stage(i: int, n: int, title: str) -> None:
+        err.rule(f"[bold]{i}/{n} {title}")
+
+    with Progress(transient=True, console=err, disable=not progress) as bar:
+        task = bar.add_task("simulating the test split", total=None, visible=False)
+
+        def simulated(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, visible=True)
+
+        result = run_pipeline(PipelineOptions(_config(config, set_), out, resume, device, progress),
+                              stage=stage, export_progress=_say, simulate_progress=simulated)
+    if result.reports:
+        console = _out()
+        render_export(result.reports["export"], console)
+        render_simulate(result.reports["simulate"], console)
+        render_energy(result.reports["energy"], console, notes=False)
+        render_summary(result, console)
+
+
+# ---------------------------------------------------------------------------------------------
+# deployment
+# ---------------------------------------------------------------------------------------------
 
 
 @app.command()
-@_guard
+@_guard()
+def export(checkpoint: Annotated[Path, typer.Argument(help="a student checkpoint (`sakd distill`)")],
+           out: Annotated[Path, typer.Option("-o", "--out", help="export folder: replaced whole by the new export (a new, empty or earlier export folder)")] = Path("runs/export"),
+           formats: Annotated[str, typer.Option("--formats", help="comma-separated format names (`sakd formats`), or auto = every format that can express the network")] = "auto",
+           target: Annotated[str, typer.Option("--target", help="target chip spec (loihi2)")] = "loihi2",
+           input_bits: Annotated[int, typer.Option("--input-bits", help="signed bit width of the graded input (2..24)")] = 8,
+           calibrate: Annotated[int, typer.Option("--calibrate", help="simulate N test samples (-1: all) and compare with the float SNN")] = 0,
+           data_root: DataRootOpt = None):
+    """Fold, quantize and lower an SNN; write the IR and every format that can express it.
+
+    Prints the per-population quantization table and writes export_report.json."""
+    from sakd.app.export import ExportOptions, export_checkpoint
+    from sakd.render.export import render_export
+
+    wanted = None if formats.strip() == "auto" else tuple(f.strip() for f in formats.split(","))
+    result = export_checkpoint(ExportOptions(checkpoint, out, wanted, target, input_bits,
+                                             None if calibrate == -1 else calibrate, data_root),
+                               progress=_say)
+    render_export(result.report, _out())
+
+
+@app.command()
+@_guard()
+def inspect(path: Annotated[Path, typer.Argument(help="an IR (network.h5), NIR, netx or ONNX file")]):
+    """Summarize a network file: layers, shapes, parameter counts, integer ranges.
+
+    Exit status 0: the file maps onto the IR; 1: readable but not representable (the reason is
+    printed); 2: missing, damaged or invalid."""
+    from sakd.app.inspect import inspect_job
+    from sakd.render.inspect import render_inspection
+
+    summary, status = inspect_job(path)
+    render_inspection(summary, _out())
+    if status:
+        raise typer.Exit(code=status)
+
+
+@app.command()
+@_guard()
 def simulate(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: LimitOpt = None,
-             batch: BatchOpt = None, device: SimDeviceOpt = "cpu",
-             data_root: Annotated[str | None, typer.Option(help="data set folder, if not the default")] = None,
-             out: Annotated[Path | None, typer.Option("-o", "--out", help="report path (default: simulate_report.json next to the network)")] = None):
+             batch: BatchOpt = None, device: SimDeviceOpt = "cpu", data_root: DataRootOpt = None,
+             time_steps: StepsOpt = None,
+             out: Annotated[Path | None, typer.Option("-o", "--out", help="report file (default: simulate_report.json next to the network)")] = None):
     """Run a network on the bit-accurate simulator.
 
     Reports on-chip accuracy, agreement with the float SNN and throughput; writes
     simulate_report.json."""
-    from rich.console import Console
+    from rich.progress import Progress
 
-    from sakd.deploy import float_agreement, resolve_network_path, simulate_report
-    from sakd.report import print_simulate_report
+    from sakd.app.simulate import SimulateOptions, report_path, simulate_job
+    from sakd.render.simulate import render_simulate
 
-    network, run = _simulate_cli(net, data, split, limit, batch, device, data_root, record_all=True)
-    agreement = float_agreement(network, run)
-    path = out or resolve_network_path(net).parent / "simulate_report.json"
-    report = simulate_report(network, run, agreement, path)
-    print_simulate_report(report, Console())
-    typer.echo(f"report: {path}")
+    options = SimulateOptions(net, data, split, limit, batch, device, data_root, out, time_steps)
+    with Progress(transient=True, console=_out(stderr=True)) as bar:
+        task = bar.add_task("simulating", total=None)
+        report = simulate_job(options, progress=lambda done, total: bar.update(
+            task, completed=done, total=total))
+    render_simulate(report, _out())
+    _out().print(f"report: {report_path(options)}")
 
 
 @app.command()
-@_guard
+@_guard()
 def energy(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: LimitOpt = None,
            batch: BatchOpt = None, device: SimDeviceOpt = "cpu",
            profile: Annotated[str, typer.Option("--profile", help="comma-separated profile names or YAML files (loihi, cmos45-fp32, cmos45-int8, spinnaker2)")] = "loihi,cmos45-fp32",
-           data_root: Annotated[str | None, typer.Option(help="data set folder, if not the default")] = None,
+           data_root: DataRootOpt = None, time_steps: StepsOpt = None,
            out: Annotated[Path | None, typer.Option("-o", "--out", help="output folder (default: next to the network)")] = None):
     """Spikes, SynOps and energy per inference against the ANN teacher.
 
     Writes energy_report.json and energy.png (per layer)."""
-    from rich.console import Console
+    from rich.progress import Progress
 
-    from sakd.deploy import ann_macs_for, resolve_network_path
-    from sakd.energy_report import (
-        build_energy_report,
-        plot_energy,
-        print_energy_table,
-        write_energy_report,
-    )
+    from sakd.app.energy import EnergyOptions, energy_job, parse_profiles
+    from sakd.render.energy import render_energy
 
-    network, run = _simulate_cli(net, data, split, limit, batch, device, data_root, record_all=False)
-    report = build_energy_report(run["result"].counts, ann_macs_for(network),
-                                 [p.strip() for p in profile.split(",") if p.strip()],
-                                 network_name=str(network.metadata.get("arch_name") or "network"),
-                                 time_steps=run["time_steps"])
-    folder = out or resolve_network_path(net).parent
-    write_energy_report(report, Path(folder) / "energy_report.json")
-    plot_energy(report, Path(folder) / "energy.png")
-    print_energy_table(report, Console())
-    typer.echo(f"report: {Path(folder) / 'energy_report.json'}, chart: {Path(folder) / 'energy.png'}")
+    options = EnergyOptions(net, parse_profiles(profile), data, split, limit, batch, device,
+                            data_root, out, time_steps)
+    with Progress(transient=True, console=_out(stderr=True)) as bar:
+        task = bar.add_task("simulating", total=None)
+        result = energy_job(options, progress=lambda done, total: bar.update(
+            task, completed=done, total=total))
+    console = _out()
+    render_energy(result.report, console)
+    for note in result.notes:
+        console.print(f"note: {note}")
+    console.print(f"report: {result.report_path}, chart: {result.chart_path}")
 
 
 @app.command()
-@_guard
+@_guard("interrupted; no report was written (re-run verify)")
 def verify(export_dir: Annotated[Path, typer.Argument(help="an export folder (network.h5, and the other formats)")],
            lava: Annotated[bool, typer.Option("--lava", help="against Lava's fixed-point simulation (IR, and netx if written)")] = False,
            onnx: Annotated[bool, typer.Option("--onnx", help="onnxruntime against the torch float SNN and ANN")] = False,
            nir: Annotated[bool, typer.Option("--nir", help="network.nir through independent NIR readers (spikingjelly, nirtorch) against the simulator and the float SNN")] = False,
-           samples: Annotated[int, typer.Option("--samples", help="test samples to run")] = 16,
-           data_root: Annotated[str | None, typer.Option(help="data set folder, if not the default")] = None,
-           out: Annotated[Path | None, typer.Option("-o", "--out", help="report path (default: verify_report.json in the folder)")] = None):
+           samples: Annotated[int, typer.Option("--samples", help="test samples to run (N >= 1)")] = 16,
+           data_root: DataRootOpt = None,
+           out: Annotated[Path | None, typer.Option("-o", "--out", help="report file (default: verify_report.json in the folder)")] = None):
     """Prove an export against Lava, onnxruntime and independent NIR readers.
 
-    The same samples go through sakd's simulator and each reference. Exit status 1 on any
-    mismatch, with the first divergence (population, step, neuron, both values), or (--nir) when
-    an independent NIR reader agrees with the simulator on fewer than 99 % of the samples."""
-    from rich.console import Console
+    The same samples go through sakd's simulator and each reference; each has its pass rule
+    (docs/verification.md). Exit status 1 on any mismatch, with the first divergence."""
+    from sakd.app.verify import VerifyOptions, verify_job
+    from sakd.render.verify import render_verify
 
-    from sakd.io import atomic_write_json
-    from sakd.verify import verify_lava, verify_nir, verify_onnx
-
-    if not (lava or onnx or nir):
-        _fail("choose at least one reference: --lava, --onnx and/or --nir")
-    console = Console()
-    report: dict = {"export_dir": str(export_dir), "samples": samples}
-    ok = True
-    if lava:
-        comparisons = verify_lava(export_dir, samples, data_root)
-        report["lava"] = [c.to_dict() for c in comparisons]
-        for comparison in comparisons:
-            ok &= comparison.identical
-            console.print(f"[bold]{comparison.reference}[/]: {comparison.samples} samples")
-            for check in comparison.populations:
-                status = "[green]bit-exact[/]" if check.identical else "[red]MISMATCH[/]"
-                line = f"  {check.population:<28} {status} ({', '.join(check.compared)}; {check.steps} steps)"
-                if check.first_divergence:
-                    d = check.first_divergence
-                    line += (f" first at step {d.step}, sample {d.sample}, neuron {d.neuron}: "
-                             f"{d.quantity} sakd={d.sakd} reference={d.reference}")
-                console.print(line)
-    if onnx:
-        checks = verify_onnx(export_dir, samples, data_root)
-        report["onnx"] = checks
-        for name, check in checks.items():
-            good = check["max_abs_diff"] <= 1e-4 or check["samples_over_atol"] == 0
-            ok &= bool(good)
-            console.print(f"[bold]onnxruntime vs torch ({name})[/]: max |logit diff| "
-                          f"{check['max_abs_diff']:.2e}, predictions agree "
-                          f"{100 * check['prediction_agreement']:.2f} %")
-    if nir:
-        from rich.markup import escape
-
-        check = verify_nir(export_dir, samples, data_root)
-        report["nir"] = check
-        ok &= check["ok"]
-        for name, entry in check["readers"].items():
-            if not entry["loaded"]:
-                console.print(f"[bold]NIR reader {name}[/]: [red]cannot read the file[/] "
-                              f"({escape(entry['error'])})")
-                continue
-            rule = "" if entry["spike_rule"] == ">" else " (reported only)"
-            vs_float = entry["agreement_vs_float_snn"]
-            console.print(f"[bold]NIR reader {name}[/] (v {entry['spike_rule']} theta){rule}: "
-                          f"predictions agree {100 * entry['agreement_vs_simulator']:.2f} % with "
-                          f"the simulator"
-                          + (f", {100 * vs_float:.2f} % with the float SNN"
-                             if vs_float is not None else ""))
-        if check["simulator_vs_float_snn"] is not None:
-            console.print(f"  simulator vs float SNN: {100 * check['simulator_vs_float_snn']:.2f} % "
-                          "(the quantization's share; the NIR file is the integer network)")
-        if not check["ok"]:
-            console.print(f"[red]NIR: agreement with the simulator below "
-                          f"{100 * check['threshold']:.0f} %, or no reader could load the file[/]")
-    report["identical"] = ok
-    atomic_write_json(out or export_dir / "verify_report.json", report)
-    if not ok:
-        console.print("[red]verification failed[/]")
+    report = verify_job(VerifyOptions(export_dir, lava, onnx, nir, samples, data_root, out),
+                        progress=_say)
+    render_verify(report, _out())
+    if not report.ok:
         raise typer.Exit(code=1)
-    console.print("[green]verified[/]")
+
+
+# ---------------------------------------------------------------------------------------------
+# catalogs
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command("formats")
+@_guard()
+def formats_(markdown: Annotated[bool, typer.Option("--markdown", help="print docs/support.md (the support matrix as Markdown)")] = False):
+    """The file formats, what each can express, and the neuron models."""
+    from sakd.app.catalog import format_rows, neuron_model_rows
+    from sakd.render.catalog import render_formats, support_markdown
+
+    if markdown:
+        sys.stdout.write(support_markdown(format_rows(), neuron_model_rows()))
+        return
+    render_formats(format_rows(), neuron_model_rows(), _out())
 
 
 @app.command()
-def models():
+@_guard()
+def models(all_: Annotated[bool, typer.Option("--all", help="also list the tiny test architectures")] = False):
     """List the registered architectures."""
-    from rich.console import Console
-    from rich.table import Table
+    from sakd.app.catalog import model_rows
+    from sakd.render.catalog import render_models
 
-    from sakd.models import ARCHITECTURES
-
-    table = Table(title="architectures (sakd.models)")
-    for column in ("name", "family", "teacher", "description"):
-        table.add_column(column)
-    for spec in ARCHITECTURES.values():
-        table.add_row(spec.name, spec.family, spec.teacher, spec.description)
-    Console().print(table)
-
-
-def _acc(record: dict) -> str:
-    parts = [f"epoch {record['epoch'] + 1}"]
-    if "val" in record:
-        parts.append(f"val {record['val']['acc']:.2f} %")
-    parts.append(f"test {record['test']['acc']:.2f} %")
-    return ", ".join(parts)
+    render_models(model_rows(include_tiny=all_), _out())
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -19,6 +20,12 @@ from typing import Any, Literal
 import yaml
 
 from sakd.errors import SakdError
+from sakd.hardware.ir import DEFAULT_GRADED_BITS
+from sakd.hardware.target import DEFAULT_TARGET, TARGETS
+from sakd.models.settings import LIFSettings
+
+#: the energy profiles priced unless the config says otherwise
+DEFAULT_ENERGY_PROFILES = ("loihi", "cmos45-fp32")
 
 
 class ConfigError(SakdError):
@@ -36,21 +43,6 @@ class DataConfig:
     val_fraction: float = 0.1  # stratified hold-out of the training split used to pick "best"
     download: bool = False  # let torchvision download CIFAR (never done unless asked)
     train_subset: int | None = None  # keep a stratified subset of this many training samples
-
-
-@dataclass
-class NeuronConfig:
-    """spikingjelly LIF settings; the defaults are the authors' (sakd.md §2.1)."""
-
-    tau: float = 2.0
-    v_threshold: float = 1.0
-    v_reset: float = 0.0  # hard reset to this value
-    decay_input: bool = False
-    surrogate: Literal["atan", "sigmoid"] = "atan"
-    alpha: float = 2.0
-    # "per-site": each neuron site's own choice as in the authors' code (True for the stem and
-    # after residual adds, False inside blocks and everywhere in SEW); or true/false everywhere.
-    detach_reset: Literal["per-site", "true", "false"] = "per-site"
 
 
 @dataclass
@@ -83,7 +75,7 @@ class TeacherConfig:
 @dataclass
 class StudentConfig:
     time_steps: int = 4
-    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    neuron: LIFSettings = field(default_factory=LIFSettings)
     init: Literal["teacher", "scratch"] = "teacher"  # level-1 transfer or random init
     # start from this student checkpoint's weights instead (fine-tuning, e.g. with qat)
     init_checkpoint: str | None = None
@@ -108,8 +100,14 @@ class DistillConfig:
 
 @dataclass
 class ExportConfig:
-    target: str = "loihi2"
-    input_bits: int = 8  # signed width of the graded input x_int = round(x * Q)
+    target: str = DEFAULT_TARGET.name
+    input_bits: int = DEFAULT_GRADED_BITS  # signed width of the graded input x_int = round(x * Q)
+
+
+@dataclass
+class EnergyConfig:
+    # profile names (hardware/profiles) or YAML files, priced by `sakd energy` and the pipeline
+    profiles: list[str] = field(default_factory=lambda: list(DEFAULT_ENERGY_PROFILES))
 
 
 @dataclass
@@ -122,6 +120,7 @@ class Config:
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -175,6 +174,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -202,7 +203,10 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {names}"
             raise ConfigError(f"unknown config key '{prefix}{key}'{hint}")
         kwargs[key] = _coerce(value, hints[key], prefix + key)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except SakdError as exc:  # a section's own checks (e.g. LIFSettings)
+        raise ConfigError(f"{prefix}{exc}") from exc
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -256,8 +260,6 @@ def validate(config: Config) -> None:
     """Range checks that a type alone cannot express."""
     checks = [
         (config.student.time_steps >= 1, "student.time_steps", "must be >= 1"),
-        (config.student.neuron.tau > 1.0, "student.neuron.tau", "must be > 1 (spikingjelly LIF)"),
-        (config.student.neuron.v_threshold > 0, "student.neuron.v_threshold", "must be > 0"),
         (config.data.batch_size >= 1, "data.batch_size", "must be >= 1"),
         (config.data.eval_batch_size >= 1, "data.eval_batch_size", "must be >= 1"),
         (config.data.workers >= 0, "data.workers", "must be >= 0"),
@@ -269,7 +271,6 @@ def validate(config: Config) -> None:
         (config.distill.feature_weight >= 0, "distill.feature_weight", "must be >= 0"),
         (config.distill.feature_floor >= 0, "distill.feature_floor", "must be >= 0"),
         (config.distill.feature_epochs >= 0, "distill.feature_epochs", "must be >= 0"),
-        (2 <= config.export.input_bits <= 24, "export.input_bits", "must be in [2, 24] (signed graded messages)"),
     ]
     for section in ("teacher", "student"):
         train: OptimConfig = getattr(config, section).train
@@ -284,6 +285,15 @@ def validate(config: Config) -> None:
     for ok, key, why in checks:
         if not ok:
             raise ConfigError(f"{key} {why} (got {_lookup(config, key)!r})")
+    if config.export.target not in TARGETS:
+        raise ConfigError(f"export.target {config.export.target!r} is not a known target; "
+                          f"choose one of {', '.join(sorted(TARGETS))}")
+    spec = TARGETS[config.export.target]
+    if not 2 <= config.export.input_bits <= spec.max_message_bits:
+        raise ConfigError(f"export.input_bits must be in [2, {spec.max_message_bits}] (signed "
+                          f"graded messages of {spec.name}; got {config.export.input_bits})")
+    if not config.energy.profiles:
+        raise ConfigError("energy.profiles is empty; name at least one profile")
     if config.teacher.checkpoint and config.teacher.weights:
         raise ConfigError("teacher.checkpoint and teacher.weights are exclusive; give one")
 
@@ -293,6 +303,12 @@ def _lookup(config: Config, dotted: str) -> Any:
     for part in dotted.split("."):
         node = getattr(node, part)
     return node
+
+
+def with_teacher(config: Config, checkpoint: str | Path) -> Config:
+    """``config`` with its teacher taken from a `sakd teacher` checkpoint."""
+    teacher = dataclasses.replace(config.teacher, checkpoint=str(checkpoint), weights=None)
+    return dataclasses.replace(config, teacher=teacher)
 
 
 def dump_config(config: Config, path: str | Path) -> None:

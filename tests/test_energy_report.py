@@ -1,4 +1,5 @@
-"""The energy report (sakd.energy_report): JSON content, the terminal table, the PNG, atomicity."""
+"""The energy report (sakd.app.energy, sakd.render.energy): JSON content, the terminal table, the
+PNG, atomicity."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from sakd.energy_report import (
-    build_energy_report,
-    format_energy,
-    plot_energy,
-    print_energy_table,
-    write_energy_report,
-)
+from sakd.app.energy import build_energy_report
+from sakd.hardware.atomic import atomic_write_json
 from sakd.hardware.counts import NetworkCounts, PopulationCounts, ProjectionCounts
 from sakd.hardware.energy import load_profile
+from sakd.render.energy import format_energy, plot_energy, render_energy
+
+
+def write_energy_report(report, path):
+    atomic_write_json(path, report)
+
 
 PROFILES = ("loihi", "cmos45-fp32", "cmos45-int8", "spinnaker2")
 ANN_MACS = {"conv": 96, "fc": 30, "total": 126}
@@ -36,9 +38,14 @@ def hand_counts() -> NetworkCounts:
 
 
 @pytest.fixture(scope="module")
-def report():
+def built():
     return build_energy_report(hand_counts(), ANN_MACS, [load_profile(p) for p in PROFILES],
                                network_name="hand", time_steps=4)
+
+
+@pytest.fixture(scope="module")
+def report(built):
+    return built.to_dict()
 
 
 def test_report_keys_and_values(report):
@@ -114,12 +121,12 @@ def test_report_json_round_trip(tmp_path, report):
 def test_report_without_ann_and_with_an_explicit_ann_profile():
     counts = hand_counts()
     no_ann = build_energy_report(counts, None, ["loihi"], network_name="n", time_steps=4)
-    assert no_ann["ann"] is None and no_ann["ratios"] is None
+    assert no_ann.ann is None and no_ann.ratios is None
     only_loihi = build_energy_report(counts, ANN_MACS, ["loihi"], network_name="n", time_steps=4)
-    assert only_loihi["ann"]["priced_with"] == {"loihi": "cmos45-int8"}  # the default
+    assert only_loihi.ann["priced_with"] == {"loihi": "cmos45-int8"}  # the default
     chosen = build_energy_report(counts, ANN_MACS, ["loihi"], network_name="n", time_steps=4,
                                  ann_profile="cmos45-fp32")
-    assert chosen["ann"]["energy_pj"]["loihi"] == pytest.approx(126 * 4.6)
+    assert chosen.ann["energy_pj"]["loihi"] == pytest.approx(126 * 4.6)
     with pytest.raises(ValueError, match="T=4"):
         build_energy_report(counts, ANN_MACS, ["loihi"], network_name="n", time_steps=5)
     with pytest.raises(ValueError, match="no per_mac"):
@@ -127,10 +134,13 @@ def test_report_without_ann_and_with_an_explicit_ann_profile():
                             ann_profile="spinnaker2")
 
 
-def test_table_renders_layers_totals_and_caveats(report):
+def test_table_renders_layers_totals_and_caveats(built):
     buffer = io.StringIO()
-    print_energy_table(report, Console(file=buffer, width=200, color_system=None))
+    render_energy(built, Console(file=buffer, width=80, color_system=None, soft_wrap=True))
     text = buffer.getvalue()
+    assert "…" not in text  # no cell cut short
+    rows = [line for line in text.splitlines() if line.startswith(("layer", "enc", "pop1", "fc", "out", "total"))]
+    assert len(rows) >= 12 and max(map(len, rows)) <= 80  # the tables fit 80 columns
     for name in ("enc", "pop1", "fc", "out", "total", *PROFILES):
         assert name in text
     assert format_energy(4139.5) == "4.14 nJ" and "4.14 nJ" in text
@@ -139,15 +149,15 @@ def test_table_renders_layers_totals_and_caveats(report):
     assert "priced with cmos45-int8" in text and "0 pJ*" in text
 
 
-def test_png_is_written(tmp_path, report):
+def test_png_is_written(tmp_path, built):
     path = tmp_path / "energy.png"
-    plot_energy(report, path)
+    plot_energy(built, path)
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
     assert [p.name for p in tmp_path.iterdir()] == ["energy.png"]
 
 
-def test_interrupted_writes_leave_no_half_file(tmp_path, report, monkeypatch):
+def test_interrupted_writes_leave_no_half_file(tmp_path, built, report, monkeypatch):
     from matplotlib.figure import Figure
 
     def interrupted(*args, **kwargs):
@@ -155,7 +165,7 @@ def test_interrupted_writes_leave_no_half_file(tmp_path, report, monkeypatch):
 
     monkeypatch.setattr(Figure, "savefig", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        plot_energy(report, tmp_path / "energy.png")
+        plot_energy(built, tmp_path / "energy.png")
     assert list(tmp_path.iterdir()) == []
 
     path = tmp_path / "energy.json"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sakd.app.train import prepare_qat
 from sakd.config import ConfigError, load_config
 from sakd.distill import SAKDStudent, check_taps_match
 from sakd.models import neuron_names
@@ -162,7 +163,8 @@ def test_qat_fine_tuning_job(tiny_overrides, trained_teacher, trained_student, t
 
     config = student_config(tiny_overrides, trained_teacher, f"student.init_checkpoint={trained_student}",
                             "student.qat=true", "student.train.epochs=1")
-    distill_student(config, tmp_path / "qat", DistEnv(), progress=False, splits=tiny_splits)
+    distill_student(config, tmp_path / "qat", DistEnv(), progress=False, splits=tiny_splits,
+                    prepare_qat=prepare_qat)
     record = load_checkpoint(tmp_path / "qat" / "last.pt", kind="student")
     assert record["qat"] is True and record["adapters_from"] == str(trained_student)
     start = load_checkpoint(trained_student, kind="student")

@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from spikingjelly.activation_based import neuron, surrogate
 
+from sakd.models.settings import LIFSettings
+
 SURROGATES = {"atan": surrogate.ATan, "sigmoid": surrogate.Sigmoid}
-
-
-@dataclass(frozen=True)
-class LIFSettings:
-    """Float LIF dynamics (decay_input=False): H = (1 - 1/tau) V + X; spike if H >= v_threshold;
-    hard reset V = v_reset after a spike."""
-
-    tau: float = 2.0
-    v_threshold: float = 1.0
-    v_reset: float = 0.0
-    decay_input: bool = False
-    surrogate: str = "atan"
-    alpha: float = 2.0
-    detach_reset: str = "per-site"  # "per-site" | "true" | "false"
-
-    def __post_init__(self) -> None:
-        if self.surrogate not in SURROGATES:
-            raise ValueError(f"unknown surrogate '{self.surrogate}'; choose one of {sorted(SURROGATES)}")
-        if self.tau <= 1.0:
-            raise ValueError(f"tau must be > 1 (got {self.tau})")
-        if self.detach_reset not in ("per-site", "true", "false"):
-            raise ValueError(f"detach_reset must be per-site, true or false (got {self.detach_reset!r})")
 
 
 class MultiStepLIF(neuron.LIFNode):

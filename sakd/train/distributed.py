@@ -9,6 +9,12 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from sakd.errors import SakdError
+
+
+class DeviceError(SakdError):
+    """A device that does not exist here."""
+
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -32,11 +38,11 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but torch sees no CUDA device; use --device cpu")
+            raise DeviceError("device 'cuda' requested but torch sees no CUDA device; use --device cpu")
         return torch.device("cuda", local_rank)
     if name == "cpu":
         return torch.device("cpu")
-    raise ValueError(f"unknown device '{name}' (auto, cpu or cuda)")
+    raise DeviceError(f"unknown device '{name}' (auto, cpu or cuda)")
 
 
 def init_distributed(device: str = "auto") -> DistEnv:
@@ -51,11 +57,6 @@ def init_distributed(device: str = "auto") -> DistEnv:
             torch.cuda.set_device(torch_device)
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
     return DistEnv(rank, world_size, local_rank, torch_device)
-
-
-def shutdown_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:

@@ -4,6 +4,7 @@ either back from its checkpoint."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,6 @@ def load_data(config: Config) -> DataSplits:
 def model_args(info: DatasetInfo) -> dict[str, Any]:
     return {"num_classes": info.num_classes, "in_channels": info.in_channels,
             "image_size": list(info.image_size)}
-
-
-def lif_settings(config: Config) -> LIFSettings:
-    return LIFSettings(**dataclasses.asdict(config.student.neuron))
 
 
 def _wrap(module: torch.nn.Module, env: DistEnv) -> torch.nn.Module:
@@ -123,7 +120,7 @@ def load_teacher(config: Config, info: DatasetInfo, student_arch: str) -> tuple[
 def build_student(config: Config, info: DatasetInfo, teacher: Network | None) -> Network:
     """Level 1: the SNN of ``model.arch``, with the teacher's weights when student.init=teacher."""
     ann = build_model(config.model.arch, **model_args(info))
-    snn = spikify(ann, config.student.time_steps, lif_settings(config))
+    snn = spikify(ann, config.student.time_steps, config.student.neuron)
     if config.student.init == "teacher":
         if teacher is None:
             raise ConfigError("student.init=teacher needs a teacher (--teacher or --teacher-weights)")
@@ -162,20 +159,16 @@ def _restore_adapters(student: SAKDStudent, record: dict[str, Any] | None) -> bo
     return True
 
 
-def _enable_qat(snn: Network, config: Config, info: DatasetInfo):
-    """Quantization-aware training: the forward pass runs the export's integer weights, bias
-    and input (sakd.export.qat); state-dict keys are unchanged, BN statistics are frozen."""
-    from sakd.data.common import input_value_range
-    from sakd.export.qat import enable_qat
-
-    return enable_qat(snn, input_shape=(info.in_channels, *info.image_size),
-                      input_range=input_value_range(info), input_bits=config.export.input_bits,
-                      target=config.export.target)
+#: ``prepare_qat(snn, config, info)``: make the SNN's forward run the chip's integers (the app
+#: passes ``sakd.export.qat``; training itself knows no chip)
+QatHook = Callable[[Network, Config, DatasetInfo], Any]
 
 
 def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: bool = False,
-                    progress: bool = True, splits: DataSplits | None = None) -> FitResult:
-    """SAKD level 2 (or the from-scratch baseline with distill.kd=none)."""
+                    progress: bool = True, splits: DataSplits | None = None,
+                    prepare_qat: QatHook | None = None) -> FitResult:
+    """SAKD level 2 (or the from-scratch baseline with distill.kd=none). ``prepare_qat``:
+    called on the student when ``student.qat`` is set (quantization-aware training)."""
     seed_everything(config.seed)
     splits = splits or load_data(config)
     info = splits.info
@@ -187,7 +180,10 @@ def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: b
     start = (_load_student_weights(snn, config.student.init_checkpoint, config)
              if config.student.init_checkpoint else None)
     if config.student.qat:
-        _enable_qat(snn, config, info)
+        if prepare_qat is None:
+            raise ConfigError("student.qat=true needs the chip's quantizer; run the job through "
+                              "`sakd distill --qat` (sakd.app.train)")
+        prepare_qat(snn, config, info)
     uses_features = kd in ("both", "features")
     taps = list(config.distill.taps or snn.stage_names) if uses_features else []
     if uses_features and not taps:
@@ -203,7 +199,7 @@ def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: b
                              config.distill.feature_epochs, config.distill.feature_floor)
     task = DistillationTask(_wrap(student, env), teacher, kd, config.distill.logit_weight,
                             config.distill.temperature, schedule, taps)
-    settings = lif_settings(config)
+    settings = config.student.neuron
 
     def describe() -> dict[str, Any]:
         return {"kind": "student", "arch": config.model.arch, "model_args": model_args(info),

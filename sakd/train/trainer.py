@@ -335,7 +335,7 @@ def _print_epoch(record: dict[str, Any], epochs: int) -> None:
     Console(stderr=True).print(
         f"epoch {record['epoch'] + 1}/{epochs}: loss {train['loss']:.4f} ({parts})  train "
         f"{train['acc']:.2f}%{val}  test {record['test']['acc']:.2f}%  "
-        f"[{record['samples_per_s']:.0f} samples/s]", highlight=False)
+        f"[{record['samples_per_s']:.0f} samples/s]", highlight=False, soft_wrap=True)
 
 
 class _ProgressBar:

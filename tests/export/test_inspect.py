@@ -1,8 +1,9 @@
-"""``sakd inspect`` summaries (sakd.export.inspect) of IR, NIR and netx files, and clear errors
-for files that are not."""
+"""``sakd inspect`` summaries (``sakd.formats.inspect_file``) of IR, NIR and netx files, and clear
+errors for files that are not."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -12,13 +13,14 @@ import numpy as np
 import pytest
 import random_snn
 from rich.console import Console
-from rich.table import Table
 
-from sakd.export.inspect import InspectError, format_inspection, inspect_file
-from sakd.export.netx_io import write_netx
-from sakd.export.nir_io import write_nir
+from sakd.errors import SakdError
+from sakd.formats import inspect_file
+from sakd.formats.netx import write_netx
+from sakd.formats.nir import write_nir
 from sakd.hardware.ir import Network
 from sakd.hardware.netfile import write_network
+from sakd.render.inspect import render_inspection
 
 ARCHS = {"test_convnet": (1, 8, 8), "test_resnet": (3, 8, 8)}
 
@@ -27,18 +29,22 @@ def lowered(arch: str) -> Network:
     return random_snn.lowered(arch, ARCHS[arch])
 
 
-def render(summary) -> str:
-    table = format_inspection(summary)
-    assert isinstance(table, Table)
-    console = Console(record=True, width=240, file=io.StringIO())
-    console.print(table)
+def render(summary, width: int = 240) -> str:
+    console = Console(record=True, width=width, file=io.StringIO())
+    render_inspection(summary, console)
     return console.export_text()
+
+
+def as_dict(summary) -> dict:
+    data = dataclasses.asdict(summary)
+    json.dumps(data)  # JSON-able
+    return data
 
 
 def test_ir_file(tmp_path):
     net = lowered("test_resnet")
-    s = inspect_file(write_network(net, tmp_path / "network.h5"))
-    json.dumps(s)  # JSON-able
+    summary = inspect_file(write_network(net, tmp_path / "network.h5"))
+    s = as_dict(summary)
     assert s["format"] == "sakd-ir" and s["target"] == "loihi2" and s["latency"] == net.latency
     assert s["input"]["shape"] == [3, 8, 8] and s["input"]["encoding"] == "graded"
     t = s["totals"]
@@ -55,29 +61,31 @@ def test_ir_file(tmp_path):
     assert rows["readout"]["kind"] == "readout" and rows["fc"]["shape"] == [5, 256]
     assert sorted(rows["layer1.0.relu2"]["inputs"]) == sorted(
         p.name for p in net.projections_into("layer1.0.relu2"))
-    text = render(s)
+    text = render(summary)
     assert "layer1.0.relu2" in text and "latency: 6" in text and "sakd-ir" in text
+    narrow = render(summary, width=80)
+    assert "…" not in narrow.split("metadata:")[0] and max(map(len, narrow.splitlines())) <= 80
 
 
 def test_nir_file(tmp_path):
     net = lowered("test_resnet")
-    s = inspect_file(write_nir(net, tmp_path / "net.nir"))
-    json.dumps(s)
+    summary = inspect_file(write_nir(net, tmp_path / "net.nir"))
+    s = as_dict(summary)
     assert s["format"] == "nir" and s["version"] == nir.version
-    assert s["ir"]["own_file"] and s["ir"]["latency"] == net.latency == s["latency"]
-    assert sorted(s["totals"]["converging"]) == sorted(
-        p.name for p in net.populations if len(net.projections_into(p.name)) > 1)
+    assert s["ir"]["details"]["own_file"] and s["ir"]["latency"] == net.latency == s["latency"]
+    assert s["totals"]["converging"] == len(
+        [p.name for p in net.populations if len(net.projections_into(p.name)) > 1])
     kinds = {r["name"]: r["kind"] for r in s["layers"]}
     assert kinds["readout"] == "I" and kinds["relu"] == "CubaLIF" and kinds["conv1"] == "Conv2d"
     assert s["layers"][0]["kind"] == "Input"  # topological order
-    assert s["ranges"]["vth"][1] == max(p.vth for p in net.populations if not p.is_readout)
+    assert s["ranges"]["vth"][1] == max(p.neuron.vth for p in net.populations if not p.is_readout)
     assert s["metadata"]["sakd"]["target"] == "loihi2"
-    assert "CubaLIF" in render(s)
+    assert "CubaLIF" in render(summary)
 
 
 def test_bracketed_names_are_not_markup(tmp_path):
     s = inspect_file(write_network(lowered("test_resnet"), tmp_path / "network.h5"))
-    s["layers"][0]["name"] = "fc[layer2.0.relu2]"
+    s.layers[0].name = "fc[layer2.0.relu2]"
     assert "fc[layer2.0.relu2]" in render(s)
 
 
@@ -89,14 +97,13 @@ def test_nir_file_that_does_not_map(tmp_path):
         edges=[("input", "thr"), ("thr", "output")])
     nir.write(tmp_path / "t.nir", graph)
     s = inspect_file(tmp_path / "t.nir")
-    assert "Threshold" in s["ir"]["error"] and s["latency"] is None
+    assert "Threshold" in s.ir.error and s.latency is None and not s.representable
     assert "not representable" in render(s)
 
 
 def test_netx_file(tmp_path):
     net = lowered("test_convnet")
-    s = inspect_file(write_netx(net, tmp_path / "net.netx.h5"))
-    json.dumps(s)
+    s = as_dict(inspect_file(write_netx(net, tmp_path / "net.netx.h5")))
     assert s["format"] == "netx" and s["ir"]["latency"] == net.latency
     assert [r["kind"] for r in s["layers"]] == ["input", "conv", "conv", "flatten", "dense", "dense"]
     assert s["layers"][-1]["neuron"].startswith("CUBA iDecay 4096 vDecay 0 vThMant 131072")
@@ -106,21 +113,21 @@ def test_netx_file(tmp_path):
     # a neuron-less readout is labelled as netx's integrating readout
     with h5py.File(tmp_path / "net.netx.h5", "r+") as f:
         del f["layer/5/neuron"]
-    s = inspect_file(tmp_path / "net.netx.h5")
-    assert "netx's integrating readout" in s["layers"][-1]["neuron"]
-    assert "bias once" in s["ir"]["error"]
-    render(s)
+    summary = inspect_file(tmp_path / "net.netx.h5")
+    assert "netx's integrating readout" in summary.layers[-1].neuron
+    assert "bias once" in summary.ir.error or "digest" in summary.ir.error
+    render(summary)
 
 
 def test_errors_name_the_file(tmp_path):
-    with pytest.raises(InspectError, match="missing.h5: no such file"):
+    with pytest.raises(SakdError, match="missing.h5: no such file"):
         inspect_file(tmp_path / "missing.h5")
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(InspectError, match="notes.txt: not a readable HDF5 file"):
+    with pytest.raises(SakdError, match="notes.txt: not a network file sakd knows"):
         inspect_file(tmp_path / "notes.txt")
     with h5py.File(tmp_path / "empty.h5", "w") as f:
         f.create_group("stuff")
-    with pytest.raises(InspectError, match="empty.h5: an HDF5 file that is neither"):
+    with pytest.raises(SakdError, match="empty.h5: not a network file sakd knows"):
         inspect_file(tmp_path / "empty.h5")
     net = lowered("test_convnet")
     for name, writer in (("ir.h5", write_network), ("net.nir", write_nir),
@@ -128,9 +135,9 @@ def test_errors_name_the_file(tmp_path):
         data = writer(net, tmp_path / name).read_bytes()
         cut = tmp_path / f"cut-{name}"
         cut.write_bytes(data[: len(data) // 2])
-        with pytest.raises(InspectError, match=f"cut-{name}"):
+        with pytest.raises(SakdError, match=f"cut-{name}"):
             inspect_file(cut)
     with h5py.File(tmp_path / "bad-ir.h5", "w") as f:
         f.attrs["format"] = "sakd-ir"
-    with pytest.raises(InspectError, match="bad-ir.h5"):
+    with pytest.raises(SakdError, match="bad-ir.h5"):
         inspect_file(tmp_path / "bad-ir.h5")

@@ -137,7 +137,7 @@ def test_every_tiny_model_lowers_to_a_valid_ir(arch, tmp_path):
     assert len(net.projections) == len(synapses)
     assert net.readout.name == READOUT and net.readout.shape == (CLASSES,)
     assert net.input.shape == input_shape(arch) and net.input.encoding == "graded"
-    assert net.metadata["time_steps"] == T
+    assert net.time_steps == T and "time_steps" not in net.metadata
     assert net.metadata["input_quantization"]["bits"] == 8
     for proj in net.projections:
         w = proj.weight
@@ -146,12 +146,12 @@ def test_every_tiny_model_lowers_to_a_valid_ir(arch, tmp_path):
     by_name = {r["name"]: r for r in rows}
     for pop in net.populations:
         row = by_name[graph.output.name if pop.is_readout else pop.name]
-        assert pop.du == 4095 and (pop.dv, pop.vth) == (row["dv"], row["vth"])
+        assert pop.neuron.du == 4095 and (pop.neuron.dv, pop.neuron.vth) == (row["dv"], row["vth"])
         if row["kind"] == "lif":
-            assert pop.scale == row["scale"] and pop.dv == 2048  # tau = 2
-            assert pop.vth == row["scale"]
+            assert pop.scale == row["scale"] and pop.neuron.dv == 2048  # tau = 2
+            assert pop.neuron.vth == row["scale"]
         elif row["kind"] == "or":
-            assert (pop.dv, pop.vth) == (4095, 1)
+            assert (pop.neuron.dv, pop.neuron.vth) == (4095, 1)
     assert {r["name"] for r in rows} == {n.name for n in neurons} | {graph.output.name}
     path = write_network(net, tmp_path / "network.h5")
     assert read_network(path).equals(net)

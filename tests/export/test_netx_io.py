@@ -1,4 +1,4 @@
-"""netx HDF5 writer and reader (sakd.export.netx_io): the schema lava-dl's netx reads, exact
+"""netx HDF5 writer and reader (sakd.formats.netx): the schema lava-dl's netx reads, exact
 round trips, what netx cannot express, the readout semantics, and (with the Lava environment)
 bit-exactness against Lava's netx loader."""
 
@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import random_snn
 
-from sakd.export.netx_io import (
+from sakd.formats.netx import (
     NetxExportError,
     NetxImportError,
     netx_hardware_notes,
     read_netx,
     write_netx,
 )
-from sakd.hardware.ir import Input, Network, Population, Projection
+from sakd.hardware.ir import Input, Network, Projection
 from sakd.hardware.lava_bridge import lava_unavailable_reason
+from sakd.hardware.neurons.cuba_lif import lif_population
 from sakd.hardware.simulator import simulate
 
 ARCHS = {"test_convnet": (1, 8, 8), "convnet": (1, 8, 8), "test_convnet_pool": (1, 8, 8),
@@ -67,12 +68,12 @@ def check_schema(net: Network, path) -> list[str]:
             else:
                 assert kind == "dense" and proj.kind == "dense" and w.shape == proj.weight.shape
             bias = g["bias"][()] if "bias" in g else np.zeros(pop.shape[0])
-            mant = np.broadcast_to(pop.bias_mant, (pop.shape[0],))
-            assert np.array_equal(bias * 64, mant * 2.0 ** pop.bias_exp)  # netx's bias_exp = 6
+            mant = np.broadcast_to(pop.neuron.bias_mant, (pop.shape[0],))
+            assert np.array_equal(bias * 64, mant * 2.0 ** pop.neuron.bias_exp)  # netx's bias_exp = 6
             n = g["neuron"]
             assert text(n["type"]) == "CUBA" and n["type"].dtype == np.dtype("S10")
-            assert n["iDecay"][()] == pop.du + 1 and n["vDecay"][()] == pop.dv
-            assert n["vThMant"][()] == (spec.readout_vth if pop.is_readout else pop.vth)
+            assert n["iDecay"][()] == pop.neuron.du + 1 and n["vDecay"][()] == pop.neuron.dv
+            assert n["vThMant"][()] == (spec.readout_vth if pop.is_readout else pop.neuron.vth)
             assert n["refDelay"][()] == 1 and n["gradedSpike"][()] == 0
             src_shape = pop.shape
         assert k == len(chain)
@@ -89,7 +90,7 @@ def test_schema_and_round_trip(tmp_path, arch):
     assert types.index("flatten") == types.index("dense") - 1
     assert read_netx(path).equals(net)
     if arch == "convnet":  # bias_exp 7: netx's mantissa (bias_exp 6) is twice the IR's
-        assert any(p.bias_exp == 7 for p in net.populations)
+        assert any(p.neuron.bias_exp == 7 for p in net.populations)
 
 
 def test_readout_has_an_explicit_neuron(tmp_path):
@@ -119,7 +120,7 @@ def netx_default_readout_v(net: Network, x, T: int) -> np.ndarray:
     u_ir = sim.traces[net.readout.name]["u"]  # du = 4095: u_t = 64·a_t
     L = net.latency
     u = u_ir[L:L + T].sum(0)  # the readout's window
-    return u + net.readout.effective_bias()
+    return u + net.readout.neuron.effective_bias(net.readout.shape)
 
 
 def test_netx_default_readout_differs_when_biased():
@@ -127,7 +128,7 @@ def test_netx_default_readout_differs_when_biased():
     w = np.array([[2, 2], [0, 0]])
     bias = np.array([0, 3])
     net = Network(Input("x", (2,), "spikes"),
-                  (Population("out", (2,), du=4095, dv=0, vth=1 << 17, bias_mant=bias, bias_exp=6,
+                  (lif_population("out", (2,), du=4095, dv=0, vth=1 << 17, bias_mant=bias, bias_exp=6,
                               role="readout"),),
                   (Projection("w", "x", "out", "dense", w),))
     T = 4
@@ -140,7 +141,7 @@ def test_netx_default_readout_differs_when_biased():
     lowered_net = lowered("test_convnet")
     x = lowered_net.input.encode(np.random.default_rng(1).normal(size=(8, 1, 8, 8)))
     diff = simulate(lowered_net, x, time_steps=T).readout_v - netx_default_readout_v(lowered_net, x, T)
-    assert np.array_equal(diff, np.broadcast_to((T - 1) * lowered_net.readout.effective_bias(), diff.shape))
+    assert np.array_equal(diff, np.broadcast_to((T - 1) * lowered_net.readout.neuron.effective_bias(lowered_net.readout.shape), diff.shape))
 
 
 def strip_readout_neuron(path, zero_bias: bool) -> None:
@@ -162,11 +163,11 @@ def test_neuronless_readout_is_read_exactly_only_without_bias(tmp_path):
     path = write_netx(net, tmp_path / "net.netx.h5")
     strip_readout_neuron(path, zero_bias=True)
     back = read_netx(path, input_message_bits=8)
-    assert back.readout.du == 4095 and back.readout.dv == 0 and not np.any(back.readout.bias_mant)
+    assert back.readout.neuron.du == 4095 and back.readout.neuron.dv == 0 and not np.any(back.readout.neuron.bias_mant)
     x = net.input.encode(np.random.default_rng(2).normal(size=(8, 1, 8, 8)))
     ref = simulate(net, x, time_steps=4)
     got = simulate(back, x, time_steps=4)
-    assert np.array_equal(got.readout_v, ref.readout_v - 4 * net.readout.effective_bias())
+    assert np.array_equal(got.readout_v, ref.readout_v - 4 * net.readout.neuron.effective_bias(net.readout.shape))
 
 
 def test_foreign_spiking_last_layer_gets_a_spike_count_readout(tmp_path):
@@ -215,9 +216,9 @@ def test_residual_network_is_refused(tmp_path, arch):
 
 def test_fan_in_is_refused(tmp_path):
     net = Network(Input("x", (4,), "spikes"),
-                  (Population("a", (4,), du=4095, dv=0, vth=5),
-                   Population("b", (4,), du=4095, dv=0, vth=5),
-                   Population("r", (2,), du=4095, dv=0, vth=1 << 17, role="readout")),
+                  (lif_population("a", (4,), du=4095, dv=0, vth=5),
+                   lif_population("b", (4,), du=4095, dv=0, vth=5),
+                   lif_population("r", (2,), du=4095, dv=0, vth=1 << 17, role="readout")),
                   (Projection("xa", "x", "a", "dense", np.full((4, 4), 2)),
                    Projection("xb", "x", "b", "dense", np.full((4, 4), 2)),
                    Projection("ar", "a", "r", "dense", np.full((2, 4), 2)),
@@ -237,14 +238,14 @@ def test_max_pool_or_population_is_refused(tmp_path):
 
 
 def chain(weight, *, weight_exp=0, delay=0, bias=0, bias_exp=6, conv_bias=None):
-    pops = [Population("h", (3,), du=4095, dv=0, vth=5, bias_mant=bias, bias_exp=bias_exp),
-            Population("r", (2,), du=4095, dv=0, vth=1 << 17, role="readout")]
+    pops = [lif_population("h", (3,), du=4095, dv=0, vth=5, bias_mant=bias, bias_exp=bias_exp),
+            lif_population("r", (2,), du=4095, dv=0, vth=1 << 17, role="readout")]
     projs = [Projection("xh", "x", "h", "dense", weight, weight_exp=weight_exp),
              Projection("hr", "h", "r", "dense", np.array([[2, -2, 2], [-2, 2, 0]]), delay=delay)]
     inp = Input("x", (4,), "spikes")
     if conv_bias is not None:
         inp = Input("x", (1, 3, 3), "spikes")
-        pops[0] = Population("h", (2, 3, 3), du=4095, dv=0, vth=5, bias_mant=conv_bias, bias_exp=6)
+        pops[0] = lif_population("h", (2, 3, 3), du=4095, dv=0, vth=5, bias_mant=conv_bias, bias_exp=6)
         projs = [Projection("xh", "x", "h", "conv2d", np.full((2, 1, 3, 3), 2), padding=(1, 1)),
                  Projection("hr", "h", "r", "dense", np.full((2, 18), 2))]
     return Network(inp, tuple(pops), tuple(projs))

@@ -1,4 +1,4 @@
-"""NIR writer and reader (sakd.export.nir_io): structure, exact round trips, the written graph's
+"""NIR writer and reader (sakd.formats.nir): structure, exact round trips, the written graph's
 meaning (a NIR interpreter against the simulator), files made by others, and refusals."""
 
 from __future__ import annotations
@@ -11,19 +11,18 @@ import random_snn
 import torch
 import torch.nn.functional as F
 
-from sakd.export.nir_io import (
+from sakd.formats.nir import (
     DEFAULT_DT,
     NirExportError,
     NirImportError,
-    _as_dense,
-    _compose,
-    _Op,
     import_nir,
     ir_to_nir,
     read_nir,
     write_nir,
 )
-from sakd.hardware.ir import Input, Network, Population, Projection
+from sakd.formats.nir.compose import LinearOp, as_dense, compose
+from sakd.hardware.ir import Input, Network, Projection
+from sakd.hardware.neurons.cuba_lif import lif_population
 from sakd.hardware.simulator import simulate
 
 ARCHS = {"test_convnet": (1, 8, 8), "test_convnet_pool": (1, 8, 8), "test_resnet": (3, 8, 8),
@@ -65,12 +64,12 @@ def test_convnet_graph_structure(tmp_path):
     # units: integer weights as stored, thresholds = vth, bias / 64, Loihi decays at dt = 1e-4
     pop = net.population("stage1.2")
     node = graph.nodes["stage1.2"]
-    assert np.all(node.v_threshold == pop.vth)
-    assert np.allclose(node.tau_syn, DEFAULT_DT) and np.allclose(node.tau_mem, DEFAULT_DT * 4096 / pop.dv)
+    assert np.all(node.v_threshold == pop.neuron.vth)
+    assert np.allclose(node.tau_syn, DEFAULT_DT) and np.allclose(node.tau_mem, DEFAULT_DT * 4096 / pop.neuron.dv)
     assert np.allclose(node.r * DEFAULT_DT / node.tau_mem, 1) and np.allclose(node.w_in, 1)
     conv = graph.nodes["stage1.0"]
     assert np.array_equal(conv.weight, net.projections[0].weight)
-    assert np.array_equal(conv.bias * 64, pop.bias_mant << pop.bias_exp)
+    assert np.array_equal(conv.bias * 64, pop.neuron.bias_mant << pop.neuron.bias_exp)
     assert np.allclose(graph.nodes["readout"].r, 1 / DEFAULT_DT)
     assert graph.metadata["generator"] == "sakd" and graph.metadata["timing"] == "layered"
 
@@ -124,12 +123,12 @@ def hand_built() -> Network:
         return 2 * rng.integers(lo // 2, hi // 2, size=shape)
 
     pops = (
-        Population("a", (4, 6, 6), du=4095, dv=1024, vth=300, bias_mant=rng.integers(-50, 50, (4, 6, 6)),
+        lif_population("a", (4, 6, 6), du=4095, dv=1024, vth=300, bias_mant=rng.integers(-50, 50, (4, 6, 6)),
                    bias_exp=6, scale=3.0, origin="conv a"),
-        Population("b", (4, 6, 6), du=3000, dv=0, vth=200, origin="grouped"),
-        Population("c", (12,), du=2047, dv=300, vth=250, bias_mant=rng.integers(-9, 9, 12), bias_exp=7),
-        Population("d", (12,), du=4095, dv=0, vth=99, bias_mant=np.int64(5), bias_exp=6),
-        Population("out", (3,), du=4095, dv=100, vth=1 << 17, bias_mant=np.array([1, -2, 3]),
+        lif_population("b", (4, 6, 6), du=3000, dv=0, vth=200, origin="grouped"),
+        lif_population("c", (12,), du=2047, dv=300, vth=250, bias_mant=rng.integers(-9, 9, 12), bias_exp=7),
+        lif_population("d", (12,), du=4095, dv=0, vth=99, bias_mant=np.int64(5), bias_exp=6),
+        lif_population("out", (3,), du=4095, dv=100, vth=1 << 17, bias_mant=np.array([1, -2, 3]),
                    bias_exp=6, role="readout", scale=7.5),
     )
     projs = (
@@ -160,8 +159,8 @@ def test_round_trip_hand_built(tmp_path, timing):
 
 def test_unrepresentable_bias_is_refused():
     net = Network(Input("x", (3,), "spikes"),
-                  (Population("p", (2,), du=100, dv=0, vth=10, bias_mant=np.int64(3), bias_exp=6),
-                   Population("r", (2,), du=4095, dv=0, vth=1 << 17, role="readout")),
+                  (lif_population("p", (2,), du=100, dv=0, vth=10, bias_mant=np.int64(3), bias_exp=6),
+                   lif_population("r", (2,), du=4095, dv=0, vth=1 << 17, role="readout")),
                   (Projection("xp", "x", "p", "dense", np.full((2, 3), 2)),
                    Projection("pr", "p", "r", "dense", np.full((2, 2), 2))))
     with pytest.raises(NirExportError, match="population 'p'.*no exact NIR form"):
@@ -172,8 +171,8 @@ def test_write_is_atomic(tmp_path):
     path = tmp_path / "net.nir"
     path.write_bytes(b"old")
     bad = Network(Input("x", (3,), "spikes"),
-                  (Population("p", (2,), du=100, dv=0, vth=10, bias_mant=np.int64(3), bias_exp=6),
-                   Population("r", (2,), du=4095, dv=0, vth=1 << 17, role="readout")),
+                  (lif_population("p", (2,), du=100, dv=0, vth=10, bias_mant=np.int64(3), bias_exp=6),
+                   lif_population("r", (2,), du=4095, dv=0, vth=1 << 17, role="readout")),
                   (Projection("xp", "x", "p", "dense", np.full((2, 3), 2)),
                    Projection("pr", "p", "r", "dense", np.full((2, 2), 2))))
     with pytest.raises(NirExportError):
@@ -347,8 +346,8 @@ def test_spikingjelly_style_file_computes_the_float_reference(tmp_path):
     assert imp.assumptions["dt"] == 1e-4 and imp.assumptions["spike_rule"] == ">"
     assert net.input.encoding == "spikes"
     lif, if_, readout = net.populations
-    assert (lif.du, lif.dv, lif.vth, lif.scale) == (4095, 2048, 256, 256.0)  # S·g·127/64 = 254
-    assert (if_.du, if_.dv, if_.vth, if_.scale) == (4095, 0, 128, 128.0)
+    assert (lif.neuron.du, lif.neuron.dv, lif.neuron.vth, lif.scale) == (4095, 2048, 256, 256.0)  # S·g·127/64 = 254
+    assert (if_.neuron.du, if_.neuron.dv, if_.neuron.vth, if_.scale) == (4095, 0, 128, 128.0)
     assert readout.is_readout and any("integrating readout" in n for n in imp.assumptions["notes"])
     assert net.metadata["nir_import"]["populations"]["lif"]["weights_clipped"] == 0
 
@@ -375,7 +374,7 @@ def test_spikingjelly_style_file_computes_the_float_reference(tmp_path):
 def test_greater_equal_rule_and_dt(tmp_path):
     spikingjelly_style_file(tmp_path / "sj.nir")
     net = read_nir(tmp_path / "sj.nir", firing=">=")
-    assert net.population("if").vth == 127  # ceil(S·θ) − 1: v ≥ θ for v in multiples of 64
+    assert net.population("if").neuron.vth == 127  # ceil(S·θ) − 1: v ≥ θ for v in multiples of 64
     # the same file read at sinabs's dt = 1: tau = 2e-4 s is far below dt, Euler overshoots
     with pytest.raises(NirImportError, match="shorter than dt"):
         read_nir(tmp_path / "sj.nir", dt=1.0)
@@ -394,7 +393,7 @@ def test_sinabs_style_if_needs_dt_one(tmp_path):
             edges=[("input", "fc"), ("fc", "if"), ("if", "fc2"), ("fc2", "output")])
     a = read_nir(graph(1.0), dt=1.0)
     b = read_nir(graph(1e4), dt=1e-4)
-    assert [p.vth for p in a.populations] == [p.vth for p in b.populations]
+    assert [p.neuron.vth for p in a.populations] == [p.neuron.vth for p in b.populations]
     assert np.array_equal(a.projections[0].weight, b.projections[0].weight)
 
 
@@ -437,11 +436,11 @@ def test_compose_is_exact(case):
         from sakd.hardware.ir import conv2d_output_shape
         w = rng.normal(size=(cout, in_shape[0], k, k))
         out = conv2d_output_shape(in_shape, w.shape, stride, padding)
-        return _Op("conv", w, rng.normal(size=cout), in_shape, out, stride, padding)
+        return LinearOp("conv", w, rng.normal(size=cout), in_shape, out, stride, padding)
 
     def pool(in_shape, k):
         c, h, w = in_shape
-        return _Op("conv", np.full((c, 1, k, k), 0.25), None, in_shape, (c, h // k, w // k),
+        return LinearOp("conv", np.full((c, 1, k, k), 0.25), None, in_shape, (c, h // k, w // k),
                    (k, k), (0, 0), (1, 1), c, pool=(k, k))
 
     if case == "pool_conv":
@@ -456,10 +455,10 @@ def test_compose_is_exact(case):
     else:
         a = conv((2, 8, 8), 3, 3)
         b = conv(a.out_shape, 4, 3)
-    c = _compose(a, b)
-    expected = _compose(_as_dense(a), _as_dense(b))
+    c = compose(a, b)
+    expected = compose(as_dense(a), as_dense(b))
     assert c.kind == ("dense" if case in ("pool_conv_padded", "conv_conv") else "conv")
-    got = _as_dense(c)
+    got = as_dense(c)
     assert np.allclose(got.weight, expected.weight) and np.allclose(got.bias, expected.bias)
 
 
@@ -559,9 +558,9 @@ def test_foreign_read_of_our_file_is_the_same_network_up_to_scale(tmp_path):
     back = imp.network
     assert not imp.assumptions["own_file"] and back.metadata["nir_import"]["dt"] == DEFAULT_DT
     for a, b in zip(net.populations, back.populations):
-        assert (a.du, a.dv) == (b.du, b.dv)
+        assert (a.neuron.du, a.neuron.dv) == (b.neuron.du, b.neuron.dv)
         if not a.is_readout:
-            assert b.vth == round(b.scale * a.vth)
+            assert b.neuron.vth == round(b.scale * a.neuron.vth)
     for a, b in zip(net.projections, back.projections):
         s = back.population(b.target).scale
         assert np.array_equal(b.weight.reshape(a.weight.shape), s * a.weight)
@@ -596,7 +595,7 @@ def test_foreign_sew_residual_converging_at_a_conv():
     assert {p.source: p.delay for p in into_c} == {"a": 1, "b": 0}
     assert len({p.name for p in net.projections}) == len(net.projections)
     c = net.population("c")  # bias once: 64 · S · (β·r = 1) · 0.25 per step = 16 S (± half an LSB)
-    assert c.bias_mant.shape == () and abs((int(c.bias_mant) << c.bias_exp) - 16 * c.scale) <= 32
+    assert c.neuron.bias_mant.shape == () and abs((int(c.neuron.bias_mant) << c.neuron.bias_exp) - 16 * c.scale) <= 32
     readout = net.readout
-    assert readout.name == "li" and (readout.du, readout.dv) == (4095, 410)
+    assert readout.name == "li" and (readout.neuron.du, readout.neuron.dv) == (4095, 410)
     assert net.latency == 4

@@ -30,7 +30,7 @@ import torch
 from spikingjelly.activation_based import neuron as sj_neuron
 from torch import nn
 
-from sakd.export.onnx_export import (
+from sakd.formats.onnx import (
     OnnxExportError,
     UnrolledLIF,
     check_onnx,
@@ -53,7 +53,7 @@ SETTINGS = LIFSettings(tau=2.0, v_threshold=0.5)
 ALLOWED_OPS = {"Add", "BatchNormalization", "Cast", "Concat", "Constant", "ConstantOfShape",
                "Conv", "Div", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool",
                "GreaterOrEqual", "Identity", "MatMul", "MaxPool", "AveragePool", "Mul",
-               "ReduceMean", "Relu", "Reshape", "Sub", "Tile", "Where"}
+               "Not", "ReduceMean", "Relu", "Reshape", "Sub", "Tile", "Where"}
 
 
 def make_network(arch: str, time_steps: int, seed: int = 0) -> nn.Module:

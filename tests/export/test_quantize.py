@@ -22,7 +22,8 @@ from spikingjelly.activation_based import neuron as sj_neuron
 from sakd.export.graph import ExportError, Graph, Node
 from sakd.export.passes import synapses_into
 from sakd.export.quantize import InputQuantization, dequantized_graph, quantize_graph
-from sakd.hardware.ir import Input, Network, Population, Projection
+from sakd.hardware.ir import Input, Network, Projection
+from sakd.hardware.neurons.cuba_lif import lif_population
 from sakd.hardware.simulator import simulate
 from sakd.hardware.target import LOIHI2
 
@@ -205,7 +206,7 @@ def layer(draw):
 @given(layer())
 def test_quantization_rules(case):
     graph, input_q = case
-    q = quantize_graph(graph, SPEC, input_q)
+    q = quantize_graph(graph, SPEC, input_q, 1)
     rows = {row.name: row for row in q.report}
     assert set(rows) == {n.name for n in q.graph if n.op in ("neuron", "output")}
     for node in q.graph:
@@ -222,7 +223,7 @@ def test_weights_too_large_for_any_scale():
     graph = one_layer_graph(torch.tensor([[200.0, 1.0]], dtype=torch.float64), None, lif(2.0),
                             False, (2,))
     with pytest.raises(ExportError, match="population 'n1': no integer scale >= 2"):
-        quantize_graph(graph, SPEC, InputQuantization(8, 127.0, 1.0))
+        quantize_graph(graph, SPEC, InputQuantization(8, 127.0, 1.0), 1)
 
 
 def test_graded_worst_case_after_rounding():
@@ -233,7 +234,7 @@ def test_graded_worst_case_after_rounding():
     for value in (0.5, 0.501, 0.51):
         graph = one_layer_graph(torch.full((1, 27), value, dtype=torch.float64), None, lif(2.0),
                                 True, (27,))
-        q = quantize_graph(graph, SPEC, input_q)
+        q = quantize_graph(graph, SPEC, input_q, 1)
         row = q.report[0]
         assert row.name == "n1" and "input" in row.scale_limited_by
         assert row.worst_case_input <= A_LIMIT
@@ -246,15 +247,15 @@ def test_threshold_is_folded_into_weights():
     weight = torch.tensor([[0.25, -0.125, 0.0625]], dtype=torch.float64)
     bias = torch.tensor([0.03125], dtype=torch.float64)
     input_q = InputQuantization(8, 127.0, 1.0)
-    q1 = quantize_graph(one_layer_graph(weight, bias, lif(2.0), False, (3,)), SPEC, input_q)
+    q1 = quantize_graph(one_layer_graph(weight, bias, lif(2.0), False, (3,)), SPEC, input_q, 1)
     q2 = quantize_graph(one_layer_graph(weight, bias, lif(2.0, v_threshold=0.5), False, (3,)),
-                        SPEC, input_q)
+                        SPEC, input_q, 1)
     n1, n2 = q1.graph["n1"].attrs, q2.graph["n1"].attrs
     assert n1["scale"] == 2 * n2["scale"] and n1["vth"] == 2 * n2["vth"]
     assert torch.equal(q1.graph["syn"].attrs["weight_int"], q2.graph["syn"].attrs["weight_int"])
     with pytest.raises(ExportError, match="threshold"):
         quantize_graph(one_layer_graph(weight, bias, lif(2.0, v_threshold=0.0), False, (3,)),
-                       SPEC, input_q)
+                       SPEC, input_q, 1)
 
 
 def test_or_population_rules():
@@ -271,7 +272,7 @@ def test_or_population_rules():
              Node("fc", "linear", ["p"], (3,), {
                  "weight": torch.randn(3, 8, dtype=torch.float64), "bias": None}),
              Node("readout", "output", ["fc"], (3,))]
-    q = quantize_graph(Graph(nodes), SPEC, InputQuantization.for_range(8, -1, 1))
+    q = quantize_graph(Graph(nodes), SPEC, InputQuantization.for_range(8, -1, 1), 1)
     a = q.graph["p"].attrs
     assert (a["du"], a["dv"], a["vth"]) == (4095, 4095, 1)
     assert torch.equal(q.graph["p.sum"].attrs["weight_int"], torch.full((2, 1, 2, 2), 2))
@@ -297,8 +298,8 @@ def one_population_network(weight: np.ndarray, bias_mant: np.ndarray, dv: int, v
     n_out, n_in = weight.shape
     return Network(
         Input("input", (n_in,), "spikes"),
-        (Population("pop", (n_out,), du=4095, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=6),
-         Population("readout", (1,), du=4095, dv=0, vth=SPEC.readout_vth, role="readout")),
+        (lif_population("pop", (n_out,), du=4095, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=6),
+         lif_population("readout", (1,), du=4095, dv=0, vth=SPEC.readout_vth, role="readout")),
         (Projection("syn", "input", "pop", "dense", weight),
          Projection("head", "pop", "readout", "dense", np.full((1, n_out), 2))))
 

@@ -138,7 +138,7 @@ def reference_simulate(net, x: np.ndarray, T: int, sequence: bool = False) -> di
             pr.name: deque([[0] * size[pr.target]] * (1 + pr.delay)) for pr in net.projections
         }
         bias = {
-            n: [int(val) << p.bias_exp for val in p.full_bias().reshape(-1).tolist()]
+            n: [int(val) << p.neuron.bias_exp for val in p.neuron.full_bias(p.shape).reshape(-1).tolist()]
             for n, p in pops.items()
         }
         for t in range(1, steps + 1):
@@ -167,9 +167,9 @@ def reference_simulate(net, x: np.ndarray, T: int, sequence: bool = False) -> di
                         u[name][i],
                         v[name][i],
                         a[i],
-                        pop.du,
-                        pop.dv,
-                        pop.vth,
+                        pop.neuron.du,
+                        pop.neuron.dv,
+                        pop.neuron.vth,
                         bias[name][i],
                         pop.is_readout,
                     )

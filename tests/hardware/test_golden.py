@@ -9,14 +9,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sakd.hardware.ir import Input, Network, Population, Projection
-from sakd.hardware.simulator import (
-    conv_fanout,
-    lif_step,
-    simulate,
-    trunc_shift12,
-    wrap24,
-)
+from sakd.hardware.ir import Input, Network, Projection
+from sakd.hardware.neurons.cuba_lif import CubaLif, lif_population
+from sakd.hardware.simulator import conv_fanout, simulate, trunc_shift12, wrap24
+from sakd.hardware.simulator.backends import NumpyOps
+from sakd.hardware.target import LOIHI2
+
+
+def lif_step(u, v, a, du, dv, vth, bias):
+    """One step of the CUBA-LIF model (its own ``step``), with ``bias`` the effective bias."""
+    model = CubaLif(du=du, dv=dv, vth=vth, bias_mant=bias, bias_exp=0)
+    prepared = model.prepare(NumpyOps(), np.shape(u), LOIHI2, readout=False)
+    state, s = model.step({"u": u, "v": v}, np.asarray(a, np.int64), prepared)
+    return state["u"], state["v"], s
 
 BACKENDS = ["numpy"]
 try:  # the torch backend must give the same numbers
@@ -72,7 +77,7 @@ def test_tie_at_threshold_does_not_fire():
 def net_wrap() -> Network:
     return Network(
         Input("x", (1,), "graded", bits=24),
-        (Population("r", (1,), du=4095, dv=0, vth=0, bias_mant=3, bias_exp=2, role="readout"),),
+        (lif_population("r", (1,), du=4095, dv=0, vth=0, bias_mant=3, bias_exp=2, role="readout"),),
         (Projection("p", "x", "r", "dense", np.array([[2]])),),
     )
 
@@ -118,9 +123,9 @@ def test_golden_wrap_and_saturation(backend):
 def net_chain() -> Network:
     inp = Input("x", (2,), "spikes")
     pops = (
-        Population("A", (1,), du=4095, dv=4096, vth=1, bias_mant=-1, bias_exp=6),
-        Population("B", (1,), du=0, dv=2048, vth=2, bias_mant=-1, bias_exp=0),
-        Population("R", (1,), du=4095, dv=0, vth=0, bias_mant=1, bias_exp=3, role="readout"),
+        lif_population("A", (1,), du=4095, dv=4096, vth=1, bias_mant=-1, bias_exp=6),
+        lif_population("B", (1,), du=0, dv=2048, vth=2, bias_mant=-1, bias_exp=0),
+        lif_population("R", (1,), du=4095, dv=0, vth=0, bias_mant=1, bias_exp=3, role="readout"),
     )
     projs = (
         Projection("xa", "x", "A", "dense", np.array([[2, 4]])),
@@ -199,7 +204,7 @@ def test_golden_chain(backend):
 def test_golden_conv_wraps_to_24_bits(backend):
     net = Network(
         Input("x", (1, 1, 1), "graded", bits=24),
-        (Population("r", (1, 1, 1), du=4095, dv=4096, vth=0, role="readout"),),
+        (lif_population("r", (1, 1, 1), du=4095, dv=4096, vth=0, role="readout"),),
         (Projection("c", "x", "r", "conv2d", np.full((1, 1, 1, 1), 254)),),
     )
     # conv = 254 * (2^23 - 1) = 127 * 2^24 - 254 -> wrap24 -> -254; u = -254 * 64 = -16256; v = u
@@ -228,7 +233,7 @@ def test_conv_fanout_by_hand():
 def test_golden_conv_counts(backend):
     net = Network(
         Input("x", (1, 3, 3), "spikes"),
-        (Population("r", (2, 4, 4), du=4095, dv=0, vth=0, role="readout"),),
+        (lif_population("r", (2, 4, 4), du=4095, dv=0, vth=0, role="readout"),),
         (Projection("c", "x", "r", "conv2d", np.full((2, 1, 2, 2), 2), padding=(1, 1)),),
     )
     # all 9 inputs spike at steps 1 and 2 (static, T = 2), each with fan-out 8: 2 * 9 * 8 = 144

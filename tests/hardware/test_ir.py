@@ -9,10 +9,10 @@ from sakd.hardware.ir import (
     Input,
     IRError,
     Network,
-    Population,
     Projection,
     conv2d_output_shape,
 )
+from sakd.hardware.neurons.cuba_lif import lif_population
 from sakd.hardware.target import LOIHI2
 
 
@@ -20,7 +20,7 @@ def pop(name, shape=(4,), role="spiking", **kw):
     kw.setdefault("du", 4095)
     kw.setdefault("dv", 2048)
     kw.setdefault("vth", 0 if role == "readout" else 100)
-    return Population(name, shape, role=role, **kw)
+    return lif_population(name, shape, role=role, **kw)
 
 
 def dense(name, src, tgt, out, inp, value=2, **kw):
@@ -68,7 +68,7 @@ def test_arrays_are_frozen_copies():
         p.weight[0, 0] = 6
     q = pop("a", (2, 3, 3), bias_mant=[1, -2])
     with pytest.raises(ValueError):
-        q.bias_mant[0] = 5
+        q.neuron.bias_mant[0] = 5
     with pytest.raises(AttributeError):
         q.du = 3  # frozen dataclass
 
@@ -81,22 +81,22 @@ def test_pickle_keeps_arrays_frozen():
     back = pickle.loads(pickle.dumps(net))
     assert back.equals(net) and back.latencies == net.latencies
     assert not back.projections[1].weight.flags.writeable
-    assert not back.populations[0].bias_mant.flags.writeable
+    assert not back.populations[0].neuron.bias_mant.flags.writeable
     assert copy.deepcopy(net).equals(net)
 
 
 def test_bias_shapes_and_full_bias():
-    assert pop("a", (2, 2, 2), bias_mant=3).full_bias().tolist() == [[[3, 3], [3, 3]]] * 2
-    full = pop("a", (2, 1, 2), bias_mant=[1, -2]).full_bias()
+    assert pop("a", (2, 2, 2), bias_mant=3).neuron.full_bias((2, 2, 2)).tolist() == [[[3, 3], [3, 3]]] * 2
+    full = pop("a", (2, 1, 2), bias_mant=[1, -2]).neuron.full_bias((2, 1, 2))
     assert full.tolist() == [[[1, 1]], [[-2, -2]]] and full.dtype == np.int64
-    assert pop("a", (2, 1, 2), bias_mant=[[[1, 2]], [[3, 4]]]).full_bias().tolist() == [
+    assert pop("a", (2, 1, 2), bias_mant=[[[1, 2]], [[3, 4]]]).neuron.full_bias((2, 1, 2)).tolist() == [
         [[1, 2]],
         [[3, 4]],
     ]
-    assert pop("a", (3,), bias_mant=[1, 2, 3], bias_exp=2).effective_bias().tolist() == [4, 8, 12]
+    assert pop("a", (3,), bias_mant=[1, 2, 3], bias_exp=2).neuron.effective_bias((3,)).tolist() == [4, 8, 12]
     with pytest.raises(IRError, match=r"population 'a': bias_mant shape \(3,\)"):
         pop("a", (2, 2, 2), bias_mant=[1, 2, 3])
-    with pytest.raises(IRError, match="population 'a': bias_mant must hold integers"):
+    with pytest.raises(IRError, match="population 'a': .*bias_mant must hold integers"):
         pop("a", (2,), bias_mant=[0.5, 1])
 
 
@@ -157,7 +157,7 @@ def test_conv2d_output_shape():
             "input 'x': scale must be a finite positive",
         ),
         (lambda: pop("p", role="teacher"), "population 'p': role 'teacher'"),
-        (lambda: pop("p", du=1.5), "population 'p': du must be an integer"),
+        (lambda: pop("p", du=1.5), "population 'p': .*du must be an integer"),
         (lambda: pop("p", scale=0.0), "population 'p': scale must be a finite positive"),
         (
             lambda: Projection("q", "a", "b", "sparse", np.zeros((1, 1))),
@@ -222,9 +222,9 @@ def with_first(*, pops=None, projs=None):
 def test_population_ranges(kwargs, match, node):
     base = chain()
     first = base.populations[0]
-    params = {"du": first.du, "dv": first.dv, "vth": first.vth, "bias_mant": 0, "bias_exp": 0}
+    params = {"du": first.neuron.du, "dv": first.neuron.dv, "vth": first.neuron.vth, "bias_mant": 0, "bias_exp": 0}
     params.update(kwargs)
-    bad = Population("c", first.shape, **params)
+    bad = lif_population("c", first.shape, **params)
     with pytest.raises(IRError, match=match) as info:
         with_first(pops=[bad, *base.populations[1:]])
     assert info.value.node == node
@@ -233,7 +233,7 @@ def test_population_ranges(kwargs, match, node):
 def test_readout_threshold_may_be_the_never_firing_value():
     base = chain()
     ok = pop("out", (3,), role="readout", vth=2**17)
-    assert with_first(pops=[*base.populations[:2], ok]).readout.vth == 2**17
+    assert with_first(pops=[*base.populations[:2], ok]).readout.neuron.vth == 2**17
 
 
 @pytest.mark.parametrize(
@@ -355,16 +355,20 @@ def test_unreachable_population():
 
 def test_readout_rules():
     base = chain()
-    with pytest.raises(
-        IRError, match=r"network: 2 readout populations \('h', 'out'\); exactly one"
-    ):
+    # several readouts are allowed (a detector has one per head output), each a sink
+    with pytest.raises(IRError, match="population 'h': the readout has an outgoing projection"):
         with_first(pops=[base.populations[0], pop("h", (5,), role="readout"), base.populations[2]])
+    two = with_first(pops=[*base.populations, pop("out2", (2,), role="readout")],
+                     projs=[*base.projections, dense("h_out2", "h", "out2", 2, 5)])
+    assert [p.name for p in two.readouts] == ["out", "out2"]
+    with pytest.raises(IRError, match="2 readouts"):
+        two.readout  # noqa: B018 - a classifier's single readout is ambiguous here
     with pytest.raises(IRError, match="network: no readout population"):
         with_first(pops=[*base.populations[:2], pop("out", (3,))])
     # a second sink that is not the readout
     extra = [*base.populations, pop("dead", (2,))]
     with pytest.raises(
-        IRError, match="population 'dead': has no outgoing projections but is not the readout"
+        IRError, match="population 'dead': has no outgoing projections but is not a readout"
     ):
         with_first(pops=extra, projs=[*base.projections, dense("h_dead", "h", "dead", 2, 5)])
     # the readout feeding something

@@ -6,8 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
-from sakd.hardware.ir import Input, IRError, Network, Population, Projection
+from sakd.hardware.ir import Input, IRError, Network, Projection
 from sakd.hardware.netfile import SCHEMA_VERSION, NetworkFileError, read_network, write_network
+from sakd.hardware.neurons.cuba_lif import lif_population
 from sakd.hardware.simulator import simulate
 
 
@@ -15,7 +16,7 @@ def make_net() -> Network:
     rng = np.random.default_rng(0)
     inp = Input("img", (2, 6, 6), "graded", bits=8, scale=12.5)
     pops = (
-        Population(
+        lif_population(
             "stage1.lif",
             (4, 6, 6),
             du=4095,
@@ -26,7 +27,7 @@ def make_net() -> Network:
             scale=1.5,
             origin="features.1",
         ),
-        Population(
+        lif_population(
             "stage2.lif",
             (4, 3, 3),
             du=100,
@@ -36,7 +37,7 @@ def make_net() -> Network:
             bias_exp=7,
             origin="features.4",
         ),
-        Population(
+        lif_population(
             "fc", (10,), du=4095, dv=0, vth=0, bias_mant=-5, role="readout", scale=3.0, origin="fc"
         ),
     )
@@ -83,13 +84,12 @@ def make_net() -> Network:
     )
     meta = {
         "architecture": "tiny",
-        "time_steps": 4,
         "classes": ["a"] * 10,
         "normalization": {"mean": [0.5]},
         "exporter": "0.1.0",
         "git": "abc123",
     }
-    return Network(inp, pops, projs, "loihi2", meta)
+    return Network(inp, pops, projs, "loihi2", meta, time_steps=4)
 
 
 def test_round_trip(tmp_path):
@@ -101,11 +101,16 @@ def test_round_trip(tmp_path):
     assert back.latencies == net.latencies
     assert [p.origin for p in back.populations] == ["features.1", "features.4", "fc"]
     assert back.input.scale == 12.5 and back.populations[0].scale == 1.5
+    assert back.time_steps == 4 and back.target is not None and back.digest() == net.digest()
     # layout and dtypes of the schema
     with h5py.File(path) as f:
         assert f.attrs["format"] == "sakd-ir" and f.attrs["schema_version"] == SCHEMA_VERSION
         assert sorted(f["populations"]) == ["000", "001", "002"]
-        assert f["populations/000/bias_mant"].dtype == np.int32
+        assert f["populations/000"].attrs["model"] == "cuba_lif"
+        assert f["populations/000/neuron/bias_mant"].dtype == np.int32
+        assert f["populations/000/neuron"].attrs["du"] == 4095
+        assert f.attrs["time_steps"] == 4 and f.attrs["digest"] == net.digest()
+        assert f["projections/001/weight"].fletcher32  # a checksum on every array
         assert f["projections/001/weight"].dtype == np.int16
         assert f["target"].attrs["weight_max"] == 254
     x = net.input.encode(np.random.default_rng(1).random((3, 2, 6, 6)))
@@ -174,7 +179,7 @@ def test_newer_schema(tmp_path):
         lambda f: f.attrs.__setitem__("schema_version", 7),
     )
     with pytest.raises(
-        NetworkFileError, match=r"written by a newer sakd \(schema 7 > 1\); upgrade sakd"
+        NetworkFileError, match=r"written by a newer sakd \(schema 7 > 2\); upgrade sakd"
     ):
         read_network(path)
 
@@ -183,8 +188,8 @@ def test_newer_schema(tmp_path):
     ("edit", "match"),
     [
         (
-            lambda f: f["populations/001"].attrs.__delitem__("du"),
-            "/populations/001 attr 'du': missing attribute",
+            lambda f: f["populations/001/neuron"].attrs.__delitem__("du"),
+            "/populations/001: neuron model 'cuba_lif': missing parameter",
         ),
         (
             lambda f: f["projections/002"].__delitem__("weight"),
@@ -218,7 +223,7 @@ def test_missing_key(tmp_path, edit, match):
         ),
         # target-level value (checked by the Network) -> still the node's key
         (
-            lambda f: f["populations/001"].attrs.__setitem__("dv", 5000),
+            lambda f: f["populations/001/neuron"].attrs.__setitem__("dv", 5000),
             r"/populations/001: population 'stage2.lif': dv 5000 is outside \[0, 4096\]",
         ),
         (
@@ -239,12 +244,12 @@ def test_missing_key(tmp_path, edit, match):
         ),
         # wrong types in the file
         (
-            lambda f: f["populations/000"].attrs.__setitem__("vth", 1.5),
-            "/populations/000 attr 'vth': expected an integer, got 1.5",
+            lambda f: f["populations/000/neuron"].attrs.__setitem__("vth", 1.5),
+            "/populations/000/neuron attr 'vth': expected an integer, got 1.5",
         ),
         (
-            lambda f: f["target"].attrs.__setitem__("weight_max", 255),
-            "/target attr 'weight_max': is 255 but target 'loihi2' has 254",
+            lambda f: f["target"].attrs.__setitem__("weight_max", 126),
+            "/target attr 'weight_max': is 126 but target 'loihi2' has 254",
         ),
         (
             lambda f: f["metadata"].attrs.__setitem__("json", "{not json"),
@@ -252,7 +257,7 @@ def test_missing_key(tmp_path, edit, match):
         ),
         (
             lambda f: f.attrs.__setitem__("target", "loihi9"),
-            "/ attr 'target': unknown target 'loihi9'",
+            "/target attr 'name': is 'loihi2' but / attr 'target' is 'loihi9'",
         ),
         (
             lambda f: f["populations"].move("002", "005"),
@@ -266,3 +271,62 @@ def test_bad_values(tmp_path, edit, match):
         read_network(path)
     assert str(path) in str(info.value)
     assert isinstance(info.value, IRError) and isinstance(info.value, ValueError)
+
+
+def _write_schema_1(network: Network, path) -> None:
+    """A file in the layout sakd 0.1 wrote (schema 1): CUBA-LIF parameters on the population,
+    T in the metadata, no digest."""
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "sakd-ir"
+        f.attrs["schema_version"] = 1
+        f.attrs["target"] = network.target.name
+        tgt = f.create_group("target")
+        for key, value in network.target.as_dict().items():
+            tgt.attrs[key] = value
+        import json
+
+        meta = dict(network.metadata, time_steps=network.time_steps)
+        f.create_group("metadata").attrs["json"] = json.dumps(meta)
+        g = f.create_group("input")
+        for key in ("name", "encoding", "bits", "scale"):
+            g.attrs[key] = getattr(network.input, key)
+        g.attrs["shape"] = np.asarray(network.input.shape)
+        for i, pop in enumerate(network.populations):
+            g = f.create_group(f"populations/{i:03d}")
+            for key in ("name", "role", "scale", "origin"):
+                g.attrs[key] = getattr(pop, key)
+            g.attrs["shape"] = np.asarray(pop.shape)
+            for key in ("du", "dv", "vth", "bias_exp"):
+                g.attrs[key] = getattr(pop.neuron, key)
+            g.create_dataset("bias_mant", data=pop.neuron.bias_mant.astype(np.int32))
+        for i, proj in enumerate(network.projections):
+            g = f.create_group(f"projections/{i:03d}")
+            for key in ("name", "source", "target", "kind", "weight_exp", "delay", "groups"):
+                g.attrs[key] = getattr(proj, key)
+            for key in ("stride", "padding", "dilation"):
+                g.attrs[key] = np.asarray(getattr(proj, key))
+            g.create_dataset("weight", data=proj.weight.astype(np.int16))
+
+
+def test_reads_schema_1(tmp_path):
+    """Files sakd 0.1 wrote still read: a CUBA-LIF per population, T from the metadata."""
+    net = make_net()
+    _write_schema_1(net, tmp_path / "v1.h5")
+    back = read_network(tmp_path / "v1.h5")
+    assert back.time_steps == 4 and "time_steps" not in back.metadata
+    assert [p.neuron.equals(q.neuron) for p, q in zip(back.populations, net.populations)] == [True] * 3
+    x = net.input.encode(np.random.default_rng(2).random((2, 2, 6, 6)))
+    np.testing.assert_array_equal(simulate(back, x).readout_v, simulate(net, x).readout_v)
+
+
+def test_a_valid_edit_is_caught_by_the_digest(tmp_path):
+    """A change that keeps every value legal (a weight 2 -> 4) is not silently a new network."""
+    def edit(f):
+        w = f["projections/002/weight"][()]
+        w[0, 0] = 4 if w[0, 0] != 4 else 2
+        del f["projections/002/weight"]
+        f["projections/002"].create_dataset("weight", data=w)
+
+    path = _edit(write_network(make_net(), tmp_path / "n.h5"), edit)
+    with pytest.raises(NetworkFileError, match="digest.*does not match the file's contents"):
+        read_network(path)

@@ -11,6 +11,7 @@ from reference_sim import reference_simulate
 
 from sakd.hardware import simulator as sim_mod
 from sakd.hardware.ir import Input, Network, Population, Projection, conv2d_output_shape
+from sakd.hardware.neurons.cuba_lif import lif_population
 from sakd.hardware.simulator import (
     SimulationInputError,
     SimulationOverflowError,
@@ -63,7 +64,7 @@ def _population(
         bias = np.zeros(bshape, np.int64)
     elif rng.random() < 0.3:
         bias = rng.choice([-4096, 4095, -1, 1], size=bshape)
-    return Population(
+    return lif_population(
         name,
         shape,
         du=du,
@@ -328,7 +329,7 @@ def test_conv_synops_equal_brute_force_over_output_positions(seed):
     # and the simulator's SynOps of a spike input are spikes x that fan-out
     net = Network(
         Input("x", src, "spikes"),
-        (Population("r", out, du=4095, dv=0, vth=0, role="readout"),),
+        (lif_population("r", out, du=4095, dv=0, vth=0, role="readout"),),
         (
             Projection(
                 "c",
@@ -407,7 +408,7 @@ def test_limb_split_is_exact_when_the_float64_bound_fails():
 def small_net(encoding: str = "graded", bits: int = 8) -> Network:
     return Network(
         Input("x", (1, 2, 2), encoding, bits=bits if encoding == "graded" else None),
-        (Population("r", (3,), du=4095, dv=0, vth=0, role="readout", scale=2.0),),
+        (lif_population("r", (3,), du=4095, dv=0, vth=0, role="readout", scale=2.0),),
         (
             Projection(
                 "p", "x", "r", "dense", np.array([[2, 0, -2, 4], [0, 2, 2, 2], [-2, -2, 0, 0]])
@@ -466,7 +467,7 @@ def test_synaptic_input_beyond_lavas_int32_is_an_error():
     def net(weight_exp: int, du: int) -> Network:
         return Network(
             Input("x", (4,), "graded", bits=24),
-            (Population("r", (1,), du=du, dv=0, vth=0, role="readout"),),
+            (lif_population("r", (1,), du=du, dv=0, vth=0, role="readout"),),
             (Projection("p", "x", "r", "dense", np.full((1, 4), 2), weight_exp=weight_exp),),
         )
 
@@ -480,7 +481,7 @@ def test_synaptic_input_beyond_lavas_int32_is_an_error():
     assert ok.readout_v.tolist() == [[min(3 * 520093632, 2**23 - 1)]]
     # with du = 0 the current accumulates (about 2^29 more per step, one 2^24 wrap) past what
     # Lava's int32 holds within 5 steps
-    with pytest.raises(SimulationOverflowError, match="population 'r': u reaches .* at step"):
+    with pytest.raises(SimulationOverflowError, match="population 'r': u reaches .*at step"):
         simulate(net(-3, 0), x, time_steps=6)
 
 

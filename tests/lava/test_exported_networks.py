@@ -6,9 +6,9 @@ pairs, checked, so that an agreement means something), spikifies it (T = 4), low
 ``sakd.export.lower.lower`` and runs a few samples through ``sakd.hardware.simulator.simulate``
 and through Lava 0.10's bit-accurate CPU models (``sakd.hardware.lava_bridge.run_lava``: the IR
 file ``network.h5``, and for the sequential networks also the netx file written by
-``sakd.export.netx_io.write_netx`` and loaded by lava-dl's netx). Required: identical spikes of
+``sakd.formats.netx.write_netx`` and loaded by lava-dl's netx). Required: identical spikes of
 every population at every one of the T + L steps, identical u and v traces and an identical
-readout v (``sakd.verify.compare_runs``; a failure names the first divergence).
+readout v (``sakd.app.verify.compare_runs``; a failure names the first divergence).
 
 Networks: ``test_convnet`` (conv, conv, dense, dense; IR and netx), ``test_resnet``
 (Spiking-ResNet: residual fan-in, identity and downsample shortcuts balanced by delays),
@@ -26,14 +26,14 @@ import numpy as np
 import pytest
 import torch
 
+from sakd.app.verify import compare_runs
 from sakd.export.lower import Lowering, lower
-from sakd.export.netx_io import NetxExportError, is_or_population, netx_chain, write_netx
+from sakd.formats.netx import NetxExportError, is_or_population, netx_chain, write_netx
 from sakd.hardware.ir import Network
 from sakd.hardware.lava_bridge import LavaResult, run_lava
 from sakd.hardware.netfile import write_network
 from sakd.hardware.simulator import SimulationResult, simulate
 from sakd.models import build_model, spikify
-from sakd.verify import compare_runs
 
 pytestmark = pytest.mark.lava
 
@@ -203,9 +203,11 @@ def test_convnet_pool(tmp_path):
 def test_digits_convnet(tmp_path):
     """The full-size digits ``convnet`` (1x8x8, 10 classes; three conv stages, fc1, readout) on
     digits test samples, through the IR and netx."""
-    from sakd.deploy import input_range, load_samples
+    from sakd.app.common import load_samples
+    from sakd.data.common import input_value_range as input_range
 
-    images, _, info = load_samples("digits", "test", SAMPLES)
+    samples = load_samples("digits", "test", SAMPLES)
+    images, info = samples.x, samples.info
     low = tiny_lowering(
         "convnet",
         (info.in_channels, *info.image_size),

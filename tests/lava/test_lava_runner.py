@@ -28,6 +28,7 @@ from sakd.hardware.lava_bridge import (
 )
 from sakd.hardware.lava_runner import conv2d_matrix, sample_inputs, steps_per_sample
 from sakd.hardware.netfile import write_network
+from sakd.hardware.neurons.cuba_lif import lif_population
 from sakd.hardware.simulator import conv_synapse, simulate
 
 lava = pytest.mark.lava
@@ -138,10 +139,10 @@ def test_dense_chain_with_different_neuron_parameters(tmp_path):
     rng = np.random.default_rng(1)
     inp = Input("x", (12,), "spikes")
     pops = (
-        Population("p1", (16,), du=4095, dv=1024, vth=200, bias_mant=rng.integers(-20, 40, 16), bias_exp=3),
-        Population("p2", (10,), du=2048, dv=0, vth=250, bias_mant=-5, bias_exp=2),
-        Population("p3", (8,), du=100, dv=4096, vth=150, bias_mant=rng.integers(0, 30, 8), bias_exp=1),
-        Population("out", (4,), du=4095, dv=0, vth=0, bias_mant=np.array([3, -7, 0, 100]), bias_exp=2,
+        lif_population("p1", (16,), du=4095, dv=1024, vth=200, bias_mant=rng.integers(-20, 40, 16), bias_exp=3),
+        lif_population("p2", (10,), du=2048, dv=0, vth=250, bias_mant=-5, bias_exp=2),
+        lif_population("p3", (8,), du=100, dv=4096, vth=150, bias_mant=rng.integers(0, 30, 8), bias_exp=1),
+        lif_population("out", (4,), du=4095, dv=0, vth=0, bias_mant=np.array([3, -7, 0, 100]), bias_exp=2,
                    role="readout"),
     )
     w_out = -2 * rng.integers(0, 129, size=(4, 8))
@@ -167,9 +168,9 @@ def test_graded_sequence_input_conv_and_dense(tmp_path):
     rng = np.random.default_rng(2)
     inp = Input("x", (2, 5, 5), "graded", bits=8, scale=10.0)
     pops = (
-        Population("c", (3, 5, 5), du=4095, dv=2048, vth=4000, bias_mant=np.array([10, -10, 0]), bias_exp=6),
-        Population("d", (6,), du=3000, dv=500, vth=1500, bias_mant=0),
-        Population("out", (4,), du=4095, dv=0, vth=0, role="readout"),
+        lif_population("c", (3, 5, 5), du=4095, dv=2048, vth=4000, bias_mant=np.array([10, -10, 0]), bias_exp=6),
+        lif_population("d", (6,), du=3000, dv=500, vth=1500, bias_mant=0),
+        lif_population("out", (4,), du=4095, dv=0, vth=0, role="readout"),
     )
     projs = (
         Projection("x_c", "x", "c", "conv2d", even(rng, (3, 2, 3, 3), -10, 12), padding=(1, 1)),
@@ -192,10 +193,10 @@ def test_fan_in_with_latency_balancing_delays(tmp_path):
     rng = np.random.default_rng(3)
     inp = Input("x", (8,), "graded", bits=6)
     pops = (
-        Population("a", (10,), du=4095, dv=3000, vth=100, bias_mant=rng.integers(-10, 20, 10), bias_exp=2),
-        Population("b", (8,), du=1000, dv=1000, vth=600),
-        Population("c", (6,), du=4095, dv=2048, vth=400, bias_mant=-3, bias_exp=4),
-        Population("out", (3,), du=4095, dv=0, vth=0, role="readout"),
+        lif_population("a", (10,), du=4095, dv=3000, vth=100, bias_mant=rng.integers(-10, 20, 10), bias_exp=2),
+        lif_population("b", (8,), du=1000, dv=1000, vth=600),
+        lif_population("c", (6,), du=4095, dv=2048, vth=400, bias_mant=-3, bias_exp=4),
+        lif_population("out", (3,), du=4095, dv=0, vth=0, role="readout"),
     )
     projs = (
         Projection("x_a", "x", "a", "dense", even(rng, (10, 8), -8, 12)),
@@ -222,10 +223,10 @@ def test_conv_net_stride_padding_groups_dilation_and_delayed_shortcut(tmp_path):
     rng = np.random.default_rng(4)
     inp = Input("x", (2, 8, 8), "spikes")
     pops = (
-        Population("c1", (4, 4, 4), du=4095, dv=1500, vth=250, bias_mant=np.array([5, 0, -5, 20]), bias_exp=3),
-        Population("c2", (4, 4, 4), du=2500, dv=2048, vth=600, bias_mant=rng.integers(-20, 20, (4, 4, 4)),
+        lif_population("c1", (4, 4, 4), du=4095, dv=1500, vth=250, bias_mant=np.array([5, 0, -5, 20]), bias_exp=3),
+        lif_population("c2", (4, 4, 4), du=2500, dv=2048, vth=600, bias_mant=rng.integers(-20, 20, (4, 4, 4)),
                    bias_exp=2),
-        Population("out", (5,), du=4095, dv=0, vth=0, bias_mant=np.arange(5), bias_exp=6, role="readout"),
+        lif_population("out", (5,), du=4095, dv=0, vth=0, bias_mant=np.arange(5), bias_exp=6, role="readout"),
     )
     projs = (
         Projection("x_c1", "x", "c1", "conv2d", even(rng, (4, 2, 3, 3), -20, 50), stride=(2, 2), padding=(1, 1)),
@@ -252,9 +253,9 @@ def test_relay_and_or_recipes(tmp_path):
     inp = Input("x", (C, H, W), "spikes")
     relay_params = {"du": 4095, "dv": 4095, "vth": 1}
     pops = (
-        Population("relay", (C, H, W), **relay_params),
-        Population("or", (C, 2, 2), **relay_params),
-        Population("out", (3,), du=4095, dv=0, vth=0, role="readout"),
+        lif_population("relay", (C, H, W), **relay_params),
+        lif_population("or", (C, 2, 2), **relay_params),
+        lif_population("out", (3,), du=4095, dv=0, vth=0, role="readout"),
     )
     projs = (
         Projection("x_relay", "x", "relay", "dense", 2 * np.eye(n, dtype=np.int64)),
@@ -284,9 +285,9 @@ def test_staggered_reset_over_several_samples(tmp_path):
     rng = np.random.default_rng(6)
     inp = Input("x", (6,), "spikes")
     pops = (
-        Population("p1", (8,), du=4095, dv=256, vth=100, bias_mant=rng.integers(40, 120, 8), bias_exp=2),
-        Population("p2", (6,), du=2048, dv=128, vth=10, bias_mant=60, bias_exp=3),
-        Population("out", (3,), du=1000, dv=100, vth=0, bias_mant=np.array([50, -50, 7]), bias_exp=5,
+        lif_population("p1", (8,), du=4095, dv=256, vth=100, bias_mant=rng.integers(40, 120, 8), bias_exp=2),
+        lif_population("p2", (6,), du=2048, dv=128, vth=10, bias_mant=60, bias_exp=3),
+        lif_population("out", (3,), du=1000, dv=100, vth=0, bias_mant=np.array([50, -50, 7]), bias_exp=5,
                    role="readout"),
     )
     projs = (
@@ -317,7 +318,7 @@ def _write_netx(path: Path, net: Network) -> None:
     def neuron(g: h5py.Group, pop: Population) -> None:
         n = g.create_group("neuron")
         n.create_dataset("type", data=np.array([b"CUBA"], dtype="S10"))
-        for key, value in (("iDecay", pop.du + 1), ("vDecay", pop.dv), ("vThMant", pop.vth),
+        for key, value in (("iDecay", pop.neuron.du + 1), ("vDecay", pop.neuron.dv), ("vThMant", pop.neuron.vth),
                            ("refDelay", 1), ("gradedSpike", 0)):
             n.create_dataset(key, data=value)
 
@@ -330,7 +331,7 @@ def _write_netx(path: Path, net: Network) -> None:
         g.create_dataset("type", data=np.array([b"conv"], dtype="S10"))
         g.create_dataset("shape", data=np.array(c.shape))
         g.create_dataset("weight", data=np.asarray(conv.weight, np.float32))
-        g.create_dataset("bias", data=np.asarray(c.bias_mant))
+        g.create_dataset("bias", data=np.asarray(c.neuron.bias_mant))
         for key in ("stride", "padding", "dilation"):
             g.create_dataset(key, data=np.array(getattr(conv, key)))
         g.create_dataset("groups", data=conv.groups)
@@ -352,8 +353,8 @@ def test_netx_file_matches_the_simulator(tmp_path):
     rng = np.random.default_rng(7)
     inp = Input("x", (2, 6, 6), "graded", bits=8)
     pops = (
-        Population("c", (3, 3, 3), du=4095, dv=2048, vth=3000, bias_mant=np.array([20, -20, 5]), bias_exp=6),
-        Population("out", (4,), du=4095, dv=0, vth=1 << 17, role="readout"),
+        lif_population("c", (3, 3, 3), du=4095, dv=2048, vth=3000, bias_mant=np.array([20, -20, 5]), bias_exp=6),
+        lif_population("out", (4,), du=4095, dv=0, vth=1 << 17, role="readout"),
     )
     projs = (
         Projection("x_c", "x", "c", "conv2d", even(rng, (3, 2, 3, 3), -10, 12), stride=(2, 2), padding=(1, 1)),
@@ -374,7 +375,7 @@ def test_netx_file_matches_the_simulator(tmp_path):
 @lava
 def test_runner_failure_raises_with_stderr(tmp_path):
     net = Network(Input("x", (3,), "spikes"),
-                  (Population("out", (2,), du=4095, dv=0, vth=0, role="readout"),),
+                  (lif_population("out", (2,), du=4095, dv=0, vth=0, role="readout"),),
                   (Projection("p", "x", "out", "dense", np.full((2, 3), 2)),))
     path = write_network(net, tmp_path / "network.h5")
     with pytest.raises(LavaRunError, match="fit neither"):

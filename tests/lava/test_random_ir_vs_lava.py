@@ -38,13 +38,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
 
-from sakd.export.netx_io import netx_chain, write_netx
-from sakd.hardware.ir import Input, Network, Population, Projection, conv2d_output_shape
+from sakd.app.verify import compare_runs
+from sakd.formats.netx import netx_chain, write_netx
+from sakd.hardware.ir import Input, Network, Projection, conv2d_output_shape
 from sakd.hardware.lava_bridge import run_lava
 from sakd.hardware.lava_runner import conv2d_matrix
 from sakd.hardware.netfile import write_network
+from sakd.hardware.neurons.cuba_lif import lif_population
 from sakd.hardware.simulator import simulate
-from sakd.verify import compare_runs
 
 pytestmark = pytest.mark.lava
 
@@ -281,7 +282,7 @@ def random_network(seed: int) -> tuple[Network, np.ndarray, int, bool, int]:
 
     def build() -> Network:
         names = [chain[1:][i] for i in order]
-        return Network(inp, tuple(Population(n, shapes[n], **params[n]) for n in names), ir_projs)
+        return Network(inp, tuple(lif_population(n, shapes[n], **params[n]) for n in names), ir_projs)
 
     T = int(rng.integers(2, 5))
     B = 2
@@ -400,7 +401,7 @@ def wrap_network(seed: int) -> tuple[Network, np.ndarray, int, int]:
     a_typ = float(np.sqrt((w1.reshape(cout, -1).astype(float) ** 2).sum(1).mean() * xmax2))
     a_typ = min(a_typ, WRAP / 2)  # the wrapped a is uniform-ish over ±2^23
     pops = [
-        Population(
+        lif_population(
             "c1",
             shape1,
             du=4095,
@@ -417,7 +418,7 @@ def wrap_network(seed: int) -> tuple[Network, np.ndarray, int, int]:
         shape2 = conv2d_output_shape(last_shape, w2.shape, (1, 1), (1, 1), (1, 1))
         rms = float(np.sqrt((w2.reshape(3, -1).astype(float) ** 2).sum(1).mean() * 0.3))
         pops.append(
-            Population(
+            lif_population(
                 "c2",
                 shape2,
                 du=int(rng.integers(0, 4096)),
@@ -432,7 +433,7 @@ def wrap_network(seed: int) -> tuple[Network, np.ndarray, int, int]:
     w3 = 2 * rng.integers(-128, 128, size=(4, int(np.prod(last_shape))))
     w3[0, 0], w3[0, 1] = -256, 254  # mixed sign, the extremes present
     pops.append(
-        Population(
+        lif_population(
             "out",
             (4,),
             du=int(rng.integers(0, 4096)),

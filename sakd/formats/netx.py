@@ -67,12 +67,25 @@ from typing import Any
 import h5py
 import numpy as np
 
+from sakd.formats.base import (
+    Format,
+    FormatError,
+    Inspection,
+    IRBrief,
+    LayerRow,
+    Support,
+    ir_brief,
+    jsonable,
+    merge_range,
+    value_range,
+)
 from sakd.hardware.atomic import atomic_path
+from sakd.hardware.errors import SakdError
 from sakd.hardware.ir import Input, IRError, Network, Population, Projection
 from sakd.hardware.netfile import open_hdf5
-from sakd.hardware.target import TargetSpec, get_target
+from sakd.hardware.neurons import CubaLif
+from sakd.hardware.target import DEFAULT_TARGET, NETX_BIAS_EXP, TargetSpec, get_target
 
-NETX_BIAS_EXP = 6  # netx builds every LIF with bias_exp = 6 (hdf5.py:158)
 #: Lava's LIF stores bias_mant as int16 (fixed-point.md §1.1); netx casts the bias to it
 NETX_BIAS_RANGE = (-(1 << 15), (1 << 15) - 1)
 GENERATOR = "sakd"
@@ -81,10 +94,24 @@ NETX_FORMAT_VERSION = 1
 #: what netx fills in for a dense layer without ``neuron`` (hdf5.py:352-357; 1 << 18 - 1 = 2^17)
 NETX_DEFAULT_READOUT = {"iDecay": 0, "vDecay": 4096, "vThMant": 1 << 17}
 
-_ELSEWHERE = "write the IR file (network.h5) or NIR (sakd.export.nir_io.write_nir) instead"
+_ELSEWHERE = "write the IR file (network.h5) or NIR (network.nir) instead"
+
+#: what a netx file can express (docs/support.md)
+SUPPORT = Support(
+    neuron_models=("cuba_lif",),
+    layer_kinds=("dense", "conv2d"),
+    residual_fan_in=False,
+    delays="none written (netx reads dense delays; conv delays are ignored by netx)",
+    recurrence=False,
+    graded_messages=False,
+    multiple_readouts=False,
+    notes=("one chain of layers: no fan-in, no fan-out (lava-dl netx wires layers[-2] -> "
+           "layers[-1] only)", "netx fixes bias_exp = 6 (hdf5.py)",
+           "pool, convT, unpool, average and concat layers are refused by netx itself"),
+)
 
 
-class NetxExportError(ValueError):
+class NetxExportError(FormatError):
     """An IR network netx cannot express; the message names the first such node and why."""
 
     def __init__(self, message: str, *, node: str | None = None) -> None:
@@ -92,7 +119,7 @@ class NetxExportError(ValueError):
         self.node = node
 
 
-class NetxImportError(ValueError):
+class NetxImportError(FormatError):
     """A netx file that does not fit the IR (or is not a readable netx file)."""
 
 
@@ -108,9 +135,9 @@ def _refuse(label: str, node: str, why: str) -> NetxExportError:
 def is_or_population(network: Network, pop: Population) -> bool:
     """A max-pooling OR population (sakd.export.quantize): du = dv = 4095, vth = 1, no bias,
     fed only by depthwise all-2 convolutions."""
-    unity = network.target_spec.decay_unity
-    if (pop.is_readout or pop.du != unity - 1 or pop.dv != unity - 1 or pop.vth != 1
-            or np.any(pop.bias_mant)):
+    unity = network.target.decay_unity
+    if (pop.is_readout or pop.neuron.du != unity - 1 or pop.neuron.dv != unity - 1 or pop.neuron.vth != 1
+            or np.any(pop.neuron.bias_mant)):
         return False
     incoming = network.projections_into(pop.name)
     return bool(incoming) and all(
@@ -121,7 +148,7 @@ def is_or_population(network: Network, pop: Population) -> bool:
 def netx_chain(network: Network, *, or_as_conv: bool = False) -> list[tuple[Projection, Population]]:
     """The (projection, population) layers of ``network`` in order, or :class:`NetxExportError`
     naming the first node netx cannot express (``or_as_conv``: see ``write_netx``)."""
-    spec = network.target_spec
+    spec = network.target
     chain: list[tuple[Projection, Population]] = []
     order = network.topological_order()
     # structure first, in topological order: one chain, no fan-in, no fan-out
@@ -176,13 +203,13 @@ def netx_chain(network: Network, *, or_as_conv: bool = False) -> list[tuple[Proj
 
 def _netx_bias(pop: Population, spec: TargetSpec) -> np.ndarray:
     """The IR bias as netx's mantissa for bias_exp = 6 (scalar, (C,) or (N,)), exactly."""
-    mant = pop.bias_mant.astype(np.int64)
-    shift = pop.bias_exp - NETX_BIAS_EXP
+    mant = pop.neuron.bias_mant.astype(np.int64)
+    shift = pop.neuron.bias_exp - NETX_BIAS_EXP
     if shift >= 0:
         out = mant << shift
     else:
         if np.any(mant % (1 << -shift)):
-            raise _refuse(pop.label, pop.name, f"bias_exp {pop.bias_exp} < {NETX_BIAS_EXP} with a "
+            raise _refuse(pop.label, pop.name, f"bias_exp {pop.neuron.bias_exp} < {NETX_BIAS_EXP} with a "
                           f"mantissa that is not a multiple of {1 << -shift}: netx fixes bias_exp "
                           f"= {NETX_BIAS_EXP}, so the bias has no exact netx form")
         out = mant >> -shift
@@ -205,7 +232,7 @@ def netx_hardware_notes(network: Network, *, or_as_conv: bool = False) -> list[s
     target's hardware ranges: today, biases whose netx mantissa (bias_exp fixed at 6) needs more
     than the target's ``bias_mant_bits`` (13 on Loihi 2). One sentence per population; empty when
     the netx file fits the hardware. Raises :class:`NetxExportError` like :func:`write_netx`."""
-    spec = network.target_spec
+    spec = network.target
     notes = []
     for _, pop in netx_chain(network, or_as_conv=or_as_conv):
         bias = _netx_bias(pop, spec)
@@ -216,7 +243,7 @@ def netx_hardware_notes(network: Network, *, or_as_conv: bool = False) -> list[s
                 f"{NETX_BIAS_EXP}, beyond the {spec.bias_mant_bits}-bit range "
                 f"[{spec.bias_mant_min}, {spec.bias_mant_max}] of {spec.name}'s hardware; exact in "
                 f"Lava's bit-accurate model (int16), but a chip build needs the IR's bias_exp "
-                f"{pop.bias_exp} (use network.h5 or network.nir)")
+                f"{pop.neuron.bias_exp} (use network.h5 or network.nir)")
     return notes
 
 
@@ -233,7 +260,7 @@ def write_netx(network: Network, path: str | os.PathLike[str], *, or_as_conv: bo
     bit-exactly in Lava's netx (test_convnet_pool, 6 samples). Off by default."""
     if not isinstance(network, Network):
         raise TypeError(f"write_netx needs a Network, got {type(network).__name__}")
-    spec = network.target_spec
+    spec = network.target
     chain = netx_chain(network, or_as_conv=or_as_conv)
     inp = network.input
     message_bits = inp.bits if inp.encoding == "graded" else 0
@@ -271,19 +298,20 @@ def write_netx(network: Network, path: str | os.PathLike[str], *, or_as_conv: bo
             n = g.create_group("neuron")
             _type(n, "CUBA")
             # the readout gets vThMant = 2^17: never fires (see the module docstring)
-            vth = spec.readout_vth if pop.is_readout else pop.vth
-            for key, value in (("iDecay", pop.du + 1), ("vDecay", pop.dv), ("vThMant", vth),
+            vth = spec.readout_vth if pop.is_readout else pop.neuron.vth
+            for key, value in (("iDecay", pop.neuron.du + 1), ("vDecay", pop.neuron.dv), ("vThMant", vth),
                                ("refDelay", 1), ("gradedSpike", 0)):
                 n.create_dataset(key, data=np.int64(value))
             layers_meta.append({"layer": index - 1, "population": pop.name, "projection": proj.name,
-                                "role": pop.role, "vth": pop.vth, "scale": pop.scale,
-                                "origin": pop.origin, "bias_exp": pop.bias_exp,
-                                "bias_shape": list(pop.bias_mant.shape)})
+                                "role": pop.role, "vth": pop.neuron.vth, "scale": pop.scale,
+                                "origin": pop.origin, "bias_exp": pop.neuron.bias_exp,
+                                "bias_shape": list(pop.neuron.bias_mant.shape)})
             src_shape = pop.shape
         f.attrs["generator"] = GENERATOR
         f.attrs["input_message_bits"] = message_bits
         f.attrs["sakd"] = json.dumps({
-            "format": NETX_FORMAT, "version": NETX_FORMAT_VERSION, "target": network.target,
+            "format": NETX_FORMAT, "version": NETX_FORMAT_VERSION, "target": network.target.name,
+            "time_steps": network.time_steps, "digest": network.digest(),
             "input": {"name": inp.name, "shape": list(inp.shape), "encoding": inp.encoding,
                       "bits": inp.bits, "scale": inp.scale},
             "input_message_bits": message_bits,
@@ -354,7 +382,8 @@ def netx_layers(f: h5py.File, where: str) -> list[h5py.Group]:
 
 
 def read_netx(path: str | os.PathLike[str], *, input_message_bits: int | None = None,
-              target: str = "loihi2", trust_metadata: bool = True) -> Network:
+              target: str | TargetSpec = DEFAULT_TARGET, time_steps: int | None = None,
+              trust_metadata: bool = True) -> Network:
     """Read a netx HDF5 file that fits the IR: input / conv / flatten / dense layers with CUBA
     neurons, in one chain. Our own files come back ``equal`` to the written network.
 
@@ -370,17 +399,20 @@ def read_netx(path: str | os.PathLike[str], *, input_message_bits: int | None = 
     handle = open_hdf5(path, NetxImportError, "netx file")
     try:
         with handle as f:
-            return _read(f, str(path), input_message_bits, target, trust_metadata)
+            return _read(f, str(path), input_message_bits, target, time_steps, trust_metadata)
     except NetxImportError as exc:
         if not str(exc).startswith(str(path)):
             raise NetxImportError(f"{path}: {exc}") from exc
         raise
-    except (OSError, KeyError) as exc:
-        raise NetxImportError(f"{path}: the HDF5 file is damaged or truncated: {exc}") from exc
+    except SakdError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise NetxImportError(f"{path}: the HDF5 file is damaged or truncated: "
+                              f"{type(exc).__name__}: {exc}") from exc
 
 
-def _read(f: h5py.File, where: str, message_bits: int | None, target: str,
-          trust_metadata: bool) -> Network:
+def _read(f: h5py.File, where: str, message_bits: int | None, target: str | TargetSpec,
+          time_steps: int | None, trust_metadata: bool) -> Network:
     spec = get_target(target)
     own = None
     if trust_metadata and _text(f.attrs.get("generator", b"")) == GENERATOR and "sakd" in f.attrs:
@@ -491,8 +523,9 @@ def _read(f: h5py.File, where: str, message_bits: int | None, target: str,
                                   weight=weight)
             bias_mant, bias_exp = _ir_bias(bias, shape, meta, loc)
             pop = Population(
-                name=pname, shape=shape, du=du, dv=dv, vth=vth, bias_mant=bias_mant,
-                bias_exp=bias_exp, role=role,
+                name=pname, shape=shape,
+                neuron=CubaLif(du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp),
+                role=role,
                 scale=float(meta["scale"]) if meta else float(max(vth, 1) if role == "spiking" else 1),
                 origin=meta["origin"] if meta else f"netx {loc}")
         except IRError as exc:
@@ -509,16 +542,25 @@ def _read(f: h5py.File, where: str, message_bits: int | None, target: str,
         taken = {p.name for p in populations} | {p.name for p in projections} | {inp.name}
         while name in taken:
             name += "_"
-        populations.append(Population(name, (n,), du=unity - 1, dv=0, vth=spec.readout_vth,
-                                      bias_mant=0, bias_exp=0, role="readout", scale=2.0,
-                                      origin=f"spike count of '{last.name}'"))
+        populations.append(Population(name, (n,), CubaLif.readout(spec), role="readout",
+                                      scale=2.0, origin=f"spike count of '{last.name}'"))
         projections.append(Projection(f"{name}.count", last.name, name, "dense",
                                       np.eye(n, dtype=np.int64) * 2))
-    metadata = own.get("metadata", {}) if own else {"source": "netx", "file": where}
+    metadata = dict(own.get("metadata", {})) if own else {"source": "netx", "file": where}
+    if own is not None:
+        # files of sakd 0.1 kept T in the network metadata, newer ones beside it
+        steps = own["time_steps"] if "time_steps" in own else metadata.pop("time_steps", None)
+        time_steps = steps if time_steps is None else time_steps
     try:
-        return Network(inp, tuple(populations), tuple(projections), spec.name, metadata)
+        network = Network(inp, tuple(populations), tuple(projections), target=spec,
+                          metadata=metadata, time_steps=time_steps)
     except IRError as exc:
         raise NetxImportError(f"{where}: the network is invalid: {exc}") from exc
+    if own is not None and own.get("digest") and own["digest"] != network.digest():
+        raise NetxImportError(f"{where}: the network does not match the digest sakd recorded when "
+                              f"it wrote the file: it was damaged or edited (a layer, weight or "
+                              f"bias changed); re-export it, or pass trust_metadata=False")
+    return network
 
 
 def _ir_bias(bias: np.ndarray, shape: tuple[int, ...], meta: dict[str, Any] | None,
@@ -548,11 +590,132 @@ def _ir_bias(bias: np.ndarray, shape: tuple[int, ...], meta: dict[str, Any] | No
     return np.broadcast_to(per, target_shape).copy(), exp
 
 
+# ---------------------------------------------------------------------------------------------
+# inspection and the format record
+# ---------------------------------------------------------------------------------------------
+
+
+def inspect_netx(path: Path) -> Inspection:
+    """Summarize a netx file: every layer as netx reads it, and the IR it maps onto."""
+    path = Path(path)
+    handle = open_hdf5(path, NetxImportError, "netx file")
+    try:
+        with handle as f:
+            return _inspect(path, f)
+    except SakdError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise NetxImportError(f"{path}: the HDF5 file is damaged or truncated: "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+
+def _inspect(path: Path, f: h5py.File) -> Inspection:
+    groups = netx_layers(f, str(path))
+    rows: list[LayerRow] = []
+    ranges: dict[str, Any] = {}
+    weights = biases = neurons = 0
+    delays: dict[str, Any] = {}
+    in_info: dict[str, Any] = {}
+    notes: list[str] = []
+    for i, g in enumerate(groups):
+        kind = g["type"][()]
+        kind = np.asarray(kind).reshape(-1)[0] if np.ndim(kind) else kind
+        kind = kind.decode("ascii") if isinstance(kind, bytes) else str(kind)
+        name = f"layer{i}"
+        shape = jsonable(g["shape"][()]) if "shape" in g else None
+        row = LayerRow(name=name, kind=kind, shape=shape, inputs=[f"layer{i - 1}"] if i else [])
+        if kind == "input":
+            in_info = {"name": name, "shape": shape}
+        if "weight" in g:
+            w = np.asarray(g["weight"][()])
+            row.params += int(w.size)
+            row.weight_range = value_range(w)
+            row.notes = f"weight {list(w.shape)}"
+            weights += int(w.size)
+            merge_range(ranges, "weight", row.weight_range)
+        if "bias" in g:
+            b = np.asarray(g["bias"][()])
+            row.params += int(b.size)
+            biases += int(b.size)
+            row.bias_range = value_range(b)
+            merge_range(ranges, "bias", row.bias_range)
+        if kind == "conv":
+            row.neuron = " ".join(f"{k[0]}{jsonable(g[k][()])}" for k in
+                                     ("stride", "padding", "dilation", "groups") if k in g) + " "
+        if "delay" in g:
+            d = np.asarray(g["delay"][()])
+            row.delay = value_range(d)
+            delays[name] = row.delay
+        if kind in ("conv", "dense", "dense_rec"):
+            if shape is not None:
+                neurons += int(np.prod(shape))
+            if "neuron" in g:
+                n = g["neuron"]
+                vals = {k: jsonable(n[k][()]) for k in ("iDecay", "vDecay", "vThMant") if k in n}
+                ntype = np.asarray(n["type"][()]).reshape(-1)[0] if "type" in n else "?"
+                ntype = ntype.decode("ascii") if isinstance(ntype, bytes) else str(ntype)
+                row.neuron += f"{ntype} " + " ".join(f"{k} {v}" for k, v in vals.items())
+                if "iDecay" in vals:
+                    merge_range(ranges, "du", [vals["iDecay"] - 1] * 2)
+                if "vDecay" in vals:
+                    merge_range(ranges, "dv", [vals["vDecay"]] * 2)
+                if "vThMant" in vals and i < len(groups) - 1:
+                    merge_range(ranges, "vth", [vals["vThMant"]] * 2)
+            else:
+                row.neuron += ("no neuron: netx's integrating readout (iDecay "
+                                  f"{NETX_DEFAULT_READOUT['iDecay']}, vDecay "
+                                  f"{NETX_DEFAULT_READOUT['vDecay']}, vThMant "
+                                  f"{NETX_DEFAULT_READOUT['vThMant']})")
+        rows.append(row)
+    attrs = {k: jsonable(v) for k, v in f.attrs.items()}
+    meta: dict[str, Any] = {}
+    if isinstance(attrs.get("sakd"), str):
+        try:
+            sakd = json.loads(attrs["sakd"])
+            meta = sakd.get("metadata", {})
+            attrs["sakd"] = {k: v for k, v in sakd.items() if k not in ("metadata", "layers")}
+        except ValueError:
+            pass
+    try:
+        ir = ir_brief(read_netx(path))
+    except SakdError as exc:
+        ir = IRBrief(error=str(exc))
+    own = attrs.get("sakd") if isinstance(attrs.get("sakd"), dict) else {}
+    return Inspection(
+        path=str(path), format="netx", version=None, target=own.get("target"), input=in_info,
+        layers=rows,
+        totals={"layers": len(rows), "neurons": neurons, "weights": weights,
+                "parameters": weights + biases},
+        ranges=ranges, delays=delays, latency=ir.latency, metadata=meta, ir=ir,
+        attributes=attrs, notes=notes)
+
+
+
+
+def detect(path: Path) -> bool:
+    """A netx file: HDF5 with a ``layer`` group (lava-dl's ``netx.hdf5.Network`` schema)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return "layer" in f
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+FORMAT = Format(
+    name="netx", title="netx HDF5", suffixes=(".netx.h5", ".net", ".h5"),
+    file_name="network.netx.h5", supports=SUPPORT, detect=detect, read=read_netx,
+    write=write_netx, inspect=inspect_netx, read_options=("input_message_bits", "time_steps"),
+    notes=netx_hardware_notes,
+    description="Intel lava-dl's netx HDF5 (sequential networks), run by lava.lib.dl.netx",
+)
+
+
 __all__ = [
     "NETX_BIAS_EXP",
     "NETX_DEFAULT_READOUT",
     "NetxExportError",
     "NetxImportError",
+    "inspect_netx",
     "is_or_population",
     "netx_chain",
     "netx_layers",

@@ -3,18 +3,19 @@
 An SNN is exported as a plain feed-forward graph. Every ``MultiStepLIF`` (spikingjelly's
 ``LIFNode`` in multi-step mode) is replaced, in a deep copy, by an ``UnrolledLIF`` that computes
 the same float32 arithmetic, in the same order, with ordinary tensor ops over an explicit Python
-loop of T steps; tracing unrolls that loop, so the ONNX file holds only Sub/Div/Add/compare/
-Where/Concat nodes for the neurons: no custom op, no spikingjelly kernel, no Loop or Scan.
+loop of T steps; tracing unrolls that loop, so the ONNX file holds only Sub/Div/Add/Mul/compare/
+Not/Concat nodes for the neurons: no custom op, no spikingjelly kernel, no Loop or Scan.
 
 Time stays folded into the batch exactly as in ``Network.forward``: the input ``[B, ...]`` is
 repeated to ``[T*B, ...]``, every stateless layer runs once on it, each neuron unfolds its input
 to ``[T, B, ...]`` and integrates step by step, and the output is the mean over T of the per-step
 logits. The batch axis is dynamic; T is fixed in the graph.
 
-The neuron math is spikingjelly 2.0's CPU/reference kernel (``_ops/lif/cpu.py``), written out in
-``lif_step``: ``H = V - (V - V_reset)/tau + X`` (decay_input=False) or
-``H = V + (X - (V - V_reset))/tau`` (decay_input=True); ``S = (H >= V_th)``; hard reset
-``V = V_reset`` where S, else ``H`` (soft reset ``V = H - S*V_th`` when ``v_reset is None``);
+The neuron math is spikingjelly 2.0's CPU/reference kernel (``_ops/lif/cpu.py``), written once as
+the CUBA-LIF model's float twin (``sakd.hardware.neurons.cuba_lif.lif_float_step``):
+``H = V - (V - V_reset)/tau + X`` (decay_input=False) or ``H = V + (X - (V - V_reset))/tau``
+(decay_input=True); ``S = (H >= V_th)``; hard reset ``V = S*V_reset + (1 - S)*H`` (soft reset
+``V = H - S*V_th`` when ``v_reset is None``);
 ``V`` starts at ``V_reset`` (0 for a soft reset) on every call. Exported BatchNorm is folded into
 the preceding conv by the exporter, and onnxruntime's convolutions sum in another order than
 torch's, so currents differ from torch in the last float32 bits: a membrane potential within
@@ -36,8 +37,9 @@ import onnx
 import torch
 from torch import nn
 
-from sakd.errors import SakdError
+from sakd.formats.base import Format, FormatError, Inspection, LayerRow, Support
 from sakd.hardware.atomic import atomic_path
+from sakd.hardware.neurons.cuba_lif import lif_float_charge, lif_float_fire, lif_float_step
 from sakd.models.base import Network
 from sakd.models.neurons import MultiStepLIF
 
@@ -46,7 +48,7 @@ OUTPUT_NAME = "logits"
 BATCH_AXIS = "batch"
 
 
-class OnnxExportError(SakdError):
+class OnnxExportError(FormatError):
     """The network cannot be exported to ONNX faithfully; the message names the module."""
 
 
@@ -54,41 +56,14 @@ class OnnxExportError(SakdError):
 # neuron math (pure) and the module around it
 
 
-def lif_charge(x: torch.Tensor, v: torch.Tensor | float, *, tau: float, decay_input: bool,
-               v_reset: float | None) -> torch.Tensor:
-    """The membrane potential H after integrating ``x`` from ``v``, float32, in spikingjelly
-    2.0's operation order: ``V - (V - V_reset)/tau + X`` or ``V + (X - (V - V_reset))/tau``.
-
-    ``v`` may be a Python float (the initial state, the same for every neuron), which keeps the
-    first step of the exported graph to one or two nodes. ``V - 0.0`` is skipped when the reset
-    is 0: subtracting +0.0 returns its operand bit for bit (-0.0 and NaN included).
-    """
-    reset = 0.0 if v_reset is None else v_reset
-    leak = v if reset == 0.0 else v - reset
-    if decay_input:
-        return v + (x - leak) / tau
-    return v - leak / tau + x
-
-
-def lif_fire(h: torch.Tensor, *, v_threshold: float,
-             v_reset: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spike and reset: ``(spike, v_next)``. ``spike`` is float32 0/1 from ``H >= V_th`` (a
-    potential exactly at threshold fires, as in spikingjelly); hard reset to ``V_reset``, or
-    soft reset ``H - S*V_th`` when ``v_reset is None``."""
-    fired = h >= v_threshold
-    spike = fired.to(h.dtype)
-    if v_reset is None:
-        return spike, h - spike * v_threshold
-    # spikingjelly computes S*V_reset + (1-S)*H; for S in {0, 1} and finite H that is exactly
-    # V_reset or H, which a Where selects without arithmetic
-    return spike, torch.where(fired, v_reset, h)
-
-
 def lif_step(x: torch.Tensor, v: torch.Tensor | float, *, tau: float, decay_input: bool,
              v_threshold: float, v_reset: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One LIF step (charge, fire, reset): ``(spike, v_next)``."""
-    h = lif_charge(x, v, tau=tau, decay_input=decay_input, v_reset=v_reset)
-    return lif_fire(h, v_threshold=v_threshold, v_reset=v_reset)
+    """One LIF step (charge, fire, reset) of the CUBA-LIF model's float twin
+    (``lif_float_step``, spikingjelly's operation order): ``(spike, v_next)`` with ``spike``
+    float 0/1 (a potential exactly at threshold fires, as in spikingjelly)."""
+    fired, v_next = lif_float_step(v, x, tau=tau, decay_input=decay_input,
+                                   v_threshold=v_threshold, v_reset=v_reset)
+    return fired.to(x.dtype), v_next
 
 
 class UnrolledLIF(nn.Module):
@@ -322,10 +297,10 @@ def threshold_margins(network: nn.Module, x: torch.Tensor) -> torch.Tensor:
         sequence = args[0].reshape(module.time_steps, -1, *args[0].shape[1:])
         v: torch.Tensor | float = 0.0 if module.v_reset is None else module.v_reset
         for step in sequence:
-            h = lif_charge(step, v, tau=module.tau, decay_input=module.decay_input,
-                           v_reset=module.v_reset)
+            h = lif_float_charge(v, step, tau=module.tau, decay_input=module.decay_input,
+                                 v_reset=module.v_reset)
             margins.append((h - module.v_threshold).abs().flatten(1).min(1).values)
-            _, v = lif_fire(h, v_threshold=module.v_threshold, v_reset=module.v_reset)
+            _, v = lif_float_fire(h, v_threshold=module.v_threshold, v_reset=module.v_reset)
 
     for module in unrolled.modules():
         if isinstance(module, UnrolledLIF):
@@ -333,6 +308,11 @@ def threshold_margins(network: nn.Module, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         unrolled(x)
     return torch.stack(margins).min(0).values
+
+
+#: a membrane potential within this distance of its threshold (in threshold units) can be moved
+#: across it by float32 rounding: torch and onnxruntime sum convolutions in different orders
+FLIP_MARGIN = 1e-4
 
 
 def check_onnx(network: nn.Module, path: str | os.PathLike[str],
@@ -346,14 +326,16 @@ def check_onnx(network: nn.Module, path: str | os.PathLike[str],
     argmax), ``disagreements``, ``samples_over_atol`` (samples whose largest logit difference
     exceeds ``atol``) and ``samples``. For an SNN a sample over ``atol`` means a spike went the
     other way; that happens only for a membrane potential within float32 rounding of the
-    threshold (see the module docstring), so report it rather than assume it cannot happen.
+    threshold (see the module docstring), so report it rather than assume it cannot happen:
+    ``threshold_flips`` counts the samples over ``atol`` whose smallest |H − θ| (torch) is within
+    ``FLIP_MARGIN`` of a threshold, ``unexplained`` those that are not (a real mismatch).
     """
     import onnxruntime as ort
 
     x = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor) else inputs)
     x = x.detach().to("cpu", torch.float32)
     if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"inputs must be a non-empty batch [N, ...], got shape {tuple(x.shape)}")
+        raise OnnxExportError(f"inputs must be a non-empty batch [N, ...], got shape {tuple(x.shape)}")
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -379,6 +361,12 @@ def check_onnx(network: nn.Module, path: str | os.PathLike[str],
     diff = np.abs(expected.astype(np.float64) - got.astype(np.float64))
     per_sample = diff.reshape(len(diff), -1).max(axis=1)
     agree = expected.argmax(axis=1) == got.argmax(axis=1)
+    over = np.flatnonzero(per_sample > atol)
+    flips = 0
+    if over.size and any(isinstance(m, MultiStepLIF) for m in network.modules()):
+        margins = threshold_margins(network, x[torch.as_tensor(over)].to(device))
+        thresholds = [float(m.v_threshold) for m in network.modules() if isinstance(m, MultiStepLIF)]
+        flips = int((margins.cpu().numpy() <= FLIP_MARGIN * max(thresholds)).sum())
     return {
         "samples": len(x),
         "max_abs_diff": float(diff.max()),
@@ -386,5 +374,54 @@ def check_onnx(network: nn.Module, path: str | os.PathLike[str],
         "prediction_agreement": float(agree.mean()),
         "disagreements": int((~agree).sum()),
         "atol": atol,
-        "samples_over_atol": int((per_sample > atol).sum()),
+        "samples_over_atol": int(over.size),
+        "threshold_flips": flips,
+        "unexplained": int(over.size) - flips,
+        "flip_margin": FLIP_MARGIN,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# the format record
+# ---------------------------------------------------------------------------------------------
+
+
+def detect(path: Path) -> bool:
+    """An ONNX model: a ``.onnx`` file that parses as an ONNX protobuf."""
+    if Path(path).suffix != ".onnx":
+        return False
+    try:
+        onnx.load(str(path), load_external_data=False)
+    except Exception:  # onnx raises DecodeError and others on a file that is not ONNX
+        return False
+    return True
+
+
+def inspect_onnx(path: Path) -> Inspection:
+    """``sakd inspect`` for an ONNX file: its inputs, outputs, opset and op histogram."""
+    try:
+        info = describe_onnx(path)
+    except Exception as exc:  # a damaged protobuf
+        raise FormatError(f"{path}: not a readable ONNX file: {type(exc).__name__}: {exc}") from exc
+    rows = [LayerRow(name=op, kind="op", params=count) for op, count in info["op_counts"].items()]
+    return Inspection(
+        path=str(path), format="onnx", version=info["opset"], target=None,
+        input={"inputs": info["inputs"]}, layers=rows,
+        totals={"nodes": info["node_count"], "bytes": info["file_bytes"]},
+        ranges={}, delays={}, latency=None, metadata={"outputs": info["outputs"]},
+        notes=["ONNX holds the float model (the SNN unrolled over T, or the ANN teacher), not the "
+               "integer network; onnxruntime runs it (sakd verify --onnx)"])
+
+
+SUPPORT = Support(
+    neuron_models=("spikingjelly LIF (float)",), layer_kinds=("any torch layer the model uses",),
+    residual_fan_in=True, delays="none (float model, no synapse latency)", recurrence=False,
+    graded_messages=False, multiple_readouts=False,
+    notes=("the float SNN unrolled over its T steps (and the ANN teacher), for onnxruntime; "
+           "not read back into the IR",))
+
+FORMAT = Format(
+    name="onnx", title="ONNX", suffixes=(".onnx",), file_name="student.onnx", supports=SUPPORT,
+    detect=detect, read=None, write=export_onnx, inspect=inspect_onnx, writes="float model",
+    description="the float SNN unrolled over T (and the ANN teacher) for onnxruntime",
+)

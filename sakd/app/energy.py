@@ -1,24 +1,25 @@
-"""The energy and operation-count report: JSON, a terminal table and a PNG bar chart.
+"""``sakd energy``: spikes, SynOps and energy per inference against the ANN teacher.
 
 It puts the simulator's exact counts (``sakd.hardware.counts.NetworkCounts``) through one or more
 energy profiles (``sakd.hardware.energy``), beside the ANN baseline's MACs, and states each
 profile's source and caveats (shared/spec/energy.md). All numbers are per sample (the mean over
 the simulated samples): operations per sample, energy in pJ (``*_pj``) or J (``*_j``) per sample.
-Files are written atomically: an interrupted write (Ctrl-C included) leaves no half file.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sakd.hardware.atomic import atomic_path, atomic_write_json
+from sakd.app.common import JobError, check_output_dir, count_option, read_network_file
+from sakd.hardware.atomic import atomic_write_json
 from sakd.hardware.counts import NetworkCounts
 from sakd.hardware.energy import (
-    PJ_PER_J,
     AnnEnergy,
     EnergyEstimate,
     EnergyProfile,
@@ -54,6 +55,32 @@ _TERM_LABELS = {"synops": "SynOps", "graded_macs": "graded-input MACs",
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass
+class EnergyReport:
+    """``energy_report.json``: every section of the report (see ``build_energy_report``)."""
+
+    format: str
+    version: int
+    network: str
+    time_steps: int
+    samples: int
+    units: dict[str, str]
+    profiles: dict[str, dict[str, Any]]
+    layers: list[dict[str, Any]]
+    totals: dict[str, Any]
+    ann: dict[str, Any] | None
+    ann_layer_match: dict[str, Any]
+    ratios: dict[str, Any] | None
+    sops_convention: dict[str, Any]
+    encoding_layer: dict[str, Any]
+    caveats: dict[str, list[str]]
+    notes: list[str]
+    network_digest: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 def build_energy_report(
     counts: NetworkCounts,
     ann_macs: Mapping[str, int] | None,
@@ -62,8 +89,9 @@ def build_energy_report(
     network_name: str,
     time_steps: int,
     ann_profile: EnergyProfile | str | None = None,
-) -> dict[str, Any]:
-    """A JSON-able report of one simulated network under ``profiles``.
+    network_digest: str | None = None,
+) -> EnergyReport:
+    """The report of one simulated network under ``profiles``.
 
     ``ann_macs``: the teacher's MACs per layer (``sakd.models.macs.count_ann_macs``), or None for
     no ANN baseline. A profile without a per-MAC energy (``loihi``, ``spinnaker2``) cannot price
@@ -71,14 +99,14 @@ def build_energy_report(
     says so. ``time_steps`` must agree with the counts.
     """
     if not profiles:
-        raise ValueError("build_energy_report: give at least one energy profile")
+        raise JobError("give at least one energy profile (--profile)")
     if int(time_steps) != int(counts.time_steps):
         raise ValueError(f"build_energy_report: time_steps={time_steps} but the counts were taken "
                          f"with T={counts.time_steps}")
     chosen = [load_profile(p) for p in profiles]
     names = [p.name for p in chosen]
     if len(set(names)) != len(names):
-        raise ValueError(f"build_energy_report: profile names repeat: {names}")
+        raise JobError(f"--profile: profile names repeat: {', '.join(names)}")
     estimates = {p.name: estimate_snn_energy(counts, p) for p in chosen}
     ann_layers = ann_layer_macs(ann_macs) if ann_macs is not None else None
     matches = _match_ann_layers(counts, ann_layers or {})
@@ -105,33 +133,33 @@ def build_energy_report(
         notes.extend(ann_section["notes"])
     for name, estimate in estimates.items():
         if estimate.not_counted:
-            missing = ", ".join(f"{_TERM_LABELS[t]} ({_fmt_count(v)} per sample)"
+            missing = ", ".join(f"{_TERM_LABELS[t]} ({format_count(v)} per sample)"
                                 for t, v in estimate.not_counted.items())
             notes.append(f"{name}: not counted (the profile has no energy for them): {missing}; "
                          f"its SNN energy is a lower bound.")
     notes.append(encoding["note"])
 
-    return {
-        "format": REPORT_FORMAT,
-        "version": REPORT_VERSION,
-        "network": network_name,
-        "time_steps": int(time_steps),
-        "samples": int(counts.samples),
-        "units": {"ops": "operations per sample (mean over the simulated samples)",
-                  "energy_pj": "pJ per sample (mean)", "energy_j": "J per sample (mean)",
-                  "constants": "pJ per operation"},
-        "profiles": {p.name: p.as_dict() for p in chosen},
-        "layers": layers,
-        "totals": totals,
-        "ann": ann_section,
-        "ann_layer_match": matches,
-        "ratios": ratios,
-        "sops_convention": sops,
-        "encoding_layer": encoding,
-        "caveats": {"general": list(GENERAL_CAVEATS),
-                    **{p.name: list(p.caveats) for p in chosen}},
-        "notes": notes,
-    }
+    return EnergyReport(
+        format=REPORT_FORMAT,
+        version=REPORT_VERSION,
+        network=network_name,
+        time_steps=int(time_steps),
+        samples=int(counts.samples),
+        units={"ops": "operations per sample (mean over the simulated samples)",
+               "energy_pj": "pJ per sample (mean)", "energy_j": "J per sample (mean)",
+               "constants": "pJ per operation"},
+        profiles={p.name: p.as_dict() for p in chosen},
+        layers=layers,
+        totals=totals,
+        ann=ann_section,
+        ann_layer_match=matches,
+        ratios=ratios,
+        sops_convention=sops,
+        encoding_layer=encoding,
+        caveats={"general": list(GENERAL_CAVEATS), **{p.name: list(p.caveats) for p in chosen}},
+        notes=notes,
+        network_digest=network_digest,
+    )
 
 
 def _ann_section(ann_layers: dict[str, int] | None, chosen: list[EnergyProfile],
@@ -141,8 +169,8 @@ def _ann_section(ann_layers: dict[str, int] | None, chosen: list[EnergyProfile],
         return None, {}
     fallback = load_profile(ann_profile if ann_profile is not None else DEFAULT_ANN_PROFILE)
     if fallback.per_mac is None:
-        raise ValueError(f"ann_profile '{fallback.name}' has no per_mac energy; it cannot "
-                         f"price the ANN baseline")
+        raise JobError(f"ann_profile '{fallback.name}' has no per_mac energy; it cannot "
+                       f"price the ANN baseline")
     energies: dict[str, AnnEnergy] = {}
     notes = []
     for profile in chosen:
@@ -295,7 +323,7 @@ def _encoding_section(counts: NetworkCounts, chosen: list[EnergyProfile]) -> dic
         names = ", ".join(p.name for p in graded)
         yes = [n for n, v in included.items() if v]
         no = [n for n, v in included.items() if not v]
-        note = (f"The encoding layer ({names}: {_fmt_count(macs)} MACs per sample on graded "
+        note = (f"The encoding layer ({names}: {format_count(macs)} MACs per sample on graded "
                 f"input) costs MACs, not accumulates.")
         if yes:
             note += f" Included, priced per MAC, for {', '.join(yes)}."
@@ -314,12 +342,8 @@ def _ratio(num: float, den: float) -> float | None:
     return float(num) / float(den) if den else None
 
 
-# ---------------------------------------------------------------------------------------------
-# the terminal table
-# ---------------------------------------------------------------------------------------------
-
-
-def _fmt_count(value: float | None) -> str:
+def format_count(value: float | None) -> str:
+    """A count with a k/M/G/T suffix (3 significant digits)."""
     if value is None:
         return "—"
     value = float(value)
@@ -329,152 +353,125 @@ def _fmt_count(value: float | None) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.3g}"
 
 
-def format_energy(pj: float | None) -> str:
-    """An energy in pJ as text with a readable unit (fJ .. J)."""
-    if pj is None:
-        return "—"
-    joules = float(pj) / PJ_PER_J
-    if joules == 0:
-        return "0 pJ"
-    for size, unit in ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ"), (1e-12, "pJ")):
-        if abs(joules) >= size:
-            return f"{joules / size:.3g} {unit}"
-    return f"{joules / 1e-15:.3g} fJ"
-
-
-def _fmt_rate(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.2f} %"
-
-
-def print_energy_table(report: Mapping[str, Any], console: Any = None) -> None:
-    """Print the report: a table per layer with totals, the ANN comparison, the SOPs convention,
-    then the notes and every profile's source and caveats. ``console``: a ``rich`` Console."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    profiles = list(report["profiles"])
-    table = Table(title=f"Energy per layer: {report['network']}, T = {report['time_steps']}, "
-                        f"per sample (mean of {report['samples']})", title_justify="left")
-    for column in ("layer", "kind", "neurons", "spikes", "rate", "SynOps", "graded MACs"):
-        table.add_column(column, justify="left" if column in ("layer", "kind") else "right")
-    for name in profiles:
-        table.add_column(name, justify="right")
-    for row in report["layers"]:
-        table.add_row(row["layer"], row["kind"], _fmt_count(row["neurons"]),
-                      _fmt_count(row["spikes"]), _fmt_rate(row["firing_rate"]),
-                      _fmt_count(row["synops"]), _fmt_count(row["graded_macs"]),
-                      *(format_energy(row["energy_pj"][p]) + ("*" if row["not_counted"][p] else "")
-                        for p in profiles))
-    totals = report["totals"]
-    table.add_section()
-    table.add_row("total", "", _fmt_count(totals["neurons"]), _fmt_count(totals["spikes"]),
-                  _fmt_rate(totals["firing_rate"]), _fmt_count(totals["synops"]),
-                  _fmt_count(totals["graded_macs"]),
-                  *(format_energy(totals["energy_pj"][p]) + ("*" if totals["not_counted"][p] else "")
-                    for p in profiles), style="bold")
-    console.print(table)
-    if any(totals["not_counted"].values()):
-        console.print("* lower bound: some operations have no energy in that profile and count "
-                      "0 (see notes).")
-
-    ann = report.get("ann")
-    if ann is not None:
-        comparison = Table(title=f"SNN against the ANN baseline ({_fmt_count(ann['macs'])} MACs "
-                                 f"per sample)", title_justify="left")
-        for column in ("profile", "SNN energy", "ANN energy", "ANN priced with", "SNN / ANN"):
-            comparison.add_column(column, justify="left" if column in ("profile", "ANN priced with")
-                                  else "right")
-        for name in profiles:
-            ratio = report["ratios"]["energy_snn_over_ann"][name]
-            bound = "≥ " if report["ratios"]["lower_bound"][name] else ""
-            comparison.add_row(name, format_energy(totals["energy_pj"][name]),
-                               format_energy(ann["energy_pj"][name]), ann["priced_with"][name],
-                               "—" if ratio is None else f"{bound}{ratio:.3g}")
-        console.print(comparison)
-        ops_ratio = report["ratios"]["ops_snn_over_ann_macs"]
-        if ops_ratio is not None:
-            console.print(f"Operations: SNN (SynOps + graded MACs) / ANN MACs = {ops_ratio:.3g}")
-
-    sops = report["sops_convention"]
-    console.print(f"SOPs convention ({sops['definition']}): {_fmt_count(sops['sops'])} SOPs + "
-                  f"{_fmt_count(sops['graded_macs'])} graded MACs per sample; exact event count "
-                  f"(ours): {_fmt_count(sops['ours']['synops'])} SynOps + "
-                  f"{_fmt_count(sops['ours']['graded_macs'])} graded MACs.")
-    for note in sops["notes"][1:]:
-        console.print(f"  {note}", markup=False)
-
-    console.print("\nNotes:", style="bold")
-    for note in report["notes"]:
-        console.print(f"- {note}", markup=False)
-    console.print("\nCaveats:", style="bold")
-    for caveat in report["caveats"]["general"]:
-        console.print(f"- {caveat}", markup=False)
-    for name in profiles:
-        profile = report["profiles"][name]
-        console.print(f"{name}: {profile['source']}", markup=False, style="italic")
-        for caveat in report["caveats"][name]:
-            console.print(f"- {caveat}", markup=False)
-
-
 # ---------------------------------------------------------------------------------------------
-# the PNG and the JSON
+# the job
 # ---------------------------------------------------------------------------------------------
 
-
-def plot_energy(report: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """A PNG bar chart, written atomically: spikes per population (top panel), then one panel per
-    profile with the energy per layer of the SNN against the matched ANN layer (log scale)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    rows = report["layers"]
-    profiles = list(report["profiles"])
-    ann = report.get("ann")
-    unmatched = report["ann_layer_match"]["unmatched_ann_layers"] if ann else []
-    labels = [f"{row['layer']} ({'neurons' if row['kind'] == 'population' else 'synapses'})"
-              for row in rows] + [f"ANN only: {name}" for name in unmatched]
-    width = max(8.0, 0.42 * len(labels) + 2.0)
-    figure = Figure(figsize=(width, 2.6 * (1 + len(profiles)) + 1.2), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1 + len(profiles), 1, sharex=True, squeeze=False)[:, 0]
-    x = list(range(len(labels)))
-
-    spikes = [row["spikes"] if row["kind"] == "population" else 0.0 for row in rows]
-    spikes += [0.0] * len(unmatched)
-    axes[0].bar(x, spikes, color="#4c72b0")
-    axes[0].set_ylabel("spikes / sample")
-    axes[0].set_title(f"{report['network']}, T = {report['time_steps']}: spikes per population "
-                      f"(mean of {report['samples']} samples)", loc="left", fontsize=10)
-
-    bar = 0.4
-    for axis, name in zip(axes[1:], profiles):
-        snn = [row["energy_pj"][name] for row in rows] + [0.0] * len(unmatched)
-        axis.bar([i - bar / 2 for i in x], snn, bar, color="#dd8452",
-                 label=f"SNN ({format_energy(report['totals']['energy_pj'][name])} total)")
-        if ann is not None:
-            per_layer = ann["energy_per_layer_pj"][name]
-            ann_values = [(per_layer[row["ann_layer"]] if row.get("ann_layer") else 0.0)
-                          for row in rows] + [per_layer[n] for n in unmatched]
-            axis.bar([i + bar / 2 for i in x], ann_values, bar, color="#55a868",
-                     label=f"ANN, priced with {ann['priced_with'][name]} "
-                           f"({format_energy(ann['energy_pj'][name])} total)")
-        tallest = max([*snn, *(ann_values if ann is not None else [])], default=0.0)
-        if tallest > 0:
-            # headroom above the tallest bar so that the legend never covers one
-            axis.set_yscale("log")
-            axis.set_ylim(top=tallest * 60.0)
-        lower = " (lower bound: some terms not priced)" if report["totals"]["not_counted"][name] \
-            else ""
-        axis.set_title(f"energy per layer, profile {name}{lower}", loc="left", fontsize=10)
-        axis.set_ylabel("pJ / sample")
-        axis.legend(fontsize=8, loc="upper right")
-    axes[-1].set_xticks(x)
-    axes[-1].set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
+#: the profiles ``sakd energy`` and ``pipeline`` use unless told otherwise (config: energy.profiles)
+DEFAULT_PROFILES = ("loihi", "cmos45-fp32")
+REPORT_NAME = "energy_report.json"
+CHART_NAME = "energy.png"
 
 
-def write_energy_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """The report as JSON, written atomically."""
-    atomic_write_json(path, report)
+@dataclass(frozen=True)
+class EnergyOptions:
+    """``net``: an IR/NIR/netx file or an export folder; ``profiles``: profile names or YAML
+    files; ``out``: the output folder (default: next to the network)."""
+
+    net: Path
+    profiles: tuple[str, ...] = DEFAULT_PROFILES
+    data: str | None = None
+    split: str = "test"
+    limit: int | None = None
+    batch: int | None = None
+    device: str = "cpu"
+    data_root: str | None = None
+    out: Path | None = None
+    time_steps: int | None = None
+
+
+@dataclass
+class EnergyResult:
+    report: EnergyReport
+    report_path: Path
+    chart_path: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_profiles(text: str) -> tuple[str, ...]:
+    """``--profile a,b``: the names, each loadable, none repeated."""
+    names = tuple(p.strip() for p in str(text).split(","))
+    if not names or any(not n for n in names):
+        raise JobError(f"--profile {text!r}: give comma-separated profile names or YAML files "
+                       f"(e.g. loihi,cmos45-fp32), without empty entries")
+    validate_profiles(names)
+    return names
+
+
+def validate_profiles(names: Sequence[str]) -> None:
+    if not names:
+        raise JobError("give at least one energy profile (--profile)")
+    for name in names:
+        load_profile(name)  # a ProfileError names the profile and what is wrong
+    if len(set(names)) != len(names):
+        raise JobError(f"--profile: profile names repeat: {', '.join(names)}")
+
+
+def ann_macs_for(network: Any) -> tuple[dict[str, int] | None, str | None]:
+    """The teacher ANN's MACs per layer for one sample (same architecture as the student), from
+    the architecture the file records, checked against the network: (MACs, None) or (None, why
+    there is no ANN baseline)."""
+    from sakd.models import arch_spec, build_model
+    from sakd.models.macs import count_ann_macs
+
+    meta = network.metadata
+    arch, args = meta.get("arch_name"), meta.get("model_args")
+    if not arch or not isinstance(args, dict):
+        return None, "the network file names no source architecture, so there is no ANN baseline"
+    try:
+        teacher_arch = arch_spec(arch).teacher
+    except Exception as exc:  # ModelError: an unknown architecture
+        return None, f"the recorded architecture cannot be built ({exc}); no ANN baseline"
+    readout = network.readouts[0]
+    classes = args.get("num_classes")
+    if classes != readout.size or meta.get("num_classes", classes) != readout.size:
+        raise JobError(f"the network file's metadata says {classes} classes but its readout "
+                       f"'{readout.name}' has {readout.size} neurons: the metadata does not "
+                       f"describe this network (damaged or edited file); re-export it")
+    image = args.get("image_size")
+    channels = args.get("in_channels")
+    if not isinstance(image, list) or (channels, *image) != tuple(network.input.shape):
+        raise JobError(f"the network file's metadata describes a {channels}x{image} input but the "
+                       f"network's input is {network.input.shape}: re-export it")
+    try:
+        ann = build_model(teacher_arch, **args)
+    except (TypeError, ValueError) as exc:
+        raise JobError(f"the network file's model_args {args} do not build {teacher_arch}: {exc}") from exc
+    return count_ann_macs(ann, tuple(network.input.shape)), None
+
+
+def validate_options(options: EnergyOptions) -> None:
+    validate_profiles(options.profiles)
+    count_option(options.limit, "--limit")
+    count_option(options.batch, "--batch")
+    if options.out is not None:
+        check_output_dir(options.out)
+
+
+def energy_job(options: EnergyOptions,
+               progress: Callable[[int, int], Any] | None = None) -> EnergyResult:
+    """``sakd energy``: simulate the split for its counts, price them, write the JSON and PNG."""
+    from sakd.app.common import resolve_network_path
+    from sakd.app.simulate import run_split
+    from sakd.render.energy import plot_energy
+
+    validate_options(options)
+    folder = Path(options.out) if options.out else resolve_network_path(options.net).parent
+    check_output_dir(folder)
+    network = read_network_file(options.net, time_steps=options.time_steps)
+    data = options.data or network.metadata.get("dataset")
+    if not data:
+        raise JobError("the network file does not name its data set; pass --data")
+    macs, why = ann_macs_for(network)
+    run = run_split(network, data, split=options.split, limit=options.limit, batch=options.batch,
+                    device=options.device, data_root=options.data_root,
+                    time_steps=options.time_steps, progress=progress)
+    report = build_energy_report(run.result.counts, macs, options.profiles,
+                                 network_name=str(network.metadata.get("arch_name") or "network"),
+                                 time_steps=run.time_steps, network_digest=network.digest())
+    if why:
+        report.notes.insert(0, f"No ANN comparison: {why}.")
+    report_path, chart_path = folder / REPORT_NAME, folder / CHART_NAME
+    atomic_write_json(report_path, report.to_dict())
+    plot_energy(report, chart_path)
+    return EnergyResult(report, report_path, chart_path, list(run.samples.notes))

@@ -1,0 +1,235 @@
+"""CUBA-LIF: Lava's bit-accurate current-based leaky integrate-and-fire neuron (``PyLifModelBitAcc``,
+shared/spec/fixed-point.md §1.1), and its float twin (spikingjelly's ``LIFNode``, §3.3 and §5).
+
+Integer parameters (ranges from the ``TargetSpec``; Loihi 2 values in brackets):
+
+- ``du``: current decay, the decay applied is ``du + 1`` (``ds_offset = 1``) [0..4095];
+- ``dv``: voltage decay, applied as is (``dm_offset = 0``) [0..4096; 4096 forgets v];
+- ``vth``: threshold mantissa, fires iff ``v > vth << 6`` (strict) [0..2^17 − 1; a readout
+  has 2^17, above the v clip, and never fires];
+- ``bias_mant``: signed mantissa, shape ``()``, ``(C,)`` per channel of the first axis, or the
+  population shape [13 bits: −4096..4095]; ``bias_exp``: its left shift [0..7].
+
+State (int64 here, int32 holding 24 bits in Lava): ``u`` wraps once per step into
+(−2^23, 2^23]; ``v`` saturates at ±(2^23 − 1). A neuron sends a binary spike; ``v`` is reset to 0
+after it (``u`` is not).
+
+numpy only at import (Lava is imported inside :meth:`CubaLif.lava_process`); Python 3.10
+compatible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..fixed_point import trunc_shift
+from ..target import TargetSpec
+from ..values import IRError
+from .base import NeuronModel, StateVariable, broadcast_per_channel, check_per_channel, parameter
+
+#: Lava keeps a_in, u and v in int32 (fixed-point.md §1.1): ``a << 6`` must fit int32, so |a| < 2^25
+A_IN_LIMIT = 1 << 25
+#: |u| bound after a step that keeps every int32 sum of the next one (u ± 2^24, v + u + bias) exact
+U_LIMIT = (1 << 31) - (1 << 25)
+
+
+@dataclass(frozen=True, eq=False)
+class CubaLif(NeuronModel):
+    """CUBA-LIF integer parameters (see the module docstring)."""
+
+    model = "cuba_lif"
+    title = "CUBA-LIF (Lava PyLifModelBitAcc / LIFReset, netx CUBA)"
+    state = (
+        StateVariable("u", 24, "wrap", "synaptic current: u = trunc0(u·(4096 − (du+1))/4096) + (a << 6)"),
+        StateVariable("v", 24, "saturate", "membrane voltage: v = trunc0(v·(4096 − dv)/4096) + u + bias"),
+    )
+    readout_state = "v"
+
+    du: int = parameter("current decay; the decay applied is du + 1",
+                        lambda t, r: (0, t.decay_unity - 1))
+    dv: int = parameter("voltage decay; 4096 removes all memory",
+                        lambda t, r: (0, t.decay_unity))
+    vth: int = parameter("threshold mantissa: fires iff v > vth << 6 (a readout: 2^17, never)",
+                         lambda t, r: (0, t.readout_vth if r else t.vth_max))
+    bias_mant: Any = parameter(  # noqa: RUF009 (a dataclasses.field with metadata)
+        "signed bias mantissa (scalar, per channel or per neuron)",
+        lambda t, r: (t.bias_mant_min, t.bias_mant_max), array=True, default=0)
+    bias_exp: int = parameter("bias exponent: bias = bias_mant << bias_exp",
+                              lambda t, r: (t.bias_exp_min, t.bias_exp_max), default=0)
+
+    # -- constructors for the roles the lowering uses --------------------------------------------
+
+    @classmethod
+    def readout(cls, target: TargetSpec, bias_mant: Any = 0, bias_exp: int = 0) -> CubaLif:
+        """An integrating readout: du = 4095 (u carries this step's input), dv = 0 (v sums it),
+        a threshold no voltage reaches (never fires)."""
+        return cls(du=target.decay_unity - 1, dv=0, vth=target.readout_vth, bias_mant=bias_mant,
+                   bias_exp=bias_exp)
+
+    @classmethod
+    def or_gate(cls, target: TargetSpec) -> CubaLif:
+        """Fires at t + 1 iff any input (weight 2) spiked at t: du = dv = 4095, vth = 1 (max
+        pooling over binary spikes)."""
+        return cls(du=target.decay_unity - 1, dv=target.decay_unity - 1, vth=1)
+
+    # -- parameters ------------------------------------------------------------------------------
+
+    def check(self, shape: tuple[int, ...], label: str, node: str) -> None:
+        check_per_channel(self.bias_mant, "bias_mant", shape, label, node)
+
+    def full_bias(self, shape: tuple[int, ...]) -> np.ndarray:
+        """``bias_mant`` broadcast to the population shape (a new writeable int64 array)."""
+        return broadcast_per_channel(self.bias_mant, shape)
+
+    def effective_bias(self, shape: tuple[int, ...]) -> np.ndarray:
+        """int64 full-shape ``bias_mant << bias_exp``: what enters v every step (Lava recomputes
+        it every step from the int16 mantissa; at most 13 + 7 = 20 bits)."""
+        return self.full_bias(shape) << self.bias_exp
+
+    # -- simulation ------------------------------------------------------------------------------
+
+    def prepare(self, ops: Any, shape: tuple[int, ...], target: TargetSpec, readout: bool) -> Any:
+        # a readout's threshold 2^23 is above the v clip, so it never fires
+        threshold = target.state_max if readout else self.vth << target.vth_shift
+        return {"bias": ops.asarray(self.effective_bias(shape)), "threshold": threshold,
+                "target": target}
+
+    def step(self, state: dict[str, Any], a: Any, prepared: Any) -> tuple[dict[str, Any], Any]:
+        u, v = lif_dynamics(state["u"], state["v"], a, self.du, self.dv, prepared["bias"],
+                            prepared["target"])
+        s = v > prepared["threshold"]  # strict v > vth << 6
+        return {"u": u, "v": v * ~s}, s  # reset v only; u keeps its value
+
+    def safe_input(self, target: TargetSpec) -> int:
+        """|a| < 2^18: ``a << 6`` stays below 2^24 and the single wrap keeps u within 24 bits."""
+        return ((2 * target.state_max) >> target.act_shift) - 1
+
+    def overflow(self, state: dict[str, Any], a: Any, ops: Any, target: TargetSpec) -> str | None:
+        amax = ops.absmax(a)
+        if amax >= A_IN_LIMIT:
+            return (f"summed synaptic input a reaches {amax}; a << 6 overflows Lava's int32 state "
+                    f"(|a| < 2^25), so the chip's result is undefined (the target's max synaptic "
+                    f"input is {target.max_synaptic_input})")
+        umax = ops.absmax(state["u"])
+        if umax >= U_LIMIT:
+            return (f"u reaches {umax}, beyond what Lava's int32 state holds exactly (|a| per step "
+                    f"exceeds the target's max synaptic input {target.max_synaptic_input}, so u "
+                    f"left its 24 bits and kept growing)")
+        return None
+
+    # -- Lava --------------------------------------------------------------------------------------
+
+    def lava_process(self, size: int, shape: tuple[int, ...], target: TargetSpec, readout: bool,
+                     reset_interval: int | None, reset_offset: int) -> Any:
+        """A Lava ``LIF`` / ``LIFReset`` of shape ``(size,)`` (the population flattened in C,H,W
+        order) with these exact parameters."""
+        from lava.proc.lif.process import LIF, LIFReset
+
+        kw = dict(shape=(size,), du=self.du, dv=self.dv,
+                  vth=target.readout_vth if readout else self.vth,
+                  bias_mant=self.full_bias(shape).reshape(-1).astype(np.int32),
+                  bias_exp=np.full((size,), self.bias_exp, np.int32))
+        if reset_interval is None:
+            return LIF(**kw)
+        return LIFReset(reset_interval=reset_interval, reset_offset=reset_offset, **kw)
+
+
+def lif_dynamics(u: Any, v: Any, a: Any, du: int, dv: int, bias: Any,
+                 target: TargetSpec) -> tuple[Any, Any]:
+    """The sub-threshold dynamics of ``PyLifModelBitAcc`` (fixed-point.md §1.1) on int64 arrays:
+    returns the new ``(u, v)`` before the spike test and reset. ``bias``: the effective bias
+    ``bias_mant << bias_exp`` (broadcastable)."""
+    unity, shift, top = target.decay_unity, target.decay_bits, target.state_max  # 4096, 12, 2^23
+    # current: decay by du + 1 (ds_offset = 1), truncated toward zero; add a << 6
+    # (du = 4095: the factor is 0, so the decayed term is 0 and u = a << 6)
+    decayed_u = 0 if du + 1 == unity else trunc_shift(u * (unity - (du + 1)), shift)
+    u = decayed_u + (a << target.act_shift)
+    if getattr(u, "shape", None) != v.shape:  # a scalar input: u is the same everywhere
+        u = u + v * 0
+    # wrap once (not saturate): u > 2^23 -> u - 2^24; u <= -2^23 -> u + 2^24  (u == 2^23 is kept)
+    u = u - (u > top) * (2 * top)
+    u = u + (u <= -top) * (2 * top)
+    # voltage: decay by dv (dm_offset = 0), truncated toward zero (dv = 0 keeps v exactly,
+    # dv = 4096 forgets it); add u and the bias; saturate (not wrap) to +-(2^23 - 1)
+    if dv == 0:
+        decayed_v = v
+    elif dv == unity:
+        decayed_v = 0
+    else:
+        decayed_v = trunc_shift(v * (unity - dv), shift)
+    v = decayed_v + u + bias
+    return u, v.clip(-(top - 1), top - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the float twin: spikingjelly's LIF (hard reset), and its mapping onto the integer parameters
+# ---------------------------------------------------------------------------------------------
+
+
+def lif_float_charge(v: Any, x: Any, *, tau: float, decay_input: bool,
+                     v_reset: float | None = 0.0) -> Any:
+    """spikingjelly 2.0's ``LIFNode`` charge, in its operation order (``base_node.py``,
+    ``lif.py``): ``H = V − (V − V_reset)/τ + X``, or ``V + (X − (V − V_reset))/τ`` with
+    ``decay_input``. Operators only (numpy arrays, torch tensors of any float dtype); ``v`` may be
+    a Python float (the initial state). ``V − 0.0`` is skipped: it is V bit for bit."""
+    reset = 0.0 if v_reset is None else v_reset
+    leak = v if reset == 0.0 else v - reset
+    return v + (x - leak) / tau if decay_input else v - leak / tau + x
+
+
+def lif_float_fire(h: Any, *, v_threshold: float, v_reset: float | None = 0.0) -> tuple[Any, Any]:
+    """Fire ``S = H ≥ V_th`` and reset: hard ``V = S·V_reset + (1 − S)·H``, or soft
+    ``H − S·V_th`` when ``v_reset`` is None. Returns ``(fired, v_next)``, ``fired`` boolean."""
+    fired = h >= v_threshold
+    if v_reset is None:
+        return fired, h - fired * v_threshold
+    # S·V_reset + (1 − S)·H for S in {0, 1}: exactly H or V_reset (h·0 + V_reset keeps h's dtype)
+    return fired, h * ~fired + (h * 0.0 + v_reset) * fired
+
+
+def lif_float_step(v: Any, x: Any, *, tau: float, decay_input: bool, v_threshold: float,
+                   v_reset: float | None = 0.0) -> tuple[Any, Any]:
+    """One step of spikingjelly's ``LIFNode`` (the float twin of CUBA-LIF with du = 4095):
+    charge, fire, reset. Returns ``(fired, v_next)``."""
+    h = lif_float_charge(v, x, tau=tau, decay_input=decay_input, v_reset=v_reset)
+    return lif_float_fire(h, v_threshold=v_threshold, v_reset=v_reset)
+
+
+def lif_input_factor(tau: float, decay_input: bool, v_threshold: float) -> float:
+    """c: the factor that maps the float LIF's input X onto the integer neuron's drive, with the
+    threshold folded in (V' = V / θ fires at 1): ``(1/τ if decay_input else 1) / θ``."""
+    return (1.0 / tau if decay_input else 1.0) / v_threshold
+
+
+def lif_decays(tau: float, target: TargetSpec) -> tuple[int, int, bool]:
+    """(du, dv, exact) of a float LIF with time constant ``tau`` (fixed-point.md §5): u carries
+    only this step's input (``du = 4095``), ``dv = round(4096 / τ)``; exact when 4096/τ is an
+    integer (τ = 2 → 2048)."""
+    unity = target.decay_unity
+    dv_float = unity / tau
+    dv = int(round(dv_float))
+    return unity - 1, dv, dv == dv_float
+
+
+def lif_threshold(scale: int, dv: int) -> int:
+    """The integer threshold for a float threshold scaled to ``scale``: ``S`` for a leaky LIF
+    (only exact ties V == θ then differ from spikingjelly's ≥); ``S − 1`` for a non-leaky IF
+    (v moves in multiples of 64, so ``v > (S − 1) << 6`` ⟺ ``V ≥ θ`` exactly)."""
+    return scale if dv > 0 else scale - 1
+
+
+def lif_population(name: str, shape: tuple[int, ...], *, du: int, dv: int, vth: int,
+                   bias_mant: Any = 0, bias_exp: int = 0, role: str = "spiking",
+                   scale: float = 1.0, origin: str = "") -> Any:
+    """A ``Population`` of CUBA-LIF neurons with these parameters (a shorthand for
+    ``Population(name, shape, CubaLif(...), role, scale, origin)``)."""
+    from ..ir import Population
+
+    try:
+        neuron = CubaLif(du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp)
+    except IRError as exc:
+        raise IRError(f"population '{name}': {exc}", node=name) from exc
+    return Population(name, shape, neuron, role=role, scale=scale, origin=origin)

@@ -1,0 +1,52 @@
+"""The pipeline's closing summary: one table of ANN, float SNN and on-chip accuracy, operations
+and energy per inference, then the SNN/ANN energy ratios."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from sakd.app.pipeline import PipelineResult
+from sakd.render.energy import format_energy
+
+
+def _energies(values: dict[str, float], priced_with: dict[str, str] | None = None) -> str:
+    parts = []
+    for name, value in values.items():
+        via = (priced_with or {}).get(name)
+        parts.append(f"{format_energy(value)} ({name}" + (f" via {via})" if via and via != name else ")"))
+    return "\n".join(parts)
+
+
+def render_summary(summary: PipelineResult, console: Console) -> None:
+    table = Table(title=f"sakd pipeline: {summary.arch} on {summary.data} (T={summary.time_steps}), "
+                        f"test split", title_justify="left")
+    for column in ("network", "accuracy", "ops / inference", "energy / inference"):
+        table.add_column(column, justify="left" if column == "network" else "right",
+                         overflow="fold")
+    energy = summary.energy or {}
+    ann, totals = energy.get("ann") or {}, energy.get("totals") or {}
+    table.add_row("ANN teacher", f"{summary.teacher['acc']:.2f} %",
+                  f"{ann['macs']:,} MACs" if ann else "-",
+                  _energies(ann.get("energy_pj", {}), ann.get("priced_with", {})) if ann else "-")
+    rates = summary.student.get("firing_rates", {})
+    mean_rate = sum(rates.values()) / len(rates) if rates else float("nan")
+    table.add_row(f"SAKD student, float SNN (mean rate {mean_rate:.3f})",
+                  f"{summary.student['acc']:.2f} %", "", "")
+    chip = summary.on_chip
+    if chip:
+        ops = (f"{totals['synops']:,.0f} SynOps\n+ {totals['graded_macs']:,.0f} input MACs"
+               if totals else "-")
+        table.add_row("on chip, bit-accurate", f"{chip['accuracy']:.2f} %", ops,
+                      _energies(totals.get("energy_pj", {})))
+    console.print(table)
+    agree = (chip or {}).get("prediction_agreement")
+    if agree is not None:
+        console.print(f"on chip vs float SNN: predictions agree {agree:.2f} % (an agreement, not "
+                      "an accuracy)")
+    ratios = energy.get("ratios") or {}
+    if ratios.get("energy_snn_over_ann"):
+        parts = [f"{name}: {'>= ' if ratios['lower_bound'].get(name) else ''}{value:.3g}"
+                 for name, value in ratios["energy_snn_over_ann"].items() if value is not None]
+        console.print("energy SNN / ANN per inference: " + ", ".join(parts) +
+                      " (details and caveats: export/energy_report.json)")
