@@ -14,6 +14,9 @@ from typing import Annotated, Any
 import typer
 
 from sakd import __version__
+from sakd.config import DEFAULT_ENERGY_PROFILES, ExportConfig
+
+EXPORT_DEFAULTS = ExportConfig()
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="SAKD: distill ANN teachers into SNNs and deploy them to Loihi-class chips.")
@@ -74,7 +77,7 @@ def _out(stderr: bool = False):
 
 
 def _say(message: str) -> None:
-    _out(stderr=True).print(f"[dim]… {message}[/]")
+    _out(stderr=True).print(f"[dim]· {message}[/]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +177,7 @@ def pipeline(config: ConfigOpt = None, set_: SetOpt = None, out: Annotated[Path,
     from rich.progress import Progress
 
     from sakd.app.pipeline import PipelineOptions, run_pipeline
-    from sakd.render.energy import render_energy
+    from sakd.render.energy import plot_energy, render_energy
     from sakd.render.export import render_export
     from sakd.render.pipeline import render_summary
     from sakd.render.simulate import render_simulate
@@ -193,6 +196,7 @@ def pipeline(config: ConfigOpt = None, set_: SetOpt = None, out: Annotated[Path,
         result = run_pipeline(PipelineOptions(_config(config, set_), out, resume, device, progress),
                               stage=stage, export_progress=_say, simulate_progress=simulated)
     if result.reports:
+        plot_energy(result.reports["energy"], result.chart_path)
         console = _out()
         render_export(result.reports["export"], console)
         render_simulate(result.reports["simulate"], console)
@@ -210,8 +214,8 @@ def pipeline(config: ConfigOpt = None, set_: SetOpt = None, out: Annotated[Path,
 def export(checkpoint: Annotated[Path, typer.Argument(help="a student checkpoint (`sakd distill`)")],
            out: Annotated[Path, typer.Option("-o", "--out", help="export folder: replaced whole by the new export (a new, empty or earlier export folder)")] = Path("runs/export"),
            formats: Annotated[str, typer.Option("--formats", help="comma-separated format names (`sakd formats`), or auto = every format that can express the network")] = "auto",
-           target: Annotated[str, typer.Option("--target", help="target chip spec (loihi2)")] = "loihi2",
-           input_bits: Annotated[int, typer.Option("--input-bits", help="signed bit width of the graded input (2..24)")] = 8,
+           target: Annotated[str, typer.Option("--target", help="target chip spec")] = EXPORT_DEFAULTS.target,
+           input_bits: Annotated[int, typer.Option("--input-bits", help="signed bit width of the graded input (2..24)")] = EXPORT_DEFAULTS.input_bits,
            calibrate: Annotated[int, typer.Option("--calibrate", help="simulate N test samples (-1: all) and compare with the float SNN")] = 0,
            data_root: DataRootOpt = None):
     """Fold, quantize and lower an SNN; write the IR and every format that can express it.
@@ -271,7 +275,7 @@ def simulate(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit:
 @_guard()
 def energy(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: LimitOpt = None,
            batch: BatchOpt = None, device: SimDeviceOpt = "cpu",
-           profile: Annotated[str, typer.Option("--profile", help="comma-separated profile names or YAML files (loihi, cmos45-fp32, cmos45-int8, spinnaker2)")] = "loihi,cmos45-fp32",
+           profile: Annotated[str, typer.Option("--profile", help="comma-separated profile names or YAML files (loihi, cmos45-fp32, cmos45-int8, spinnaker2)")] = ",".join(DEFAULT_ENERGY_PROFILES),
            data_root: DataRootOpt = None, time_steps: StepsOpt = None,
            out: Annotated[Path | None, typer.Option("-o", "--out", help="output folder (default: next to the network)")] = None):
     """Spikes, SynOps and energy per inference against the ANN teacher.
@@ -280,7 +284,7 @@ def energy(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: L
     from rich.progress import Progress
 
     from sakd.app.energy import EnergyOptions, energy_job, parse_profiles
-    from sakd.render.energy import render_energy
+    from sakd.render.energy import plot_energy, render_energy
 
     options = EnergyOptions(net, parse_profiles(profile), data, split, limit, batch, device,
                             data_root, out, time_steps)
@@ -288,6 +292,7 @@ def energy(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: L
         task = bar.add_task("simulating", total=None)
         result = energy_job(options, progress=lambda done, total: bar.update(
             task, completed=done, total=total))
+    plot_energy(result.report, result.chart_path)
     console = _out()
     render_energy(result.report, console)
     for note in result.notes:

@@ -26,7 +26,7 @@ from sakd.hardware.counts import NetworkCounts
 from sakd.hardware.energy import EnergyEstimate, EnergyProfile, estimate_snn_energy, load_profile
 
 from .errors import MappingError
-from .mapper import Mapping, _plain
+from .mapper import Mapping, plain
 from .timing import TimeEstimate
 
 PJ_PER_J = 1e12
@@ -87,7 +87,7 @@ class TotalEnergy:
             "static_unpipelined_pj", "not_counted", "caveats")}
         out.update(dynamic_pj=self.dynamic_pj, total_pj=self.total_pj,
                    total_unpipelined_pj=self.total_unpipelined_pj)
-        return _plain(out)
+        return plain(out)
 
 
 def estimate_total_energy(mapping: Mapping, time_estimate: TimeEstimate, counts: NetworkCounts,

@@ -25,6 +25,7 @@ import numpy as np
 
 from sakd.hardware.counts import NetworkCounts
 from sakd.hardware.ir import Network
+from sakd.hardware.target import DEFAULT_TARGET
 
 from .errors import MappingError
 from .partition import Partition, pack_cores, partition_network, slice_neurons, utilization
@@ -173,7 +174,7 @@ class Mapping:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types: lists, dicts, numbers, strings, None."""
-        return _plain({
+        return plain({
             "chip": self.chip.name,
             "system": self.system.name,
             "target": self.target,
@@ -195,11 +196,11 @@ class Mapping:
         })
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     if isinstance(value, MappingABC):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
@@ -284,7 +285,7 @@ def _load(chip: str | os.PathLike[str] | ChipProfile,
     return chip_p, sys_p
 
 
-def map_network(network: Network, chip: str | os.PathLike[str] | ChipProfile = "loihi2",
+def map_network(network: Network, chip: str | os.PathLike[str] | ChipProfile = DEFAULT_TARGET.name,
                 system: str | os.PathLike[str] | SystemProfile | None = None,
                 counts: NetworkCounts | None = None,
                 overrides: MappingABC[str, Any] | None = None, *,

@@ -41,7 +41,7 @@ from sakd.hardware.counts import NetworkCounts
 from sakd.hardware.ir import Network
 
 from .errors import MappingError
-from .mapper import Mapping, _plain, check_counts
+from .mapper import Mapping, check_counts, plain
 from .place import hops, input_position, position_of, route_tiles
 from .profile import Figure, SystemProfile
 
@@ -122,7 +122,7 @@ class TimeEstimate:
         return 1.0 / self.run_time_unpipelined_s if self.step_ns > 0 else float("inf")
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain({
+        return plain({
             "label": self.label, "chip": self.chip, "system": self.system,
             "time_steps": self.time_steps, "latency_steps": self.latency_steps,
             "step_ns": self.step_ns, "compute_ns": self.compute_ns, "router_ns": self.router_ns,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from sakd.app.common import JobError, check_output_dir, count_option, read_network_file
+from sakd.config import DEFAULT_ENERGY_PROFILES
 from sakd.hardware.atomic import atomic_write_json
 from sakd.hardware.counts import NetworkCounts
 from sakd.hardware.energy import (
@@ -357,8 +358,6 @@ def format_count(value: float | None) -> str:
 # the job
 # ---------------------------------------------------------------------------------------------
 
-#: the profiles ``sakd energy`` and ``pipeline`` use unless told otherwise (config: energy.profiles)
-DEFAULT_PROFILES = ("loihi", "cmos45-fp32")
 REPORT_NAME = "energy_report.json"
 CHART_NAME = "energy.png"
 
@@ -369,7 +368,7 @@ class EnergyOptions:
     files; ``out``: the output folder (default: next to the network)."""
 
     net: Path
-    profiles: tuple[str, ...] = DEFAULT_PROFILES
+    profiles: tuple[str, ...] = DEFAULT_ENERGY_PROFILES
     data: str | None = None
     split: str = "test"
     limit: int | None = None
@@ -382,6 +381,9 @@ class EnergyOptions:
 
 @dataclass
 class EnergyResult:
+    """The report (written to ``report_path``) and where its chart goes (``chart_path``: drawn
+    by ``sakd.render.energy.plot_energy``, the job writes no picture)."""
+
     report: EnergyReport
     report_path: Path
     chart_path: Path
@@ -453,7 +455,6 @@ def energy_job(options: EnergyOptions,
     """``sakd energy``: simulate the split for its counts, price them, write the JSON and PNG."""
     from sakd.app.common import resolve_network_path
     from sakd.app.simulate import run_split
-    from sakd.render.energy import plot_energy
 
     validate_options(options)
     folder = Path(options.out) if options.out else resolve_network_path(options.net).parent
@@ -473,5 +474,4 @@ def energy_job(options: EnergyOptions,
         report.notes.insert(0, f"No ANN comparison: {why}.")
     report_path, chart_path = folder / REPORT_NAME, folder / CHART_NAME
     atomic_write_json(report_path, report.to_dict())
-    plot_energy(report, chart_path)
     return EnergyResult(report, report_path, chart_path, list(run.samples.notes))

@@ -47,10 +47,12 @@ class PipelineResult:
     on_chip: dict[str, Any] = field(default_factory=dict)
     energy: dict[str, Any] = field(default_factory=dict)
     reports: dict[str, Any] = field(default_factory=dict)  # the stage reports (typed)
+    chart_path: Path | None = None  # where the energy chart goes (sakd.render.energy draws it)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("reports")
+        data.pop("chart_path")
         return data
 
 
@@ -125,8 +127,6 @@ def run_pipeline(options: PipelineOptions, stage: StageHook | None = None,
     atomic_write_json(out / "export" / "simulate_report.json", sim.to_dict())
 
     say(6, STAGES, "energy per inference")
-    from sakd.render.energy import plot_energy
-
     macs, no_ann = ann_macs_for(network)
     energy = build_energy_report(run.result.counts, macs, tuple(config.energy.profiles),
                                  network_name=config.model.arch, time_steps=run.time_steps,
@@ -134,7 +134,6 @@ def run_pipeline(options: PipelineOptions, stage: StageHook | None = None,
     if no_ann:
         energy.notes.insert(0, f"No ANN comparison: {no_ann}.")
     atomic_write_json(out / "export" / "energy_report.json", energy.to_dict())
-    plot_energy(energy, out / "export" / "energy.png")
 
     result.export = {"files": exported.files, "skipped": exported.report.skipped,
                      "notes": exported.report.notes, "latency": network.latency}
@@ -143,5 +142,6 @@ def run_pipeline(options: PipelineOptions, stage: StageHook | None = None,
                       "samples_per_s": sim.throughput.samples_per_s}
     result.energy = {"totals": energy.totals, "ann": energy.ann, "ratios": energy.ratios}
     result.reports = {"export": exported.report, "simulate": sim, "energy": energy}
+    result.chart_path = out / "export" / "energy.png"
     atomic_write_json(out / "summary.json", result.to_dict())
     return result

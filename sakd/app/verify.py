@@ -281,6 +281,7 @@ def verify_nir(export_dir: Path, samples: int, data_root: str | None = None) -> 
     from sakd.app import nir_readers as readers_mod
     from sakd.data.common import normalized_range
     from sakd.formats import get_format
+    from sakd.formats.nir import DEFAULT_DT
     from sakd.hardware.netfile import read_network
     from sakd.hardware.simulator import simulate
 
@@ -293,9 +294,9 @@ def verify_nir(export_dir: Path, samples: int, data_root: str | None = None) -> 
     T = network.steps_for()
     graph = nir.read(str(nir_path))
     try:
-        dt = float(graph.metadata.get("dt", 1e-4))
+        dt = float(graph.metadata.get("dt", DEFAULT_DT))
     except (TypeError, ValueError):
-        dt = 1e-4
+        dt = DEFAULT_DT
     read_dt = readers_mod.reader_dt(graph, dt)
     sim = simulate(network, encoded)
     sim_pred = np.asarray(sim.predictions)

@@ -59,6 +59,7 @@ that reading one back ``equals`` the original network. Writing is atomic.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -74,6 +75,7 @@ from sakd.formats.base import (
     IRBrief,
     LayerRow,
     Support,
+    check_supported,
     ir_brief,
     jsonable,
     merge_range,
@@ -260,6 +262,9 @@ def write_netx(network: Network, path: str | os.PathLike[str], *, or_as_conv: bo
     bit-exactly in Lava's netx (test_convnet_pool, 6 samples). Off by default."""
     if not isinstance(network, Network):
         raise TypeError(f"write_netx needs a Network, got {type(network).__name__}")
+    # neuron models first; then netx_chain, which names the first node off the one chain
+    check_supported(network, dataclasses.replace(SUPPORT, residual_fan_in=True), "netx",
+                    NetxExportError)
     spec = network.target
     chain = netx_chain(network, or_as_conv=or_as_conv)
     inp = network.input

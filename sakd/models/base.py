@@ -35,10 +35,18 @@ class Network(nn.Module):
 
     Subclasses implement ``forward_static(x)``: the architecture's computation on a batch whose
     leading axis may hold time folded into it. ``stage_names`` lists the modules whose outputs
-    are the default feature-distillation taps.
+    are the default feature-distillation taps. The classifier is the ``nn.Linear`` attribute
+    named by ``classifier_name`` (``fc``, torchvision's name, so that level 1 is a plain
+    ``load_state_dict``); it becomes the readout population on the chip.
     """
 
     stage_names: tuple[str, ...] = ()
+    classifier_name: str = "fc"
+
+    @property
+    def classifier(self) -> nn.Linear:
+        """The final linear layer (``classifier_name``): its outputs are the class logits."""
+        return getattr(self, self.classifier_name)
 
     def __init__(self) -> None:
         super().__init__()

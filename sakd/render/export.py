@@ -43,7 +43,7 @@ def render_export(report: ExportReport, console: Console) -> None:
         console.print("delays (latency balancing): " +
                       ", ".join(f"{plain(k)}: {v}" for k, v in report.delays.items()))
     for fmt, path in report.files.items():
-        console.print(f"wrote {fmt:<13} {plain(path)}")
+        console.print(f"wrote {fmt}: {plain(path)}")
     for fmt, reason in report.skipped.items():
         console.print(f"[yellow]not written: {fmt}[/]: {plain(reason)}")
     for fmt, lines in report.notes.items():

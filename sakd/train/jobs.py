@@ -107,8 +107,8 @@ def load_teacher(config: Config, info: DatasetInfo, student_arch: str) -> tuple[
         raise ConfigError("this run needs a teacher: pass --teacher CKPT (a `sakd teacher` "
                           "checkpoint) or --teacher-weights PATH (a torchvision state dict), or "
                           "set distill.kd=none and student.init=scratch for the baseline")
-    if ann.fc.out_features != info.num_classes:
-        raise CheckpointError(f"the teacher predicts {ann.fc.out_features} classes but "
+    if ann.classifier.out_features != info.num_classes:
+        raise CheckpointError(f"the teacher predicts {ann.classifier.out_features} classes but "
                               f"{info.name} has {info.num_classes}")
     return ann.eval().requires_grad_(False), source
 
