@@ -82,7 +82,9 @@ def trace_network(network: Network, input_shape: tuple[int, ...]) -> Graph:
             if isinstance(module, (nn.Identity, nn.Dropout)):
                 alias[fx_node.name] = args[0]
                 continue
-            emit(_module_node(path, module, args))
+            node = _module_node(path, module, args)
+            _check_finite(node)
+            emit(node)
             alias[fx_node.name] = path
         elif fx_node.op == "call_function" and fx_node.target in (operator.add, torch.add):
             if len(args) != 2 or fx_node.kwargs:
@@ -105,6 +107,14 @@ def trace_network(network: Network, input_shape: tuple[int, ...]) -> Graph:
         raise ExportError("the network ends in a spiking neuron; the classifier must end in a "
                           "linear layer (it becomes the readout population)")
     return graph
+
+
+def _check_finite(node: Node) -> None:
+    """Weights, biases and BN statistics must be finite numbers before anything is quantized."""
+    for key, value in node.attrs.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ExportError(f"{node.describe()}: its {key} holds NaN or infinite values (training "
+                              f"diverged, or the checkpoint is damaged); nothing can be exported")
 
 
 def _check_flatten_dim(fx_node: fx.Node, args: list[Any]) -> None:

@@ -16,3 +16,9 @@ class SakdError(ValueError):
 
 class MissingFileError(SakdError, FileNotFoundError):
     """A file or folder the user named does not exist (a ``FileNotFoundError`` too)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (from ``timeout``, a batch scheduler, ``kill``): raised in the main thread
+    so that every ``finally`` runs — child process groups ended, temporary files removed — before
+    sakd exits with status 143."""

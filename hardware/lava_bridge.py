@@ -10,18 +10,22 @@ numpy and h5py only; Python 3.10 compatible.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sakd.hardware.errors import MissingFileError, SakdError
+from sakd.hardware.errors import MissingFileError, SakdError, Terminated
 from sakd.hardware.lava_runner import integer_inputs
 
 #: environment variables that point at a Lava environment (its folder or its python)
@@ -190,23 +194,70 @@ def run_lava(
             cmd.append("--traces")
         if chunk is not None:
             cmd += ["--chunk", str(int(chunk))]
+        cmd += ["--parent", str(os.getpid()), "--cleanup", str(tmp_path)]
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
-        try:
-            # cwd = the temporary folder: the repository's own sakd/ must not shadow the Lava
-            # environment's sakd package (which maps only sakd.hardware)
-            proc = subprocess.run(cmd, check=False, cwd=tmp, env=env, capture_output=True, text=True,
-                                  timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as exc:
-            err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-            raise LavaRunError(f"the Lava runner exceeded {timeout} s\n{_stderr_tail(err)}",
-                               stderr=err) from exc
+        # cwd = the temporary folder: the repository's own sakd/ must not shadow the Lava
+        # environment's sakd package (which maps only sakd.hardware). A session of its own: the
+        # runner leads a process group holding every Lava worker, ended whole on any exit.
+        with _terminate_as_exception():
+            proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                    start_new_session=True)
+            try:
+                _, stderr = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired as exc:
+                end_process_group(proc)
+                err = proc.stderr.read() if proc.stderr else ""
+                raise LavaRunError(f"the Lava runner exceeded {timeout} s\n{_stderr_tail(err)}",
+                                   stderr=err) from exc
+            except BaseException:
+                end_process_group(proc)
+                raise
         if proc.returncode != 0 or not out.exists():
             raise LavaRunError(
                 f"the Lava runner failed (exit status {proc.returncode}) on {network_path}:\n"
-                f"{_stderr_tail(proc.stderr)}",
-                returncode=proc.returncode, stderr=proc.stderr,
+                f"{_stderr_tail(stderr)}",
+                returncode=proc.returncode, stderr=stderr,
             )
-        return read_result(out, stderr=proc.stderr)
+        return read_result(out, stderr=stderr)
+
+
+def end_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM the process group ``proc`` leads, SIGKILL it after ``grace`` seconds, and reap."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    try:  # the group may outlive its leader: end the stragglers too
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+@contextlib.contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    """In the main thread: SIGTERM raises :class:`Terminated` (so the runner's process group is
+    ended and the temporary folder removed) instead of killing Python on the spot."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        yield  # not ours to change (a thread, or the caller handles SIGTERM already)
+        return
+
+    def raise_terminated(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def read_result(path: str | os.PathLike[str], *, stderr: str = "") -> LavaResult:

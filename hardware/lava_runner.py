@@ -539,6 +539,25 @@ def write_result(result: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def watch_parent(parent: int, cleanup: str | None, interval: float = 0.5) -> None:
+    """A daemon thread: once ``parent`` is gone (the runner is re-parented), remove ``cleanup``
+    and SIGKILL the runner's process group — itself and every Lava worker it started (the bridge
+    starts the runner as a group leader). A parent killed by SIGKILL leaves nothing behind."""
+    import os
+    import shutil
+    import signal
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        if cleanup:
+            shutil.rmtree(cleanup, ignore_errors=True)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="sakd-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sakd.hardware.lava_runner",
@@ -556,9 +575,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reset-offset", type=int, default=1,
                         help="netx only: netx's reset_offset (1 gives the IR's staggered reset)")
     parser.add_argument("--chunk", type=int, default=256, help="samples per network build")
+    parser.add_argument("--parent", type=int, default=None,
+                        help="the pid that started the runner: when it dies, the runner removes "
+                             "--cleanup and ends its process group (Lava's workers with it)")
+    parser.add_argument("--cleanup", default=None, help="a folder to remove if the parent dies")
     args = parser.parse_args(argv)
     if args.chunk < 1:
         parser.error("--chunk must be >= 1")
+    if args.parent is not None:
+        watch_parent(args.parent, args.cleanup)
 
     inputs = np.load(args.inputs, allow_pickle=False)
     if args.network:

@@ -19,8 +19,9 @@ dataset (a CUBA-LIF, the only model then) and T was ``metadata["time_steps"]``.
 than one element carries an HDF5 Fletcher-32 checksum (h5py raises on a damaged chunk) and the
 root's ``digest`` covers everything: the reader rebuilds the network and compares, so a file
 that was damaged or edited is an error, never a silently different network. Writing is atomic
-(``atomic_path``). Every problem with a file raises :class:`NetworkFileError` naming the file and
-the HDF5 key. h5py and numpy only; Python 3.10 compatible.
+(``atomic_path``) and the file is sealed (``sakd.hardware.integrity``: a SHA-256 trailer checked
+before HDF5 parses the file). Every problem with a file raises :class:`NetworkFileError` naming
+the file and the HDF5 key. h5py and numpy only; Python 3.10 compatible.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import MissingFileError, SakdError
+from .integrity import IntegrityError, seal, sealed_kind
 from .ir import MAX_TIME_STEPS, Input, IRError, Network, Population, Projection
 from .neurons import CubaLif, neuron_model
 from .target import TARGETS, TargetError, TargetSpec
@@ -79,7 +81,14 @@ def write_network(network: Network, path: str | os.PathLike[str]) -> Path:
         raise TypeError(f"write_network needs a Network, got {type(network).__name__}")
     path = Path(path)
     spec = network.target
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp:
+        _write(network, spec, tmp)
+        seal(tmp, "ir")
+    return path
+
+
+def _write(network: Network, spec: TargetSpec, tmp: Path) -> None:
+    with h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["target"] = spec.name
@@ -125,7 +134,6 @@ def write_network(network: Network, path: str | os.PathLike[str]) -> Path:
             for key in ("stride", "padding", "dilation"):
                 g.attrs[key] = np.asarray(getattr(proj, key), dtype=np.int64)
             _dataset(g, "weight", proj.weight.astype(np.int16))  # validated: even, in [-256, 254]
-    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,6 +257,14 @@ def read_network(path: str | os.PathLike[str]) -> Network:
     a missing file and :class:`NetworkFileError` for everything else that is wrong with it:
     h5py's own errors on damaged metadata or checksums included."""
     path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{path}: no such network file")
+    try:  # before the HDF5 library parses anything (it can hang on some damaged metadata)
+        kind = sealed_kind(path)
+    except IntegrityError as exc:
+        raise NetworkFileError(str(exc)) from exc
+    if kind not in (None, "ir"):
+        raise NetworkFileError(f"{path}: a {kind} file sakd wrote, not an IR file (network.h5)")
     handle = open_hdf5(path, NetworkFileError, "network file")
     try:
         with handle as f:

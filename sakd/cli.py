@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +23,13 @@ EXPORT_DEFAULTS = ExportConfig()
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="SAKD: distill ANN teachers into SNNs and deploy them to Loihi-class chips.")
 
-EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 2, 70, 130
+EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 70, 130, 143
 BUG_REPORT = ("this is a bug in sakd, not in your input: please report it with the traceback "
               "above and the command you ran")
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _version(value: bool) -> None:
@@ -45,8 +51,12 @@ def _guard(interrupted: str = "interrupted; outputs are written atomically, noth
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
-            from sakd.errors import SakdError
+            from sakd.errors import SakdError, Terminated
 
+            def on_sigterm(signum: int, frame: Any) -> None:
+                raise Terminated(f"signal {signum}")
+
+            previous = signal.signal(signal.SIGTERM, on_sigterm) if _main_thread() else None
             try:
                 return fn(*args, **kwargs)
             except SakdError as exc:
@@ -55,12 +65,18 @@ def _guard(interrupted: str = "interrupted; outputs are written atomically, noth
             except KeyboardInterrupt:
                 typer.secho(interrupted, err=True)
                 raise typer.Exit(code=EXIT_INTERRUPTED) from None
+            except Terminated:
+                typer.secho(f"terminated; {interrupted.removeprefix('interrupted; ')}", err=True)
+                raise typer.Exit(code=EXIT_TERMINATED) from None
             except (typer.Exit, typer.Abort, SystemExit):
                 raise
             except Exception:
                 traceback.print_exc()
                 typer.secho(BUG_REPORT, fg=typer.colors.RED, err=True)
                 raise typer.Exit(code=EXIT_BUG) from None
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
 
         return run
 

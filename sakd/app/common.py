@@ -66,13 +66,13 @@ def _check_writable_folder(folder: Path, option: str, given: Path) -> None:
         raise JobError(f"{option} {given}: {existing} is a file, so the folder cannot be created")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise JobError(f"{option} {given}: {existing} is not writable")
-    if existing == folder:
-        try:  # os.access is not the whole truth (read-only mounts, ACLs): try a file
-            fd, name = tempfile.mkstemp(prefix=".sakd-write-check-", dir=folder)
-        except OSError as exc:
-            raise JobError(f"{option} {given}: cannot write into {folder}: {exc.strerror}") from exc
-        os.close(fd)
-        os.unlink(name)
+    try:  # os.access is not the whole truth (root, read-only mounts, /proc): try a file
+        fd, name = tempfile.mkstemp(prefix=".sakd-write-check-", dir=existing)
+    except OSError as exc:
+        raise JobError(f"{option} {given}: cannot write into {existing}: "
+                       f"{exc.strerror or exc}") from exc
+    os.close(fd)
+    os.unlink(name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sakd.errors import SakdError
 from sakd.models.base import Network
+
+
+class DistillError(SakdError):
+    """A distillation setting the networks cannot take (feature taps, their shapes)."""
 
 
 class FeatureTaps:
@@ -21,8 +26,8 @@ class FeatureTaps:
         missing = [n for n in names if n not in modules]
         if missing:
             stages = list(network.stage_names)
-            raise ValueError(f"feature tap '{missing[0]}' is not a module of "
-                             f"{type(network).__name__}; stage outputs are {stages}")
+            raise DistillError(f"distill.taps: '{missing[0]}' is not a module of "
+                               f"{type(network).__name__}; its stage outputs are {stages}")
         self.network = network
         self.names = list(names)
         self._store: dict[str, torch.Tensor] = {}

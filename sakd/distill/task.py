@@ -14,7 +14,7 @@ from torch import nn
 
 from sakd.distill.losses import feature_kd, logits_kd
 from sakd.distill.schedule import FeatureWeight
-from sakd.distill.taps import FeatureTaps
+from sakd.distill.taps import DistillError, FeatureTaps
 from sakd.models.base import Network
 
 KD_MODES = ("both", "logits", "features", "none")
@@ -157,6 +157,6 @@ def check_taps_match(student: Network, teacher: Network, taps: list[str],
     t_shapes = feature_shapes(teacher, taps, example)
     for name in taps:
         if s_shapes[name] != t_shapes[name]:
-            raise ValueError(f"feature tap '{name}': student shape {tuple(s_shapes[name])} but "
+            raise DistillError(f"feature tap '{name}': student shape {tuple(s_shapes[name])} but "
                              f"teacher shape {tuple(t_shapes[name])}; the architectures differ")
     return s_shapes

@@ -16,6 +16,7 @@ from typing import Any
 
 from sakd.formats.base import Format, FormatError, Inspection, Support
 from sakd.hardware.errors import MissingFileError
+from sakd.hardware.integrity import sealed_kind
 from sakd.hardware.ir import Network
 
 #: the registered formats, in the order export writes them and detection tries them
@@ -47,6 +48,9 @@ def detect_format(path: str | os.PathLike[str]) -> Format:
         raise MissingFileError(f"{path}: no such file")
     if path.is_dir():
         raise FormatError(f"{path}: is a folder, not a network file")
+    kind = sealed_kind(path)  # a file sakd wrote says what it is (checked before HDF5 parses it)
+    if kind is not None:
+        return formats()[kind]
     for fmt in formats().values():
         if fmt.detect(path):
             return fmt

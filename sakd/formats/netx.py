@@ -83,6 +83,7 @@ from sakd.formats.base import (
 )
 from sakd.hardware.atomic import atomic_path
 from sakd.hardware.errors import SakdError
+from sakd.hardware.integrity import IntegrityError, seal, sealed_kind
 from sakd.hardware.ir import Input, IRError, Network, Population, Projection
 from sakd.hardware.netfile import open_hdf5
 from sakd.hardware.neurons import CubaLif
@@ -267,64 +268,71 @@ def write_netx(network: Network, path: str | os.PathLike[str], *, or_as_conv: bo
                     NetxExportError)
     spec = network.target
     chain = netx_chain(network, or_as_conv=or_as_conv)
-    inp = network.input
-    message_bits = inp.bits if inp.encoding == "graded" else 0
+    message_bits = network.input.bits if network.input.encoding == "graded" else 0
     layers_meta: list[dict[str, Any]] = []
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        layer = f.create_group("layer")
-        index = 0
-
-        def new(kind: str) -> h5py.Group:
-            nonlocal index
-            g = layer.create_group(str(index))
-            _type(g, kind)
-            index += 1
-            return g
-
-        g = new("input")
-        g.create_dataset("shape", data=np.asarray(inp.shape, dtype=np.int64))
-        src_shape = inp.shape
-        for proj, pop in chain:
-            if proj.kind == "dense" and len(src_shape) > 1:
-                g = new("flatten")
-                g.create_dataset("shape", data=np.asarray([int(np.prod(src_shape))], np.int64))
-            g = new("conv" if proj.kind == "conv2d" else "dense")
-            g.create_dataset("shape", data=np.asarray(pop.shape, dtype=np.int64))
-            g.create_dataset("weight", data=proj.weight.astype(np.float32))
-            if proj.kind == "conv2d":
-                for key in ("stride", "padding", "dilation"):
-                    g.create_dataset(key, data=np.asarray(getattr(proj, key), dtype=np.int64))
-                g.create_dataset("groups", data=np.int64(proj.groups))
-            bias = _netx_bias(pop, spec)
-            if np.any(bias):
-                count = pop.shape[0]
-                g.create_dataset("bias", data=np.broadcast_to(bias, (count,)).astype(np.float32))
-            n = g.create_group("neuron")
-            _type(n, "CUBA")
-            # the readout gets vThMant = 2^17: never fires (see the module docstring)
-            vth = spec.readout_vth if pop.is_readout else pop.neuron.vth
-            for key, value in (("iDecay", pop.neuron.du + 1), ("vDecay", pop.neuron.dv), ("vThMant", vth),
-                               ("refDelay", 1), ("gradedSpike", 0)):
-                n.create_dataset(key, data=np.int64(value))
-            layers_meta.append({"layer": index - 1, "population": pop.name, "projection": proj.name,
-                                "role": pop.role, "vth": pop.neuron.vth, "scale": pop.scale,
-                                "origin": pop.origin, "bias_exp": pop.neuron.bias_exp,
-                                "bias_shape": list(pop.neuron.bias_mant.shape)})
-            src_shape = pop.shape
-        f.attrs["generator"] = GENERATOR
-        f.attrs["input_message_bits"] = message_bits
-        f.attrs["sakd"] = json.dumps({
-            "format": NETX_FORMAT, "version": NETX_FORMAT_VERSION, "target": network.target.name,
-            "time_steps": network.time_steps, "digest": network.digest(),
-            "input": {"name": inp.name, "shape": list(inp.shape), "encoding": inp.encoding,
-                      "bits": inp.bits, "scale": inp.scale},
-            "input_message_bits": message_bits,
-            "run": "hdf5.Network(net_config=path, input_message_bits=input_message_bits, "
-                   "reset_interval=T, reset_offset=1) reproduces the IR's simulation",
-            "layers": layers_meta, "metadata": network.metadata,
-        }, sort_keys=True)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            _write_layers(f, network, chain, spec, message_bits, layers_meta)
+        seal(tmp, "netx")
     return path
+
+
+def _write_layers(f: h5py.File, network: Network, chain: list[tuple[Projection, Population]],
+                  spec: TargetSpec, message_bits: int, layers_meta: list[dict[str, Any]]) -> None:
+    inp = network.input
+    layer = f.create_group("layer")
+    index = 0
+
+    def new(kind: str) -> h5py.Group:
+        nonlocal index
+        g = layer.create_group(str(index))
+        _type(g, kind)
+        index += 1
+        return g
+
+    g = new("input")
+    g.create_dataset("shape", data=np.asarray(inp.shape, dtype=np.int64))
+    src_shape = inp.shape
+    for proj, pop in chain:
+        if proj.kind == "dense" and len(src_shape) > 1:
+            g = new("flatten")
+            g.create_dataset("shape", data=np.asarray([int(np.prod(src_shape))], np.int64))
+        g = new("conv" if proj.kind == "conv2d" else "dense")
+        g.create_dataset("shape", data=np.asarray(pop.shape, dtype=np.int64))
+        g.create_dataset("weight", data=proj.weight.astype(np.float32))
+        if proj.kind == "conv2d":
+            for key in ("stride", "padding", "dilation"):
+                g.create_dataset(key, data=np.asarray(getattr(proj, key), dtype=np.int64))
+            g.create_dataset("groups", data=np.int64(proj.groups))
+        bias = _netx_bias(pop, spec)
+        if np.any(bias):
+            count = pop.shape[0]
+            g.create_dataset("bias", data=np.broadcast_to(bias, (count,)).astype(np.float32))
+        n = g.create_group("neuron")
+        _type(n, "CUBA")
+        # the readout gets vThMant = 2^17: never fires (see the module docstring)
+        vth = spec.readout_vth if pop.is_readout else pop.neuron.vth
+        for key, value in (("iDecay", pop.neuron.du + 1), ("vDecay", pop.neuron.dv), ("vThMant", vth),
+                           ("refDelay", 1), ("gradedSpike", 0)):
+            n.create_dataset(key, data=np.int64(value))
+        layers_meta.append({"layer": index - 1, "population": pop.name, "projection": proj.name,
+                            "role": pop.role, "vth": pop.neuron.vth, "scale": pop.scale,
+                            "origin": pop.origin, "bias_exp": pop.neuron.bias_exp,
+                            "bias_shape": list(pop.neuron.bias_mant.shape)})
+        src_shape = pop.shape
+    f.attrs["generator"] = GENERATOR
+    f.attrs["input_message_bits"] = message_bits
+    f.attrs["sakd"] = json.dumps({
+        "format": NETX_FORMAT, "version": NETX_FORMAT_VERSION, "target": network.target.name,
+        "time_steps": network.time_steps, "digest": network.digest(),
+        "input": {"name": inp.name, "shape": list(inp.shape), "encoding": inp.encoding,
+                  "bits": inp.bits, "scale": inp.scale},
+        "input_message_bits": message_bits,
+        "run": "hdf5.Network(net_config=path, input_message_bits=input_message_bits, "
+               "reset_interval=T, reset_offset=1) reproduces the IR's simulation",
+        "layers": layers_meta, "metadata": network.metadata,
+    }, sort_keys=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,6 +374,8 @@ def _ints(group: h5py.Group, key: str, where: str) -> np.ndarray:
     arr = np.asarray(group[key][()])
     if arr.dtype.kind not in "iuf":
         raise NetxImportError(f"{where}/{key}: not numeric (dtype {arr.dtype})")
+    if arr.dtype.kind == "f" and (not np.all(np.isfinite(arr)) or (arr.size and np.abs(arr).max() >= 2.0**62)):
+        raise NetxImportError(f"{where}/{key}: holds NaN, infinite or out-of-range values")
     return arr.astype(np.int64)  # netx's NetDict: .astype(int), truncation toward zero
 
 
@@ -386,6 +396,18 @@ def netx_layers(f: h5py.File, where: str) -> list[h5py.Group]:
     return out
 
 
+def _check_seal(path: Path) -> None:
+    """A netx file sakd wrote is sealed: checked before the HDF5 library parses it."""
+    if not path.exists():
+        return  # open_hdf5 says so
+    try:
+        kind = sealed_kind(path)
+    except IntegrityError as exc:
+        raise NetxImportError(str(exc)) from exc
+    if kind not in (None, "netx"):
+        raise NetxImportError(f"{path}: a {kind} file sakd wrote, not a netx file")
+
+
 def read_netx(path: str | os.PathLike[str], *, input_message_bits: int | None = None,
               target: str | TargetSpec = DEFAULT_TARGET, time_steps: int | None = None,
               trust_metadata: bool = True) -> Network:
@@ -401,6 +423,7 @@ def read_netx(path: str | os.PathLike[str], *, input_message_bits: int | None = 
     ``layer{i}.synapse`` (projection).
     """
     path = Path(path)
+    _check_seal(path)
     handle = open_hdf5(path, NetxImportError, "netx file")
     try:
         with handle as f:
@@ -420,13 +443,18 @@ def _read(f: h5py.File, where: str, message_bits: int | None, target: str | Targ
           time_steps: int | None, trust_metadata: bool) -> Network:
     spec = get_target(target)
     own = None
-    if trust_metadata and _text(f.attrs.get("generator", b"")) == GENERATOR and "sakd" in f.attrs:
+    ours = _text(f.attrs.get("generator", b"")) == GENERATOR or "sakd" in f.attrs
+    if trust_metadata and ours:
+        how = "pass trust_metadata=False to read it as a file from another framework"
         try:
             own = json.loads(_text(f.attrs["sakd"]))
-        except ValueError:
-            own = None
-        if not isinstance(own, dict) or own.get("format") != NETX_FORMAT:
-            own = None
+        except (KeyError, ValueError, TypeError) as exc:
+            raise NetxImportError(f"{where}: the file says sakd wrote it, but its sakd metadata "
+                                  f"is missing or unreadable ({type(exc).__name__}); {how}") from exc
+        if not isinstance(own, dict) or own.get("format") != NETX_FORMAT or not isinstance(
+                own.get("layers"), list) or "input" not in own:
+            raise NetxImportError(f"{where}: the file's sakd metadata is damaged (not format "
+                                  f"{NETX_FORMAT!r} with its layers and input); {how}")
     if own is not None:
         spec = get_target(own.get("target", target))
     if message_bits is None:
@@ -603,6 +631,7 @@ def _ir_bias(bias: np.ndarray, shape: tuple[int, ...], meta: dict[str, Any] | No
 def inspect_netx(path: Path) -> Inspection:
     """Summarize a netx file: every layer as netx reads it, and the IR it maps onto."""
     path = Path(path)
+    _check_seal(path)
     handle = open_hdf5(path, NetxImportError, "netx file")
     try:
         with handle as f:

@@ -4,6 +4,7 @@ written atomically; validated on load with errors that name the file and the pro
 from __future__ import annotations
 
 import pickle
+import zipfile
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -47,14 +48,24 @@ def _torch_load(path: Path, what: str, todo: str) -> Any:
     torch raises many types for a file that is not one of its own (a text file gives a
     ``KeyError`` from the legacy unpickler), so anything but an interrupt is caught here.
     """
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    # torch.save writes a zip archive (torch >= 1.6) or, in the legacy format, a pickle stream
+    if not zipfile.is_zipfile(path) and not (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
+        raise CheckpointError(f"{what} {path} is truncated or not a torch file (neither a whole "
+                              f"torch zip archive nor a legacy pickle); {todo}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        # torch's message is long; its "WeightsUnpickler error: ..." line says what was refused
-        reason = next((line.strip() for line in str(exc).splitlines()
-                       if "WeightsUnpickler error" in line or "Unsupported global" in line),
-                      _first_sentence(exc))
-        reason = reason.split(". ")[0].replace("WeightsUnpickler error: ", "")
+        # torch's message is long (and asks to file an issue with torch): keep what was refused
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in lines if "Unsupported global" in line), None)
+        if reason is None:
+            after = [i for i, line in enumerate(lines) if "WeightsUnpickler error" in line]
+            tail = lines[after[0]].split("WeightsUnpickler error:")[-1].strip() if after else ""
+            reason = tail or (lines[after[0] + 1] if after and after[0] + 1 < len(lines)
+                              else "objects of an unsupported type")
+        reason = reason.split(". ")[0]
         raise CheckpointError(
             f"{what} {path} holds objects other than tensors and built-in types ({reason}); sakd "
             f"loads with weights_only=True and never executes pickled code: {todo}") from exc

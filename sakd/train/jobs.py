@@ -95,6 +95,11 @@ def load_teacher(config: Config, info: DatasetInfo, student_arch: str) -> tuple[
     """The frozen ANN teacher: from a sakd teacher checkpoint or a torchvision-format file."""
     if config.teacher.checkpoint:
         record = load_checkpoint(config.teacher.checkpoint, kind="teacher")
+        if config.teacher.arch and config.teacher.arch != record["arch"]:
+            raise ConfigError(f"teacher.arch is {config.teacher.arch} but the teacher checkpoint "
+                              f"{config.teacher.checkpoint} holds a {record['arch']}: drop "
+                              f"teacher.arch (the checkpoint says what it is) or pass the "
+                              f"{config.teacher.arch} checkpoint")
         ann = build_model(record["arch"], **record["model_args"])
         load_state_strict(ann, record["state_dict"], config.teacher.checkpoint)
         source = {"checkpoint": str(config.teacher.checkpoint), "arch": record["arch"]}

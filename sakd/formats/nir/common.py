@@ -80,3 +80,15 @@ def int_pair(value: Any, name: str, node: Any, what: str) -> tuple[int, int]:
     if arr.size != 2 or np.any(arr != np.round(arr.astype(np.float64))):
         raise node_error(name, node, f"{what} {value!r} is not an integer or a pair")
     return int(arr[0]), int(arr[1])
+
+
+def graph_signature(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> str:
+    """SHA-256 of a NIR graph's structure (node names and types, edges): sakd records it when it
+    writes a file and checks it when it reads one, so a node or edge added, removed or retyped
+    (a Delay inserted, say) is noticed even where the network read would not change."""
+    import hashlib
+    import json
+
+    structure = {"nodes": sorted([str(n), type(node).__name__] for n, node in nodes.items()),
+                 "edges": sorted([str(a), str(b)] for a, b in edges)}
+    return hashlib.sha256(json.dumps(structure).encode()).hexdigest()

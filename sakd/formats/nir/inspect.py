@@ -26,10 +26,19 @@ _NEURON_FIELDS = ("tau", "tau_syn", "tau_mem", "r", "w_in", "v_leak", "v_thresho
 
 
 def inspect_nir(path: Path) -> Inspection:
-    """Summarize a NIR file (``Inspection``)."""
+    """Summarize a NIR file (``Inspection``); a damaged file is a ``FormatError`` naming it."""
+    graph, _ = load_graph(path)
+    try:
+        return _inspect(path, graph)
+    except SakdError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:
+        raise FormatError(f"{path}: the NIR graph is damaged ({type(exc).__name__}: {exc})") from exc
+
+
+def _inspect(path: Path, graph: Any) -> Inspection:
     from nir.serialization import read_version
 
-    graph, _ = load_graph(path)
     try:
         version = jsonable(read_version(path))
     except Exception as exc:  # nir raises KeyError/ValueError/OSError on a bad file

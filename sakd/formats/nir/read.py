@@ -21,13 +21,15 @@ from sakd.formats.nir.common import (
     NIR_FORMAT_VERSION,
     NirImportError,
     as_array,
+    graph_signature,
     int_pair,
     metadata_text,
     node_error,
     uniform,
 )
 from sakd.formats.nir.compose import LinearOp, compose, full_bias
-from sakd.hardware.errors import MissingFileError
+from sakd.hardware.errors import MissingFileError, SakdError
+from sakd.hardware.integrity import IntegrityError, sealed_kind
 from sakd.hardware.ir import (
     Input,
     IRError,
@@ -65,6 +67,14 @@ class NirImport:
     assumptions: dict[str, Any] = field(default_factory=dict)
 
 
+def finite(name: str, node: Any, what: str, value: Any) -> np.ndarray:
+    """A node's array as float64, refused (naming the node) when it holds NaN or infinities."""
+    arr = as_array(value)
+    if not np.all(np.isfinite(arr)):
+        raise node_error(name, node, f"{what} holds NaN or infinite values")
+    return arr
+
+
 def load_graph(source: Any) -> tuple[Any, str]:
     """A NIR graph (returned as is) or file (read with ``nir.read``) and where it came from;
     every problem with a file is a :class:`NirImportError` naming it."""
@@ -75,6 +85,12 @@ def load_graph(source: Any) -> tuple[Any, str]:
     path = Path(source)
     if not path.exists():
         raise MissingFileError(f"{path}: no such NIR file")
+    try:  # before the HDF5 library parses anything (it can hang on some damaged metadata)
+        kind = sealed_kind(path)
+    except IntegrityError as exc:
+        raise NirImportError(str(exc)) from exc
+    if kind not in (None, "nir"):
+        raise NirImportError(f"{path}: a {kind} file sakd wrote, not a NIR file")
     try:
         import h5py
 
@@ -285,19 +301,19 @@ def _path_op(graph: Any, path: _Path, shapes: dict[str, tuple[int, ...]], dt: fl
         elif isinstance(node, (nir.Affine, nir.Linear)):
             bias = None
             if isinstance(node, nir.Affine) and name not in used_bias:
-                bias = as_array(node.bias).reshape(-1)
+                bias = finite(name, node, "bias", node.bias).reshape(-1)
                 if bias.shape != (new_shape[0],):
                     bias = np.broadcast_to(bias, (new_shape[0],)).copy()
                 used_bias.add(name)
-            ops.append(LinearOp("dense", as_array(node.weight), bias, (int(np.prod(shape)),), new_shape))
+            ops.append(LinearOp("dense", finite(name, node, "weight", node.weight), bias, (int(np.prod(shape)),), new_shape))
             synapses.append(name)
         elif isinstance(node, nir.Conv2d):
             conv = _conv_params(name, node, shape)
             bias = None
             if name not in used_bias:
-                bias = np.broadcast_to(as_array(node.bias).reshape(-1), (new_shape[0],)).copy()
+                bias = np.broadcast_to(finite(name, node, "bias", node.bias).reshape(-1), (new_shape[0],)).copy()
                 used_bias.add(name)
-            ops.append(LinearOp("conv", as_array(node.weight), bias, shape, new_shape, conv["stride"],
+            ops.append(LinearOp("conv", finite(name, node, "weight", node.weight), bias, shape, new_shape, conv["stride"],
                            conv["padding"], conv["dilation"], conv["groups"]))
             synapses.append(name)
         elif isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
@@ -372,7 +388,7 @@ def _neuron(graph: Any, name: str, dt: float, current: str | None = None) -> _Ne
         r = uniform(name, node, "r", node.r)
         beta = _decay(name, node, "tau", tau, dt)
         n = _Neuron(name, name, type(node).__name__, isinstance(node, nir.LIF), 1.0, 1.0, beta,
-                    beta * r, as_array(node.v_leak), theta)
+                    beta * r, finite(name, node, "v_leak", node.v_leak), theta)
     elif isinstance(node, (nir.IF, nir.I)):
         r = uniform(name, node, "r", node.r)
         n = _Neuron(name, name, type(node).__name__, isinstance(node, nir.IF), 1.0, 1.0, 0.0,
@@ -385,7 +401,7 @@ def _neuron(graph: Any, name: str, dt: float, current: str | None = None) -> _Ne
         alpha = _decay(name, node, "tau_syn", tau_syn, dt)
         beta = _decay(name, node, "tau_mem", tau_mem, dt)
         n = _Neuron(name, name, type(node).__name__, isinstance(node, nir.CubaLIF), alpha, w_in,
-                    beta, beta * r, as_array(node.v_leak), theta)
+                    beta, beta * r, finite(name, node, "v_leak", node.v_leak), theta)
     else:  # pragma: no cover - callers pass neuron nodes only
         raise node_error(name, node, "is not a neuron")
     if current is not None:  # an LI stage in front: it is the synaptic current
@@ -397,7 +413,7 @@ def _neuron(graph: Any, name: str, dt: float, current: str | None = None) -> _Ne
         r = uniform(current, li, "r", li.r)
         n.alpha = _decay(current, li, "tau", tau, dt)
         n.c_in = r
-        leak = as_array(li.v_leak)
+        leak = finite(current, li, "v_leak", li.v_leak)
         if np.any(leak != 0):
             if r == 0:
                 raise node_error(current, li, "v_leak with r = 0 has no IR form")
@@ -468,6 +484,12 @@ def import_nir(
         if where != "<graph>" and not str(exc).startswith(where):
             raise NirImportError(f"{where}: {exc}", node=exc.node) from exc
         raise
+    except SakdError as exc:
+        raise NirImportError(f"{where}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, AssertionError,
+            ArithmeticError) as exc:  # a damaged graph: values of the wrong kind or shape
+        raise NirImportError(f"{where}: the NIR graph is damaged or inconsistent "
+                             f"({type(exc).__name__}: {exc})") from exc
 
 
 def read_nir(source: Any, **kwargs: Any) -> Network:
@@ -476,16 +498,35 @@ def read_nir(source: Any, **kwargs: Any) -> Network:
     return import_nir(source, **kwargs).network
 
 
+#: what sakd's own metadata must hold (files of sakd 0.1 lack "graph", "digest", "time_steps")
+_OWN_KEYS = ("format", "version", "dt", "timing", "target", "input", "output", "populations",
+             "projections", "metadata")
+
+
 def _own_metadata(graph: Any) -> dict[str, Any] | None:
+    """The sakd metadata of a file sakd wrote; None for a file from another framework. Present
+    but unreadable (damaged JSON, missing keys, a structure that no longer matches the graph) is
+    an error, never a silent fall-back to reading the file as a foreign one."""
     meta = graph.metadata if isinstance(graph.metadata, dict) else {}
-    if metadata_text(meta.get("generator")) != GENERATOR or "sakd" not in meta:
+    marked = any(isinstance(getattr(n, "metadata", None), dict)
+                 and metadata_text(n.metadata.get("generator")) == GENERATOR
+                 for n in graph.nodes.values())
+    if metadata_text(meta.get("generator")) != GENERATOR and "sakd" not in meta and not marked:
         return None
+    how = "pass trust_metadata=False to read it as a file from another framework"
     try:
         data = json.loads(metadata_text(meta["sakd"]))
-    except (TypeError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != NIR_FORMAT:
-        return None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NirImportError(f"the file says sakd wrote it, but its sakd metadata is missing or "
+                             f"unreadable ({type(exc).__name__}: {exc}); {how}") from exc
+    missing = [k for k in _OWN_KEYS if not isinstance(data, dict) or k not in data]
+    if missing or data.get("format") != NIR_FORMAT:
+        raise NirImportError(f"the file's sakd metadata is damaged (missing {missing} or not "
+                             f"format {NIR_FORMAT!r}); {how}")
+    if "graph" in data and data["graph"] != graph_signature(graph.nodes, graph.edges):
+        raise NirImportError(f"the graph's nodes or edges differ from the ones sakd wrote (a "
+                             f"node or edge was added, removed or changed type after export); "
+                             f"re-export it, or {how}")
     return data
 
 

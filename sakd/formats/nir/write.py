@@ -22,8 +22,10 @@ from sakd.formats.nir.common import (
     TIMINGS,
     UNITS,
     NirExportError,
+    graph_signature,
 )
 from sakd.hardware.atomic import atomic_path
+from sakd.hardware.integrity import seal
 from sakd.hardware.ir import Network, Population
 
 #: what a NIR file can express exactly (docs/support.md)
@@ -259,6 +261,7 @@ def ir_to_nir(network: Network, *, dt: float = DEFAULT_DT, timing: str = "layere
                   "encoding": inp.encoding, "bits": inp.bits, "scale": inp.scale},
         "output": outputs[0] if len(outputs) == 1 else outputs, "populations": pop_meta, "projections": proj_meta,
         "latency": network.latency, "metadata": network.metadata,
+        "graph": graph_signature(nodes, edges),
     }
     metadata = {
         "generator": GENERATOR, "dt": float(dt), "timing": timing, "units": UNITS,
@@ -266,6 +269,8 @@ def ir_to_nir(network: Network, *, dt: float = DEFAULT_DT, timing: str = "layere
         "spike_rule": "v > v_threshold (strict, as Lava); v <- v_reset = 0; the current is kept",
         "sakd": json.dumps(sakd_meta, sort_keys=True),
     }
+    for node in nodes.values():  # a second mark of the writer, on every node (see the reader)
+        node.metadata = {**(node.metadata or {}), "generator": GENERATOR}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=True)
 
 
@@ -278,6 +283,7 @@ def write_nir(network: Network, path: str | os.PathLike[str], *, dt: float = DEF
     path = Path(path)
     with atomic_path(path) as tmp:
         nir.write(tmp, graph)
+        seal(tmp, "nir")
     return path
 
 
