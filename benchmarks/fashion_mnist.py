@@ -152,8 +152,10 @@ def _record(run_dir: Path, fit) -> dict[str, Any]:
 
 def _deploy(student_dir: Path, cfg, mode: dict[str, Any], splits, env, arch_runs: Path) -> dict[str, Any]:
     """Export and simulate the student (PTQ), then fine-tune with QAT and do it again."""
-    from sakd.deploy import ann_macs_for, export_checkpoint, simulate_dataset
-    from sakd.energy_report import build_energy_report
+    from sakd.app.energy import ann_macs_for, build_energy_report
+    from sakd.app.export import ExportOptions, export_checkpoint
+    from sakd.app.simulate import run_split
+    from sakd.app.train import prepare_qat
 
     out: dict[str, Any] = {}
     limit = mode["simulate_samples"]
@@ -166,22 +168,24 @@ def _deploy(student_dir: Path, cfg, mode: dict[str, Any], splits, env, arch_runs
                 train=dataclasses.replace(cfg.student.train, epochs=mode["qat_epochs"],
                                           lr=cfg.student.train.lr * 0.1)))
             distill_student(qat_cfg, qat_dir, env, resume=(qat_dir / "last.pt").exists(),
-                            progress=False, splits=splits)
+                            progress=False, splits=splits, prepare_qat=prepare_qat)
             ckpt = qat_dir / "best.pt"
-        exported = export_checkpoint(ckpt, student_dir.parent / f"{student_dir.name}_{variant}_export",
-                                     formats=["ir"])
-        network = exported.lowering.network
-        run = simulate_dataset(network, "fashion-mnist", split="test", limit=None if limit < 0 else limit)
+        exported = export_checkpoint(ExportOptions(
+            checkpoint=ckpt, out_dir=student_dir.parent / f"{student_dir.name}_{variant}_export",
+            formats=("ir",)))
+        network = exported.network
+        run = run_split(network, "fashion-mnist", split="test", limit=None if limit < 0 else limit)
         snn, _ = load_network(ckpt)
-        float_acc = _float_accuracy(snn, run["x"], run["labels"])
-        energy = build_energy_report(run["result"].counts, ann_macs_for(network), ["loihi", "cmos45-fp32"],
+        float_acc = _float_accuracy(snn, run.samples.x, run.labels)
+        ann_macs, _ = ann_macs_for(network)  # (None, why) when there is no ANN baseline
+        energy = build_energy_report(run.result.counts, ann_macs, ["loihi", "cmos45-fp32"],
                                      network_name=str(network.metadata.get("arch_name")),
-                                     time_steps=run["time_steps"])
-        out[variant] = {"float_acc_same_samples": float_acc, "on_chip_acc": run["accuracy"],
-                        "samples": len(run["labels"]),
-                        "simulator_samples_per_s": run["samples_per_s"],
-                        "energy": {"totals": energy["totals"], "ann": energy["ann"],
-                                   "ratios": energy["ratios"], "layers": energy["layers"]}}
+                                     time_steps=run.time_steps)
+        out[variant] = {"float_acc_same_samples": float_acc, "on_chip_acc": run.accuracy,
+                        "samples": len(run.labels),
+                        "simulator_samples_per_s": len(run.samples) / run.seconds,
+                        "energy": {"totals": energy.totals, "ann": energy.ann,
+                                   "ratios": energy.ratios, "layers": energy.layers}}
     out["lava"] = _lava_speed(student_dir.parent / f"{student_dir.name}_ptq_export", mode["lava_samples"])
     return out
 
@@ -196,7 +200,7 @@ def _float_accuracy(snn, x: torch.Tensor, labels) -> float:
 
 def _lava_speed(export_dir: Path, samples: int) -> dict[str, Any] | None:
     """sakd's simulator and Lava's fixed-point simulation on the same samples (bit-exactness too)."""
-    from sakd.app.verify import compare_runs, load_verification_samples
+    from sakd.app.verify import compare_runs, verification_samples
     from sakd.hardware.lava_bridge import lava_unavailable_reason, run_lava
     from sakd.hardware.netfile import read_network
     from sakd.hardware.simulator import simulate
@@ -208,9 +212,9 @@ def _lava_speed(export_dir: Path, samples: int) -> dict[str, Any] | None:
         return {"skipped": "not run for this network in this mode (Lava needs minutes per sample)"}
     path = export_dir / "network.h5"
     network = read_network(path)
-    x, _ = load_verification_samples(network, samples)
+    x, _ = verification_samples(network, samples)
     encoded = network.input.encode(x.numpy())
-    T = int(network.metadata["time_steps"])
+    T = network.steps_for()
     start = time.perf_counter()
     result = simulate(network, encoded, time_steps=T, record=[p.name for p in network.populations])
     sakd_s = time.perf_counter() - start

@@ -3,7 +3,7 @@ agreement on the same network and the same samples.
 
 Network: the lowered digits ``convnet`` (1x8x8 graded 8-bit input, three conv stages, fc1, a
 10-class readout). If a trained student checkpoint exists (default ``/tmp/run1/student/best.pt``)
-it is exported with ``sakd.deploy.export_checkpoint``; otherwise the registry model with random
+it is exported with ``sakd.app.export.export_checkpoint``; otherwise the registry model with random
 weights (BN statistics chosen so that every layer spikes) is lowered for the digits input range.
 Samples: the first N digits test samples, ``network.input.encode``-d.
 
@@ -47,11 +47,12 @@ def random_convnet(T: int, seed: int = 0):
     """The digits convnet with random weights and BN statistics that make every layer spike."""
     import torch
 
-    from sakd.deploy import input_range, load_samples
+    from sakd.app.common import load_samples
+    from sakd.data.common import input_value_range
     from sakd.export.lower import lower
     from sakd.models import build_model, spikify
 
-    _, _, info = load_samples("digits", "test", 1)
+    info = load_samples("digits", "test", 1).info
     shape = (info.in_channels, *info.image_size)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -73,7 +74,7 @@ def random_convnet(T: int, seed: int = 0):
     low = lower(
         snn,
         input_shape=shape,
-        input_range=input_range(info),
+        input_range=input_value_range(info),
         metadata={"dataset": "digits", "arch_name": "convnet"},
     )
     return low.network
@@ -81,10 +82,12 @@ def random_convnet(T: int, seed: int = 0):
 
 def load_benchmark_network(checkpoint: Path | None, out_dir: Path, T: int) -> tuple[Any, str]:
     if checkpoint is not None and checkpoint.exists():
-        from sakd.deploy import export_checkpoint
+        from sakd.app.export import ExportOptions, export_checkpoint
 
-        result = export_checkpoint(checkpoint, out_dir, formats=["ir"])
-        return result.lowering.network, f"checkpoint {checkpoint}"
+        result = export_checkpoint(
+            ExportOptions(checkpoint=checkpoint, out_dir=out_dir, formats=("ir",))
+        )
+        return result.network, f"checkpoint {checkpoint}"
     return random_convnet(T), "random weights (registry convnet, no checkpoint found)"
 
 
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from sakd.deploy import load_samples
+    from sakd.app.common import load_samples
     from sakd.hardware.lava_bridge import lava_unavailable_reason, run_lava
     from sakd.hardware.netfile import write_network
     from sakd.hardware.simulator import simulate
@@ -142,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="sakd-lava-bench-") as tmp:
         tmp_path = Path(tmp)
         net, source = load_benchmark_network(args.checkpoint, tmp_path / "export", args.time_steps)
-        T = int(net.metadata.get("time_steps") or args.time_steps)
-        images, labels, _ = load_samples("digits", "test", args.samples)
-        x = net.input.encode(images.numpy())
-        y = labels.numpy()
+        T = int(net.time_steps or args.time_steps)
+        samples = load_samples("digits", "test", args.samples)
+        x = net.input.encode(samples.x.numpy())
+        y = samples.y.numpy()
         n = int(x.shape[0])
 
         # sakd: warm-up, then best of --repeats (nothing recorded: the production path)

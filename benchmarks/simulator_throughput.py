@@ -79,7 +79,7 @@ def digits_convnet(seed: int = 0, vth: dict[str, int] | None = None) -> Network:
         Projection("f1_out", "f1", "out", "dense", _weights(rng, (10, 128))),
     ]
     return Network(
-        inp, tuple(pops), tuple(projs), metadata={"architecture": "digits-convnet", "time_steps": T}
+        inp, tuple(pops), tuple(projs), metadata={"architecture": "digits-convnet"}, time_steps=T
     )
 
 
@@ -148,7 +148,7 @@ def resnet18_cifar(seed: int = 0, vth: dict[str, int] | None = None) -> Network:
     projs.append(Projection("fc", prev, "out", "dense", np.repeat(fc, hw * hw, axis=1)))
     pops.append(lif_population("out", (10,), du=4095, dv=0, vth=0, role="readout"))
     return Network(
-        inp, tuple(pops), tuple(projs), metadata={"architecture": "resnet18-cifar", "time_steps": T}
+        inp, tuple(pops), tuple(projs), metadata={"architecture": "resnet18-cifar"}, time_steps=T
     )
 
 
