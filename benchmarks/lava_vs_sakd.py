@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
             try:
                 netx_path = write_netx(net, tmp_path / "network.netx.h5")
-                chain = [pop.name for _, pop in netx_chain(net)]
+                chain = [layer.pop.name for layer in netx_chain(net)]
                 jobs.append(
                     (
                         "lava (netx)",

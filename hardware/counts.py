@@ -1,7 +1,11 @@
 """Exact per-sample operation counts of a simulated network (shared/spec/energy.md).
 
 All counts are per sample and cover each population's window of T steps (docs/ir.md): what one
-inference costs when samples are streamed through the chip with staggered resets.
+inference costs when samples are streamed through the chip with staggered resets. For a
+free-running network (a netx file of another tool) the window is every simulated step.
+A graded message (sigma-delta, a LIF layer with netx ``messageBits``) counts as one message of
+``message_bits`` payload bits; each message costs one synaptic operation per structural fan-out,
+like a spike.
 """
 
 from __future__ import annotations
@@ -18,8 +22,14 @@ class PopulationCounts:
     name: str
     neurons: int
     time_steps: int
-    spikes_per_step: np.ndarray  # int64 [B, T]: spikes in window step k = 1..T
+    spikes_per_step: np.ndarray  # int64 [B, T]: messages (spikes) in window step k = 1..T
     active_updates: np.ndarray  # int64 [B]: neuron-steps that received a nonzero input or fired
+    message_bits: int = 1  # bits of each message on the chip (1: a binary spike; more: graded)
+
+    @property
+    def messages(self) -> np.ndarray:
+        """int64 [B]: messages per sample (a graded message counts once, whatever its value)."""
+        return self.spikes_per_step.sum(axis=1)
 
     @property
     def spikes(self) -> np.ndarray:
@@ -70,6 +80,7 @@ class NetworkCounts:
             summary[pop.name] = {
                 "neurons": pop.neurons,
                 "spikes": float(pop.spikes.mean()),
+                "message_bits": pop.message_bits,
                 "firing_rate": float(pop.firing_rate.mean()),
                 "active_updates": float(pop.active_updates.mean()),
                 "inactive_updates": float(pop.inactive_updates.mean()),

@@ -1,8 +1,17 @@
 """The hardware IR: what the chip runs (docs/ir.md).
 
-A network is a directed acyclic graph of one :class:`Input`, :class:`Population` s of neurons (each
-of one neuron model, ``sakd.hardware.neurons``) and :class:`Projection` s (synapses) between them,
-for one :class:`~sakd.hardware.target.TargetSpec`, quantized for ``time_steps`` steps per sample.
+A network is a graph of one :class:`Input`, :class:`Population` s of neurons (each of one neuron
+model, ``sakd.hardware.neurons``) and :class:`Projection` s (synapses) between them, for one
+:class:`~sakd.hardware.target.TargetSpec`. Its ``schedule`` says how it runs in time:
+
+- ``"sample"`` (what sakd exports): each sample is presented for ``time_steps`` = T steps, every
+  population is reset every T steps staggered by its latency, and the readouts are read at step
+  T + L. The graph is acyclic, every path from the input to a population has the same latency,
+  and the sinks are readouts.
+- ``"free"`` (netx files of other tools: lava-dl's ``netx.hdf5.Network`` semantics): the network
+  runs freely from the zero state for as many steps as asked; resets happen only where the run
+  options say (``reset_interval``). Recurrent projections (cycles), unequal path latencies and
+  spiking or graded output populations are allowed.
 
 Every node is a frozen dataclass. ``__post_init__`` checks what does not depend on the target
 (types, shapes, enumerations, integer values) and freezes the arrays (int64 copies with
@@ -42,13 +51,21 @@ from .values import (
 
 ENCODINGS = ("graded", "spikes")
 ROLES = ("spiking", "readout")
-KINDS = ("dense", "conv2d")
+KINDS = ("dense", "conv2d", "direct")
+SCHEDULES = ("sample", "free")
+#: "hardware": every value within the target chip's ranges; "lava": within what Lava's
+#: bit-accurate CPU models run exactly (``TargetSpec.lava_model_limits``; netx files of others)
+LIMITS = ("hardware", "lava")
 
 #: default bit width of a graded input when none is given
 DEFAULT_GRADED_BITS = 8
 #: the most time steps per sample a network may declare: far beyond published SNN workloads
 #: (T <= 1000); a larger value in a file is damage, not a network (it would need GiBs per sample)
 MAX_TIME_STEPS = 1 << 16
+
+
+def _fits_weights(w: np.ndarray, lo: int, hi: int, step: int) -> bool:
+    return bool(w.size == 0 or (w.min() >= lo and w.max() <= hi and not np.any(w % step)))
 
 
 def conv2d_output_shape(
@@ -187,6 +204,8 @@ class Population:
     ``role`` ``readout``: the neurons integrate and never fire; their state is the network's
     output (a model declares which state variable). ``scale``: the float scale of the
     population, v_int ≈ 64 · scale · V_float (informative). ``origin``: the source module's name.
+    ``message_bits``: the bits of each message on the chip (None: the model's default, 1 for a
+    binary spike; netx ``messageBits``: a LIF layer may send its spikes as graded messages).
     """
 
     name: str
@@ -195,6 +214,7 @@ class Population:
     role: str = "spiking"
     scale: float = 1.0
     origin: str = ""
+    message_bits: int | None = None
 
     def __post_init__(self) -> None:
         check_name("population", self.name)
@@ -213,6 +233,11 @@ class Population:
         object.__setattr__(self, "role", role)
         object.__setattr__(self, "scale", as_positive_float(self.scale, "scale", label, node))
         object.__setattr__(self, "origin", as_str(self.origin, "origin", label, node))
+        bits = self.neuron.default_message_bits if self.message_bits is None else self.message_bits
+        bits = as_int(bits, "message_bits", label, node)
+        if bits < 1:
+            raise IRError(f"{label}: message_bits {bits} must be >= 1", node=node)
+        object.__setattr__(self, "message_bits", bits)
         try:
             self.neuron.check(shape, label, node)
         except IRError as exc:
@@ -231,9 +256,9 @@ class Population:
         return self.role == "readout"
 
     @property
-    def message_bits(self) -> int:
-        """Bits of the message each neuron sends (1: a binary spike)."""
-        return self.neuron.message_bits
+    def binary(self) -> bool:
+        """True when the messages are 0/1 spikes (whatever bits they are sent in)."""
+        return self.neuron.binary
 
     def validate(self, target: TargetSpec) -> None:
         try:
@@ -248,7 +273,7 @@ class Population:
         return (
             isinstance(other, Population)
             and all(getattr(self, f) == getattr(other, f)
-                    for f in ("name", "shape", "role", "scale", "origin"))
+                    for f in ("name", "shape", "role", "scale", "origin", "message_bits"))
             and self.neuron.equals(other.neuron)
         )
 
@@ -261,7 +286,11 @@ class Projection:
     ``weight_exp`` (left if >= 0, else arithmetic right = floor). ``conv2d``: weight
     (Cout, Cin/groups, kh, kw), PyTorch cross-correlation with ``stride``, ``padding``,
     ``dilation``, ``groups``; ``weight_exp`` must be 0 (Lava's Conv ignores it) and the result is
-    wrapped to 24 bits. ``delay``: extra steps on top of the 1-step synapse latency.
+    wrapped to 24 bits. ``direct``: weight 1 (a scalar), the source (the input) passed element by
+    element to the target in the same step (latency 0): how netx feeds an input layer that
+    carries a neuron. ``delay``: extra steps on top of the 1-step synapse latency. ``port``: the
+    input of the target's neuron model it drives (``a_in``; CUBA-LIF also ``bias``; RF
+    ``a_real_in`` / ``a_imag_in``).
     """
 
     name: str
@@ -275,6 +304,7 @@ class Projection:
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
+    port: str = "a_in"
 
     def __post_init__(self) -> None:
         check_name("projection", self.name)
@@ -300,8 +330,20 @@ class Projection:
         if groups < 1:
             raise IRError(f"{label}: groups {groups} must be >= 1", node=node)
         object.__setattr__(self, "groups", groups)
+        port = as_str(self.port, "port", label, node)
+        if not port:
+            raise IRError(f"{label}: port must name an input of the target's neuron model", node=node)
+        object.__setattr__(self, "port", port)
         weight = frozen_int_array(self.weight, "weight", label, node)
-        if kind == "dense":
+        if kind == "direct":
+            if weight.shape != () or int(weight) != 1:
+                raise IRError(f"{label}: a direct projection has weight 1 (a scalar), got "
+                              f"{weight.tolist()!r}", node=node)
+            if delay or self.weight_exp or (self.stride, self.padding, self.dilation, groups) != (
+                    (1, 1), (0, 0), (1, 1), 1):
+                raise IRError(f"{label}: a direct projection has no delay, weight_exp, stride, "
+                              f"padding, dilation or groups", node=node)
+        elif kind == "dense":
             if weight.ndim != 2:
                 raise IRError(
                     f"{label}: a dense weight is (out, in), got shape {weight.shape}", node=node
@@ -338,19 +380,32 @@ class Projection:
     def label(self) -> str:
         return label_of("projection", self.name)
 
+    @property
+    def latency(self) -> int:
+        """Steps from a source's output to its effect on the target: 1 + delay (0: direct)."""
+        return 0 if self.kind == "direct" else 1 + self.delay
+
     def validate(self, target: TargetSpec) -> None:
         label, node = self.label, self.name
-        lo, hi, step = target.weight_min, target.weight_max, target.weight_step
-        rule = f"{target.name} mixed-sign weights are even integers in [{lo}, {hi}]"
+        if self.kind == "direct":
+            return
         w = self.weight
-        out_of_range = w[(w < lo) | (w > hi)]
-        if out_of_range.size:
-            raise IRError(
-                f"{label}: weight {int(out_of_range[0])} is outside [{lo}, {hi}]; {rule}", node=node
-            )
-        odd = w[w % step != 0]
-        if odd.size:
-            raise IRError(f"{label}: weight {int(odd[0])} is odd; {rule}", node=node)
+        if not _fits_weights(w, target.weight_min, target.weight_max, target.weight_step):
+            # not mixed-sign-representable: a sign-definite matrix may use its 8-bit magnitude
+            lo, hi, step, mode = target.weight_rule(int(w.min()), int(w.max()))
+            rule = (f"{target.name} {mode} weights are "
+                    + (f"even integers in [{lo}, {hi}]" if step == 2 else
+                       f"integers in [{lo}, {hi}]" + (f" in steps of {step}" if step > 1 else "")))
+            if mode != "mixed-sign":
+                rule += (f" (or even integers in [{target.weight_min}, {target.weight_max}] in "
+                         f"mixed-sign mode)")
+            out_of_range = w[(w < lo) | (w > hi)]
+            if out_of_range.size:
+                raise IRError(f"{label}: weight {int(out_of_range[0])} is outside [{lo}, {hi}]; "
+                              f"{rule}", node=node)
+            odd = w[w % step != 0]
+            if odd.size:
+                raise IRError(f"{label}: weight {int(odd[0])} is odd; {rule}", node=node)
         if self.kind == "dense":
             check_range(
                 self.weight_exp,
@@ -371,7 +426,10 @@ class Projection:
         )
 
     def output_shape(self, source_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The target shape this projection produces from ``source_shape`` (dense: (out,))."""
+        """The target shape this projection produces from ``source_shape`` (dense: (out,);
+        direct: the source's shape)."""
+        if self.kind == "direct":
+            return tuple(source_shape)
         if self.kind == "dense":
             return (int(self.weight.shape[0]),)
         return conv2d_output_shape(
@@ -394,6 +452,7 @@ class Projection:
                     "padding",
                     "dilation",
                     "groups",
+                    "port",
                 )
             )
             and self.weight.shape == other.weight.shape
@@ -431,6 +490,10 @@ class Network:
     integer up to ``MAX_TIME_STEPS``), or None when the file does not fix it (a network from
     another framework: the simulation must be given one). ``metadata``: JSON-able facts about
     the source model (data set, architecture, classes, normalization, input quantization).
+    ``schedule``: ``"sample"`` or ``"free"`` (module docstring). ``limits``: ``"hardware"``
+    (every value within the target's ranges) or ``"lava"`` (within what Lava's bit-accurate
+    models run: netx files of other tools; :meth:`hardware_notes` lists what the chip cannot
+    hold).
     """
 
     input: Input
@@ -439,13 +502,23 @@ class Network:
     target: TargetSpec = DEFAULT_TARGET
     metadata: dict[str, Any] = field(default_factory=dict)
     time_steps: int | None = None
+    schedule: str = "sample"
+    limits: str = "hardware"
 
     def __post_init__(self) -> None:
         try:
             spec = get_target(self.target)
         except TargetError as exc:
             raise IRError(f"network: {exc}") from exc
+        if spec.lava_model:
+            raise IRError("network: target must be the chip's spec; pass limits='lava' for Lava's "
+                          "wider model limits")
         object.__setattr__(self, "target", spec)
+        for what, value, allowed in (("schedule", self.schedule, SCHEDULES),
+                                     ("limits", self.limits, LIMITS)):
+            if value not in allowed:
+                raise IRError(f"network: {what} {value!r} is not one of {allowed}")
+        checked = spec.lava_model_limits() if self.limits == "lava" else spec
         if self.time_steps is not None:
             steps = as_int(self.time_steps, "time_steps", "network", "")
             if not 1 <= steps <= MAX_TIME_STEPS:
@@ -482,9 +555,9 @@ class Network:
             seen[node.name] = node.label
 
         # target limits, node by node
-        self.input.validate(spec)
+        self.input.validate(checked)
         for node in (*pops, *projs):
-            node.validate(spec)
+            node.validate(checked)
 
         # endpoints and shapes
         by_name = {p.name: p for p in pops}
@@ -501,18 +574,42 @@ class Network:
                 )
                 raise IRError(f"{proj.label}: target '{proj.target}' {what}", node=proj.name)
             self._check_shapes(proj, shapes[proj.source], by_name[proj.target].shape)
+            neuron = by_name[proj.target].neuron
+            if proj.port not in neuron.ports:
+                raise IRError(f"{proj.label}: port {proj.port!r} is not an input of target "
+                              f"'{proj.target}' ({neuron.model}: {', '.join(neuron.ports)})",
+                              node=proj.name)
+            if proj.kind == "direct" and proj.source != self.input.name:
+                raise IRError(f"{proj.label}: a direct projection comes from the input "
+                              f"'{self.input.name}', not '{proj.source}'", node=proj.name)
 
-        order = self._topological_sort(pops, projs)
         self._check_reachable(pops, projs)
-        self._check_readout(pops, projs)
-        latencies = self._compute_latencies(order, projs)
+        if self.schedule == "sample":
+            order = self._topological_sort(pops, projs)
+            components = tuple((name,) for name in order)
+            self._check_readout(pops, projs)
+            latencies = self._compute_latencies(order, projs)
+        else:
+            components = self._components(pops, projs)
+            order = [name for comp in components for name in comp]
+            latencies = self._shortest_latencies(pops, projs)
+            if not self.outputs_of(pops, projs):
+                raise IRError("network: no output population (every population feeds another); "
+                              "a free-running network needs at least one")
         object.__setattr__(self, "_order", tuple(order))
+        object.__setattr__(self, "_components", components)
         object.__setattr__(self, "_latencies", latencies)
 
     # -- validation steps -----------------------------------------------------------------------
 
     def _check_shapes(self, proj: Projection, src: tuple[int, ...], tgt: tuple[int, ...]) -> None:
         w = proj.weight.shape
+        if proj.kind == "direct":
+            if tuple(src) != tuple(tgt):
+                raise IRError(f"{proj.label}: a direct projection needs equal shapes, got source "
+                              f"'{proj.source}' {src} and target '{proj.target}' {tgt}",
+                              node=proj.name)
+            return
         if proj.kind == "dense":
             n_in, n_out = int(np.prod(src)), int(np.prod(tgt))
             if w != (n_out, n_in):
@@ -644,7 +741,7 @@ class Network:
             for proj in projs:
                 if proj.target != name:
                     continue
-                cand = latency[proj.source] + 1 + proj.delay
+                cand = latency[proj.source] + proj.latency
                 if name not in latency:
                     latency[name], path[name], via[name] = cand, path[proj.source] + [name], proj
                     continue
@@ -667,6 +764,121 @@ class Network:
                         node=name,
                     )
         return {name: latency[name] for name in order}
+
+    @staticmethod
+    def outputs_of(pops: tuple[Population, ...], projs: tuple[Projection, ...]) -> tuple[str, ...]:
+        """Populations with no projection to another population (a self-loop does not count)."""
+        feeding = {p.source for p in projs if p.source != p.target}
+        return tuple(p.name for p in pops if p.name not in feeding)
+
+    def _components(self, pops: tuple[Population, ...],
+                    projs: tuple[Projection, ...]) -> tuple[tuple[str, ...], ...]:
+        """The strongly connected components (recurrent groups) in topological order of the
+        condensation, each in declaration order (Tarjan's algorithm, iterative)."""
+        names = [p.name for p in pops]
+        position = {n: i for i, n in enumerate(names)}
+        succ: dict[str, list[str]] = {n: [] for n in names}
+        for proj in projs:
+            if proj.source in succ:
+                succ[proj.source].append(proj.target)
+        index: dict[str, int] = {}
+        low: dict[str, int] = {}
+        on_stack: set[str] = set()
+        stack: list[str] = []
+        found: list[tuple[str, ...]] = []
+        counter = 0
+        for root in names:
+            if root in index:
+                continue
+            work = [(root, 0)]
+            while work:
+                node, i = work.pop()
+                if i == 0:
+                    index[node] = low[node] = counter
+                    counter += 1
+                    stack.append(node)
+                    on_stack.add(node)
+                recurse = False
+                for j in range(i, len(succ[node])):
+                    nxt = succ[node][j]
+                    if nxt not in index:
+                        work.append((node, j + 1))
+                        work.append((nxt, 0))
+                        recurse = True
+                        break
+                    if nxt in on_stack:
+                        low[node] = min(low[node], index[nxt])
+                if recurse:
+                    continue
+                if low[node] == index[node]:
+                    comp = []
+                    while True:
+                        top = stack.pop()
+                        on_stack.discard(top)
+                        comp.append(top)
+                        if top == node:
+                            break
+                    found.append(tuple(sorted(comp, key=position.__getitem__)))
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+        # Tarjan emits components in reverse topological order; ties follow declaration order
+        found.reverse()
+        member = {n: k for k, comp in enumerate(found) for n in comp}
+        indeg = [0] * len(found)
+        edges: dict[int, set[int]] = {k: set() for k in range(len(found))}
+        for proj in projs:
+            if proj.source in member and member[proj.source] != member[proj.target]:
+                a, b = member[proj.source], member[proj.target]
+                if b not in edges[a]:
+                    edges[a].add(b)
+                    indeg[b] += 1
+        first = {k: min(position[n] for n in comp) for k, comp in enumerate(found)}
+        ready = sorted((k for k in range(len(found)) if indeg[k] == 0), key=first.__getitem__)
+        ordered: list[tuple[str, ...]] = []
+        while ready:
+            k = ready.pop(0)
+            ordered.append(found[k])
+            for b in sorted(edges[k], key=first.__getitem__):
+                indeg[b] -= 1
+                if indeg[b] == 0:
+                    ready.append(b)
+            ready.sort(key=first.__getitem__)
+        return tuple(ordered)
+
+    def _shortest_latencies(self, pops: tuple[Population, ...],
+                            projs: tuple[Projection, ...]) -> dict[str, int]:
+        """The least latency from the input to every population (Dijkstra on 0 / 1 + delay)."""
+        import heapq
+
+        best: dict[str, int] = {self.input.name: 0}
+        heap = [(0, self.input.name)]
+        out: dict[str, list[Projection]] = {}
+        for proj in projs:
+            out.setdefault(proj.source, []).append(proj)
+        while heap:
+            lat, node = heapq.heappop(heap)
+            if lat > best.get(node, lat):
+                continue
+            for proj in out.get(node, ()):
+                cand = lat + proj.latency
+                if cand < best.get(proj.target, cand + 1):
+                    best[proj.target] = cand
+                    heapq.heappush(heap, (cand, proj.target))
+        return {p.name: best[p.name] for p in pops}
+
+    def hardware_notes(self) -> list[str]:
+        """Every value beyond the target chip's ranges, one sentence per node (empty for a
+        network within them). A network with ``limits="lava"`` runs exactly in Lava's models
+        and in the simulator; these values are what a chip build would have to change."""
+        notes = []
+        for node in (self.input, *self.populations, *self.projections):
+            try:
+                node.validate(self.target)
+            except IRError as exc:
+                notes.append(f"{exc} (beyond {self.target.name}'s hardware; exact in Lava's "
+                             f"bit-accurate models)")
+        return notes
 
     # -- queries ----------------------------------------------------------------------------------
 
@@ -694,12 +906,32 @@ class Network:
         return tuple(p for p in self.projections if p.source == name)
 
     def topological_order(self) -> tuple[str, ...]:
-        """Population names, every population after all its sources (ties in declaration order)."""
+        """Population names, every population after all its sources outside its recurrent group
+        (ties in declaration order)."""
         return self._order  # type: ignore[attr-defined]
+
+    def components(self) -> tuple[tuple[str, ...], ...]:
+        """The populations grouped into recurrent components (strongly connected, a single
+        population without a self-loop being its own), in topological order."""
+        return self._components  # type: ignore[attr-defined]
+
+    def is_recurrent(self, component: tuple[str, ...]) -> bool:
+        """Whether a component holds a cycle (more than one population, or a self-loop)."""
+        names = set(component)
+        return len(component) > 1 or any(
+            p.source in names and p.target in names for p in self.projections)
+
+    @property
+    def outputs(self) -> tuple[Population, ...]:
+        """The populations whose messages or state leave the network: every population with no
+        projection to another one (the readouts of a sample network)."""
+        names = set(self.outputs_of(self.populations, self.projections))
+        return tuple(p for p in self.populations if p.name in names)
 
     @property
     def latencies(self) -> dict[str, int]:
-        """Latency of every population: latency(source) + 1 + delay over any incoming projection."""
+        """Latency of every population: latency(source) + 1 + delay over any incoming projection
+        (the same over every path in a sample network; the least one in a free network)."""
         return dict(self._latencies)  # type: ignore[attr-defined]
 
     @property
@@ -718,9 +950,9 @@ class Network:
 
     @property
     def latency(self) -> int:
-        """L, the largest readout latency: the response to input step t has reached every
-        readout at step t + L."""
-        return max(self._latencies[p.name] for p in self.readouts)  # type: ignore[attr-defined]
+        """L, the largest output latency: the response to input step t has reached every
+        readout (every output of a free network, by its shortest path) at step t + L."""
+        return max(self._latencies[p.name] for p in self.outputs)  # type: ignore[attr-defined]
 
     def steps_for(self, time_steps: int | None = None) -> int:
         """T for a simulation: ``time_steps`` when given, else the network's own. An IRError when
@@ -747,17 +979,25 @@ class Network:
                 h.update(json.dumps(value, sort_keys=True, default=str).encode())
 
         put(["sakd-ir-digest", 1, self.target.as_dict(), self.time_steps, self.metadata])
+        # fields added in IR schema 3 enter only when they differ from their defaults, so that
+        # earlier files keep their recorded digests
+        if self.schedule != "sample" or self.limits != "hardware":
+            put(["schedule", self.schedule, "limits", self.limits])
         i = self.input
         put(["input", i.name, list(i.shape), i.encoding, i.bits, i.scale])
         for p in self.populations:
             attrs, arrays = p.neuron.to_file()
             put(["population", p.name, list(p.shape), p.role, p.scale, p.origin, p.neuron.model,
                  attrs, sorted(arrays)])
+            if p.message_bits != p.neuron.default_message_bits:
+                put(["message_bits", p.message_bits])
             for key in sorted(arrays):
                 put(arrays[key])
         for p in self.projections:
             put(["projection", p.name, p.source, p.target, p.kind, p.weight_exp, p.delay,
                  list(p.stride), list(p.padding), list(p.dilation), p.groups])
+            if p.port != "a_in":
+                put(["port", p.port])
             put(p.weight)
         return h.hexdigest()
 
@@ -766,6 +1006,8 @@ class Network:
             isinstance(other, Network)
             and self.target == other.target
             and self.time_steps == other.time_steps
+            and self.schedule == other.schedule
+            and self.limits == other.limits
             and self.metadata == other.metadata
             and self.input.equals(other.input)
             and len(self.populations) == len(other.populations)

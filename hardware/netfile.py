@@ -1,16 +1,21 @@
-"""``network.h5``: the IR on disk (docs/ir.md, schema version 2; version 1 is still read).
+"""``network.h5``: the IR on disk (docs/ir.md, schema version 3; versions 1 and 2 are still read).
 
 ```
-/                attrs: format = "sakd-ir", schema_version = 2, target (name), time_steps (absent:
-                 the network does not fix T), digest (SHA-256 of the network, Network.digest)
+/                attrs: format = "sakd-ir", schema_version = 3, target (name), time_steps (absent:
+                 the network does not fix T), digest (SHA-256 of the network, Network.digest),
+                 schedule ("sample" | "free"), limits ("hardware" | "lava")
 /target          attrs: every TargetSpec field (the spec is read from here, validated)
 /metadata        attr json = JSON text of Network.metadata
 /input           attrs: name, shape, encoding, bits, scale
-/populations/NNN attrs: name, shape, role, scale, origin, model (a sakd.hardware.neurons name);
-                 group neuron: the model's integer parameters as attrs, its arrays as datasets
-/projections/NNN attrs: name, source, target, kind, weight_exp, delay, stride, padding, dilation, groups;
-                 dataset weight (int16)
+/populations/NNN attrs: name, shape, role, scale, origin, model (a sakd.hardware.neurons name),
+                 message_bits; group neuron: the model's integer parameters as attrs, its arrays
+                 as datasets
+/projections/NNN attrs: name, source, target, kind, weight_exp, delay, stride, padding, dilation,
+                 groups, port; dataset weight (int16)
 ```
+
+Version 2 had no schedule, limits, message_bits or port (a sample network within the hardware's
+limits; the model's message bits; port ``a_in``).
 
 Version 1 (sakd 0.1): populations held ``du, dv, vth, bias_exp`` attrs and a ``bias_mant``
 dataset (a CUBA-LIF, the only model then) and T was ``metadata["time_steps"]``.
@@ -43,7 +48,7 @@ from .neurons import CubaLif, neuron_model
 from .target import TARGETS, TargetError, TargetSpec
 
 FORMAT = "sakd-ir"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: weight arrays with at least this many entries are stored gzip-compressed (transparent to readers)
 _COMPRESS_MIN = 4096
@@ -95,6 +100,8 @@ def _write(network: Network, spec: TargetSpec, tmp: Path) -> None:
         if network.time_steps is not None:
             f.attrs["time_steps"] = int(network.time_steps)
         f.attrs["digest"] = network.digest()
+        f.attrs["schedule"] = network.schedule
+        f.attrs["limits"] = network.limits
         tgt = f.create_group("target")
         for key, value in spec.as_dict().items():
             tgt.attrs[key] = value
@@ -116,6 +123,7 @@ def _write(network: Network, spec: TargetSpec, tmp: Path) -> None:
             g.attrs["scale"] = float(pop.scale)
             g.attrs["origin"] = pop.origin
             g.attrs["model"] = pop.neuron.model
+            g.attrs["message_bits"] = int(pop.message_bits)
             attrs, arrays = pop.neuron.to_file()
             neuron = g.create_group("neuron")
             for key, value in attrs.items():
@@ -127,13 +135,13 @@ def _write(network: Network, spec: TargetSpec, tmp: Path) -> None:
         width = _index_width(len(network.projections))
         for i, proj in enumerate(network.projections):
             g = projs.create_group(f"{i:0{width}d}")
-            for key in ("name", "source", "target", "kind"):
+            for key in ("name", "source", "target", "kind", "port"):
                 g.attrs[key] = getattr(proj, key)
             for key in ("weight_exp", "delay", "groups"):
                 g.attrs[key] = int(getattr(proj, key))
             for key in ("stride", "padding", "dilation"):
                 g.attrs[key] = np.asarray(getattr(proj, key), dtype=np.int64)
-            _dataset(g, "weight", proj.weight.astype(np.int16))  # validated: even, in [-256, 254]
+            _dataset(g, "weight", proj.weight.astype(np.int16))  # validated: within [-256, 255]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +261,7 @@ def open_hdf5(path: Path, error: type[Exception], kind: str) -> h5py.File:
 
 
 def read_network(path: str | os.PathLike[str]) -> Network:
-    """Read and validate a ``network.h5`` (schema 1 or 2). Raises :class:`MissingFileError` for
+    """Read and validate a ``network.h5`` (schema 1, 2 or 3). Raises :class:`MissingFileError` for
     a missing file and :class:`NetworkFileError` for everything else that is wrong with it:
     h5py's own errors on damaged metadata or checksums included."""
     path = Path(path)
@@ -363,6 +371,7 @@ def _read(r: _Reader, f: h5py.File) -> Network:
                 role=r.str_attr(g, "role"),
                 scale=r.float_attr(g, "scale"),
                 origin=r.str_attr(g, "origin"),
+                message_bits=r.int_attr(g, "message_bits") if version >= 3 else None,
             )
         )
     projections = []
@@ -382,6 +391,7 @@ def _read(r: _Reader, f: h5py.File) -> Network:
                 padding=r.ints_attr(g, "padding"),
                 dilation=r.ints_attr(g, "dilation"),
                 groups=r.int_attr(g, "groups"),
+                port=r.str_attr(g, "port") if version >= 3 else "a_in",
             )
         )
     try:
@@ -392,6 +402,8 @@ def _read(r: _Reader, f: h5py.File) -> Network:
             target=spec,
             metadata=metadata,
             time_steps=time_steps,
+            schedule=r.str_attr(f, "schedule") if version >= 3 else "sample",
+            limits=r.str_attr(f, "limits") if version >= 3 else "hardware",
         )
     except IRError as exc:
         key = keys.get(exc.node or "", "/")

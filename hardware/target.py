@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,6 +26,9 @@ class TargetError(SakdError):
 
 @dataclass(frozen=True)
 class TargetSpec:
+    #: True for the widened limits of :meth:`lava_model_limits` (what Lava's CPU models run)
+    lava_model: ClassVar[bool] = False
+
     name: str
     # synaptic weights: mixed-sign weights are 2 x an int8 mantissa (Lava drops the LSB of odd
     # weights, fixed-point.md §1.2), so every IR weight is an even integer in [min, max]
@@ -85,6 +88,35 @@ class TargetSpec:
     def max_synaptic_input(self) -> int:
         """Largest |a| per step for which a << act_shift cannot wrap u: 2^17 - 1."""
         return (1 << (self.state_bits - 1 - self.act_shift)) - 1
+
+    @property
+    def weight_magnitude_max(self) -> int:
+        """255: an all-excitatory (w >= 0) or all-inhibitory (w <= 0) weight matrix uses the
+        full 8-bit magnitude, |w| <= 2^8 - 1 = -weight_min - 1, in steps of 1 (Lava's EXCITATORY
+        and INHIBITORY sign modes, fixed-point.md §1.2); mixed-sign weights are the even values
+        in [weight_min, weight_max]."""
+        return -self.weight_min - 1
+
+    def weight_rule(self, wmin: int, wmax: int) -> tuple[int, int, int, str]:
+        """(lo, hi, step, sign mode) that a weight matrix with these extremes must satisfy: the
+        sign mode Lava derives for it (``determine_sign_mode``: min >= 0 excitatory, else
+        max <= 0 inhibitory, else mixed)."""
+        if wmin >= 0:
+            return 0, self.weight_magnitude_max, 1, "excitatory"
+        if wmax <= 0:
+            return -self.weight_magnitude_max, 0, 1, "inhibitory"
+        return self.weight_min, self.weight_max, self.weight_step, "mixed-sign"
+
+    def lava_model_limits(self) -> TargetSpec:
+        """This target widened to what Lava's bit-accurate CPU models run exactly (netx files of
+        other tools use it, fixed-point.md §1-2): any weight in [weight_min, 255] (netx rescales
+        a layer's weights and picks num_weight_bits), int16 bias mantissas (Lava stores
+        bias_mant as int16), thresholds up to 24 bits (compared with 24-bit state). The name is
+        kept: the network is still meant for this chip, and ``Network.hardware_notes()`` lists
+        every value beyond its hardware ranges."""
+        values = {**self.as_dict(), "weight_max": self.weight_magnitude_max, "weight_step": 1,
+                  "bias_mant_bits": 16, "vth_bits": self.state_bits}
+        return LavaModelLimits(**values)
 
     def validate(self) -> TargetSpec:
         """Check that the limits are consistent (a spec need not be registered to be used);
@@ -150,6 +182,14 @@ class TargetSpec:
     def message_range(self, bits: int) -> tuple[int, int]:
         """Signed range of a graded message of ``bits`` bits."""
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+@dataclass(frozen=True)
+class LavaModelLimits(TargetSpec):
+    """A target's limits widened to what Lava's bit-accurate CPU models run exactly
+    (:meth:`TargetSpec.lava_model_limits`); used to validate networks of other tools."""
+
+    lava_model: ClassVar[bool] = True
 
 
 LOIHI2 = TargetSpec(name="loihi2").validate()

@@ -4,9 +4,6 @@
 #
 #   scripts/make_lava_env.sh            build (or do nothing if already built; a stamp file)
 #   LAVA_VENV=path scripts/...          build elsewhere (default: <repo>/.venv-lava)
-#   LAVA_WITH_TORCH=1 scripts/...       also install lava-dl's full dependencies (torch 2.3 with
-#                                       CUDA libraries from PyPI: several GB); not needed by the
-#                                       runner, which only uses netx's HDF5 reader
 #   LAVA_FORCE=1 scripts/...            rebuild from scratch
 #
 # Exit status: 0 built/up to date; 3 no Python 3.10 interpreter (callers skip the Lava tests and
@@ -14,11 +11,13 @@
 #
 # Why these choices:
 # - lava-nc and lava-dl pin Python >=3.10,<3.11 and numpy <2, so they never share the main venv.
-# - lava-dl is installed with --no-deps: its declared dependencies pull torch 2.3 (CUDA build from
-#   PyPI, ~2.7 GB with the nvidia-* wheels), opencv, matplotlib, pytest 7, ... none of which the
-#   netx HDF5 reader uses. The only torch import on netx's path (netx/__init__ -> its
-#   sequential_modules, and hdf5 -> slayer.neuron.rf for RF neurons) is bypassed by
-#   sakd.hardware.lava_runner when torch is absent (RF neurons then raise a clear error).
+# - lava-dl is installed with its declared dependencies, so that `lava.lib.dl.netx` and
+#   `lava.lib.dl.slayer` import as they do for any lava-dl user (no shims in sakd). lava-dl 0.6 pins
+#   torch >=2.3.1,<2.4 and torchvision 0.18. PyPI's only Linux x86_64 builds of torch 2.3.1 are the
+#   CUDA 12.1 builds (with the nvidia-* libraries, ~2.5 GB of downloads); they run on the CPU, and
+#   the CPU-only builds live on download.pytorch.org, which this project does not assume reachable.
+#   Set LAVA_TORCH_INDEX=<url> (for example https://download.pytorch.org/whl/cpu) to take the
+#   CPU builds from there instead. Measured on 2 cores: about 3 minutes, 5 GB on disk.
 # - sakd.hardware is made importable through a .pth file pointing at a generated folder
 #   <venv>/sakd-src with sakd/__init__.py (empty) and sakd/hardware -> <repo>/hardware (symlink):
 #   edits to hardware/ are live, and the main package's Python >=3.11 pin and dependencies are not
@@ -33,12 +32,14 @@ STAMP="$VENV/.sakd-lava-env"
 # Everything that, when changed, requires a rebuild.
 REQS=(
     "lava-nc==0.10.0"
+    "lava-dl==0.6.0"
+    "torch==2.3.1"
+    "torchvision==0.18.1"
     "numpy>=1.24.4,<2"
     "h5py>=3.7,<4"
     "scipy>=1.10.1,<2"
 )
-LAVA_DL="lava-dl==0.6.0"
-WANT="reqs=${REQS[*]} ${LAVA_DL} torch=${LAVA_WITH_TORCH:-0} repo=$REPO layout=2"
+WANT="reqs=${REQS[*]} index=${LAVA_TORCH_INDEX:-pypi} repo=$REPO layout=3"
 
 if [[ "${LAVA_FORCE:-0}" != 1 && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" \
       && -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "" 2>/dev/null; then
@@ -75,12 +76,10 @@ rm -f "$STAMP"
 [[ -x "$VENV/bin/python" ]] || "$PY310" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 "${PIP[@]}" install --quiet --upgrade pip
-"${PIP[@]}" install --quiet "${REQS[@]}"
-if [[ "${LAVA_WITH_TORCH:-0}" == 1 ]]; then
-    "${PIP[@]}" install --quiet "$LAVA_DL"
-else
-    "${PIP[@]}" install --quiet --no-deps "$LAVA_DL"
+if [[ -n "${LAVA_TORCH_INDEX:-}" ]]; then
+    "${PIP[@]}" install --quiet --index-url "$LAVA_TORCH_INDEX" "torch==2.3.1" "torchvision==0.18.1"
 fi
+"${PIP[@]}" install --quiet "${REQS[@]}"
 
 # --- make sakd.hardware importable -------------------------------------------------------------
 SRC="$VENV/sakd-src"
@@ -97,11 +96,15 @@ echo "$SRC" >"$SITE/sakd_hardware.pth"
 
 # --- smoke test (from a neutral directory: the repo's sakd/ must not shadow the generated one) ---
 (cd / && "$VENV/bin/python" - <<'EOF'
-import sakd.hardware, lava, numpy, h5py
+import sakd.hardware, lava, numpy, h5py, torch
 from lava.proc.lif.process import LIF
 from lava.magma.core.run_configs import Loihi2SimCfg
-print("lava env ok: numpy", numpy.__version__, "h5py", h5py.__version__,
-      "sakd.hardware from", sakd.hardware.__path__[0])
+import lava.lib.dl.netx as netx
+import lava.lib.dl.slayer as slayer
+assert hasattr(netx.hdf5, "Network") and hasattr(slayer.block.cuba, "Dense")
+print("lava env ok: numpy", numpy.__version__, "h5py", h5py.__version__, "torch",
+      torch.__version__, "lava-dl netx and slayer import; sakd.hardware from",
+      sakd.hardware.__path__[0])
 EOF
 )
 echo "$WANT" >"$STAMP"

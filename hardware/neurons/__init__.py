@@ -14,6 +14,8 @@ from __future__ import annotations
 from ..values import IRError
 from .base import NeuronModel, StateVariable, parameter
 from .cuba_lif import CubaLif
+from .resonate import ResonateFire, ResonateFireIz
+from .sigma_delta import Delta, Sigma, SigmaDelta
 
 #: model name -> the model's parameter class
 NEURON_MODELS: dict[str, type[NeuronModel]] = {}
@@ -37,7 +39,8 @@ def neuron_model(name: str) -> type[NeuronModel]:
     return NEURON_MODELS[name]
 
 
-register_model(CubaLif)
+for _model in (CubaLif, Delta, SigmaDelta, Sigma, ResonateFire, ResonateFireIz):
+    register_model(_model)
 
-__all__ = ["NEURON_MODELS", "CubaLif", "NeuronModel", "StateVariable", "neuron_model",
-           "parameter", "register_model"]
+__all__ = ["NEURON_MODELS", "CubaLif", "Delta", "NeuronModel", "ResonateFire", "ResonateFireIz",
+           "Sigma", "SigmaDelta", "StateVariable", "neuron_model", "parameter", "register_model"]

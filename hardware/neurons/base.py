@@ -9,7 +9,13 @@ Each field is declared with :func:`parameter`: a description and its range on a 
 - ``state``: the state variables (:class:`StateVariable`: name, bit width, wrap or saturate);
 - ``readout_state``: the state variable a readout population is read from (None: the model
   cannot be a readout);
-- ``message_bits``: the bits of the message a neuron sends (1: binary spikes; more: graded).
+- ``ports``: the inputs a projection can drive (Lava's InPort names; the first is the default:
+  ``a_in``), each summed over the projections that target it;
+- ``binary``: True when the message is a 0/1 spike (stored as bool), False when it is a signed
+  integer (graded: sigma-delta); ``default_message_bits``: the bits a message takes on the chip
+  unless the population says otherwise (1 for a spike);
+- ``resettable``: whether a free-running schedule's ``reset_interval`` resets it (netx resets
+  LIF layers only, ``LIFReset``; it ignores the interval for sigma-delta and RF neurons);
 
 and implements
 
@@ -18,13 +24,14 @@ and implements
 - ``validate(target, shape, readout, label, node)``: the target's limits;
 - ``prepare(ops, shape, target, readout)``: per-run constants as backend arrays;
 - ``initial_state(ops, shape)``: the reset state (a dict of int64 backend arrays);
-- ``step(state, a, prepared)``: one time step, a **pure function** of operators only (numpy
-  arrays and torch int64 tensors alike): returns ``(new_state, output)``; ``a`` is the summed
-  synaptic input (int64) and ``output`` the message (bool spikes when ``message_bits == 1``,
-  int64 values otherwise);
+- ``step(state, inputs, prepared)``: one time step, a **pure function** of operators only (numpy
+  arrays and torch int64 tensors alike): returns ``(new_state, output)``; ``inputs`` maps the
+  first port always, and every other port that a projection drives, to its summed synaptic input
+  (int64); ``output`` is the message (bool spikes when ``binary``, int64 values otherwise);
 - ``safe_input(target)``: the largest |a| per step for which the step is exact without a run-time
-  check, and ``overflow(state, a, ops, target)``: a message when Lava's result would depend on
-  integer overflow that the model does not reproduce (None otherwise).
+  check (0: always checked), and ``overflow(before, after, inputs, ops, target)`` (the state
+  before and after the step): a message when Lava's result would depend on integer overflow
+  that the model does not reproduce (None otherwise).
 
 File (de)serialization, equality and the parameter table in the docs are generic over the
 fields. Adding a model touches its own module plus one ``register`` call (docs/neuron-models.md).
@@ -44,7 +51,9 @@ import numpy as np
 from ..target import TargetSpec
 from ..values import IRError, as_int, check_range, frozen_int_array, refreeze
 
-OVERFLOW = ("wrap", "saturate")
+#: "wrap" (two's complement), "saturate" (clip), "unchecked" (Lava's CPU model holds int32 and
+#: neither wraps nor saturates at the declared width; the simulator stops beyond int32)
+OVERFLOW = ("wrap", "saturate", "unchecked")
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,7 @@ class StateVariable:
 
     name: str
     bits: int
-    overflow: str  # "wrap" (two's complement) or "saturate" (clip)
+    overflow: str  # one of OVERFLOW
     description: str
 
     def __post_init__(self) -> None:
@@ -82,6 +91,10 @@ class NeuronModel:
     title: ClassVar[str] = ""
     state: ClassVar[tuple[StateVariable, ...]] = ()
     readout_state: ClassVar[str | None] = None
+    ports: ClassVar[tuple[str, ...]] = ("a_in",)
+    binary: ClassVar[bool] = True
+    default_message_bits: ClassVar[int] = 1
+    resettable: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         label = f"neuron model '{self.model}'"
@@ -97,11 +110,6 @@ class NeuronModel:
                                     if f.metadata.get("array")))
 
     # -- declarations ----------------------------------------------------------------------------
-
-    @property
-    def message_bits(self) -> int:
-        """Bits of the message a neuron sends: 1 = a binary spike."""
-        return 1
 
     @classmethod
     def parameters(cls) -> tuple[dataclasses.Field, ...]:
@@ -135,14 +143,16 @@ class NeuronModel:
     def initial_state(self, ops: Any, shape: tuple[int, ...]) -> dict[str, Any]:
         return {var.name: ops.zeros(shape) for var in self.state}
 
-    def step(self, state: dict[str, Any], a: Any, prepared: Any) -> tuple[dict[str, Any], Any]:
+    def step(self, state: dict[str, Any], inputs: dict[str, Any],
+             prepared: Any) -> tuple[dict[str, Any], Any]:
         raise NotImplementedError
 
     def safe_input(self, target: TargetSpec) -> int:
         """Largest |a| per step that needs no run-time overflow check."""
         raise NotImplementedError
 
-    def overflow(self, state: dict[str, Any], a: Any, ops: Any, target: TargetSpec) -> str | None:
+    def overflow(self, before: dict[str, Any], after: dict[str, Any], inputs: dict[str, Any],
+                 ops: Any, target: TargetSpec) -> str | None:
         return None
 
     # -- files and equality ----------------------------------------------------------------------

@@ -3,12 +3,17 @@ shared/spec/fixed-point.md §1.1), and its float twin (spikingjelly's ``LIFNode`
 
 Integer parameters (ranges from the ``TargetSpec``; Loihi 2 values in brackets):
 
-- ``du``: current decay, the decay applied is ``du + 1`` (``ds_offset = 1``) [0..4095];
+- ``du``: current decay, the decay applied is ``du + 1`` (``ds_offset = 1``) [−1..4095; −1 is
+  netx's ``iDecay = 0``: the current never decays];
 - ``dv``: voltage decay, applied as is (``dm_offset = 0``) [0..4096; 4096 forgets v];
 - ``vth``: threshold mantissa, fires iff ``v > vth << 6`` (strict) [0..2^17 − 1; a readout
   has 2^17, above the v clip, and never fires];
 - ``bias_mant``: signed mantissa, shape ``()``, ``(C,)`` per channel of the first axis, or the
   population shape [13 bits: −4096..4095]; ``bias_exp``: its left shift [0..7].
+
+Inputs: ``a_in`` (the synaptic input) and ``bias`` (a per-sample bias mantissa, added to
+``bias_mant`` before the shift: how lava-dl's tinynet test drives an input layer, by setting its
+``bias_mant``).
 
 State (int64 here, int32 holding 24 bits in Lava): ``u`` wraps once per step into
 (−2^23, 2^23]; ``v`` saturates at ±(2^23 − 1). A neuron sends a binary spike; ``v`` is reset to 0
@@ -47,9 +52,11 @@ class CubaLif(NeuronModel):
         StateVariable("v", 24, "saturate", "membrane voltage: v = trunc0(v·(4096 − dv)/4096) + u + bias"),
     )
     readout_state = "v"
+    ports = ("a_in", "bias")
 
-    du: int = parameter("current decay; the decay applied is du + 1",
-                        lambda t, r: (0, t.decay_unity - 1))
+    du: int = parameter("current decay; the decay applied is du + 1 (-1, netx's iDecay 0: "
+                        "none; Lava's models only)",
+                        lambda t, r: (-1 if t.lava_model else 0, t.decay_unity - 1))
     dv: int = parameter("voltage decay; 4096 removes all memory",
                         lambda t, r: (0, t.decay_unity))
     vth: int = parameter("threshold mantissa: fires iff v > vth << 6 (a readout: 2^17, never)",
@@ -97,8 +104,12 @@ class CubaLif(NeuronModel):
         return {"bias": ops.asarray(self.effective_bias(shape)), "threshold": threshold,
                 "target": target}
 
-    def step(self, state: dict[str, Any], a: Any, prepared: Any) -> tuple[dict[str, Any], Any]:
-        u, v = lif_dynamics(state["u"], state["v"], a, self.du, self.dv, prepared["bias"],
+    def step(self, state: dict[str, Any], inputs: dict[str, Any],
+             prepared: Any) -> tuple[dict[str, Any], Any]:
+        bias = prepared["bias"]
+        if "bias" in inputs:  # a per-sample bias mantissa (netx input layers, --input-mode bias)
+            bias = bias + (inputs["bias"] << self.bias_exp)
+        u, v = lif_dynamics(state["u"], state["v"], inputs["a_in"], self.du, self.dv, bias,
                             prepared["target"])
         s = v > prepared["threshold"]  # strict v > vth << 6
         return {"u": u, "v": v * ~s}, s  # reset v only; u keeps its value
@@ -107,13 +118,14 @@ class CubaLif(NeuronModel):
         """|a| < 2^18: ``a << 6`` stays below 2^24 and the single wrap keeps u within 24 bits."""
         return ((2 * target.state_max) >> target.act_shift) - 1
 
-    def overflow(self, state: dict[str, Any], a: Any, ops: Any, target: TargetSpec) -> str | None:
-        amax = ops.absmax(a)
+    def overflow(self, before: dict[str, Any], after: dict[str, Any], inputs: dict[str, Any],
+                 ops: Any, target: TargetSpec) -> str | None:
+        amax = ops.absmax(inputs["a_in"])
         if amax >= A_IN_LIMIT:
             return (f"summed synaptic input a reaches {amax}; a << 6 overflows Lava's int32 state "
                     f"(|a| < 2^25), so the chip's result is undefined (the target's max synaptic "
                     f"input is {target.max_synaptic_input})")
-        umax = ops.absmax(state["u"])
+        umax = ops.absmax(after["u"])
         if umax >= U_LIMIT:
             return (f"u reaches {umax}, beyond what Lava's int32 state holds exactly (|a| per step "
                     f"exceeds the target's max synaptic input {target.max_synaptic_input}, so u "

@@ -33,10 +33,14 @@ class SimulationResult:
     """What one simulation returns (arrays are numpy, axis 0 or 1 the sample).
 
     ``readouts``: every readout population's readout state (CUBA-LIF: ``v``) at the end of its
-    window (step T + its latency), int64 [B, *shape]. ``readout_v`` / ``predictions``: the same
-    for the network's only readout (a classifier) and the argmax of its flattened values (ties ->
-    lowest index); None when the network has several readouts. ``traces``: per recorded
-    population its state variables and output ``s``, [T + L, B, *shape].
+    window (step T + its latency; a free-running network: the last step), int64 [B, *shape].
+    ``outputs``: every output population (no projection to another population): a readout's
+    readout state, else its messages summed over its window (spike counts; sums of graded
+    messages). ``readout_v`` / ``predictions``: the only readout's state and the argmax of the
+    only output's flattened values (ties -> lowest index); None when the network has several.
+    ``traces``: per recorded population its state variables and output ``s``, [steps, B, *shape]
+    (T + L steps for a sample network, every step for a free-running one).
+    ``schedule``: the network's; ``reset_interval`` / ``reset_offset``: a free run's options.
     """
 
     readouts: dict[str, np.ndarray]
@@ -47,6 +51,10 @@ class SimulationResult:
     time_steps: int
     latency: int
     backend: str
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    schedule: str = "sample"
+    reset_interval: int | None = None
+    reset_offset: int = 0
 
 
 @dataclass
@@ -60,37 +68,78 @@ class _Signal:
     static: bool = False
 
 
+@dataclass(frozen=True)
+class _Window:
+    """Where a population runs (global steps ``t0 .. t0 + n − 1``), where it is counted (offset
+    ``w0`` into that run, ``length`` steps) and when its readout is read (run index ``read``)."""
+
+    t0: int
+    n: int
+    w0: int
+    length: int
+    read: int
+
+
 @dataclass
 class _Plan:
     network: Network
-    time_steps: int
+    steps: int  # T (sample) or the run's steps (free)
+    free: bool
     order: tuple[str, ...]
-    latencies: dict[str, int]
-    full: frozenset[str]
+    components: tuple[tuple[str, ...], ...]
+    windows: dict[str, _Window]
+    reset_interval: int | None
+    reset_phase: dict[str, int]  # reset before step t when t % interval == phase % interval
     record: tuple[str, ...]
     projections: dict[str, ProjectionPlan]
     prepared: dict[str, Any] = field(default_factory=dict)  # population -> model constants
     # populations whose static |a| bound exceeds what their model handles without a check
     checked: frozenset[str] = frozenset()
+    recurrent: frozenset[str] = frozenset()  # populations of recurrent components
 
 
-def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: Any) -> _Plan:
+#: a bound that no check passes: graded messages are not clipped to their bits in Lava
+UNBOUNDED = 1 << 62
+
+
+def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: Any,
+               reset_interval: int | None, reset_offset: int) -> _Plan:
     lat = network.latencies
     spec = network.target
-    # recorded populations and all their ancestors run every step (exact traces)
-    full: set[str] = set()
-    stack = list(record)
-    while stack:
-        name = stack.pop()
-        if name in full or name == network.input.name:
-            continue
-        full.add(name)
-        stack.extend(p.source for p in network.projections_into(name))
+    free = network.schedule == "free"
+    T = time_steps
+    L = network.latency
+    if free:
+        # everything runs every step: bias-driven activity, recurrence and unequal paths matter
+        windows = {p.name: _Window(1, T, 0, T, T - 1) for p in network.populations}
+        phase = {p.name: reset_offset + 1 + k for k, p in enumerate(network.populations)
+                 if p.neuron.resettable}
+        interval = reset_interval
+    else:
+        # recorded populations and all their ancestors run every step (exact traces)
+        full: set[str] = set()
+        stack = list(record)
+        while stack:
+            name = stack.pop()
+            if name in full or name == network.input.name:
+                continue
+            full.add(name)
+            stack.extend(p.source for p in network.projections_into(name))
+        windows = {}
+        for p in network.populations:
+            ell = lat[p.name]
+            windows[p.name] = (_Window(1, T + L, ell, T, T + ell - 1) if p.name in full
+                               else _Window(1 + ell, T, 0, T, T - 1))
+        phase = {p.name: 1 + lat[p.name] for p in network.populations}
+        interval = T
     projections: dict[str, ProjectionPlan] = {}
     for proj in network.projections:
         src = network.source_shape(proj.source)
         tgt = network.population(proj.target).shape
-        if proj.kind == "dense":
+        if proj.kind == "direct":  # the host writes each neuron's input: no synapse, no SynOp
+            fanout = np.zeros(int(np.prod(src)), np.int64)
+            flops = 0
+        elif proj.kind == "dense":
             fanout = np.full(int(np.prod(src)), proj.weight.shape[0], np.int64)
             flops = int(proj.weight.size)
         else:
@@ -98,40 +147,185 @@ def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: 
                 src, proj.weight.shape, proj.stride, proj.padding, proj.dilation, proj.groups
             ).reshape(-1)
             flops = int(np.prod(tgt)) * int(np.prod(proj.weight.shape[1:]))
-        wsum = weight_bound(proj.weight)
+        wsum = 1 if proj.kind == "direct" else weight_bound(proj.weight)
         if proj.source == network.input.name:
             xmax = 1 << (network.input.bits - 1)
         else:
-            bits = network.population(proj.source).message_bits
-            xmax = 1 if bits == 1 else 1 << (bits - 1)
-        if proj.kind == "conv2d":
+            xmax = 1 if network.population(proj.source).binary else UNBOUNDED
+        if proj.kind == "direct":
+            bound = xmax
+        elif proj.kind == "conv2d":
             bound = min(wsum * xmax, WRAP_HALF)
         else:  # |floor(y / 2^k)| <= (|y| >> k) + 1
             bound = shift_exp(wsum * xmax, proj.weight_exp) + (proj.weight_exp < 0)
         plan = ProjectionPlan(proj, src, tgt, fanout, int(fanout.sum()), flops, wsum, bound)
-        plan.prepared = ops.prepare(plan)
+        plan.prepared = None if proj.kind == "direct" else ops.prepare(plan)
         projections[proj.name] = plan
-    checked = frozenset(
-        pop.name for pop in network.populations
-        if sum(projections[p.name].a_bound for p in network.projections_into(pop.name))
-        > pop.neuron.safe_input(spec)
-    )
+    checked = set()
+    for pop in network.populations:
+        per_port: dict[str, int] = {}
+        for p in network.projections_into(pop.name):
+            per_port[p.port] = per_port.get(p.port, 0) + projections[p.name].a_bound
+        if any(bound > pop.neuron.safe_input(spec) for bound in per_port.values()) or (
+                pop.neuron.safe_input(spec) == 0):
+            checked.add(pop.name)
     prepared = {p.name: p.neuron.prepare(ops, p.shape, spec, p.is_readout)
                 for p in network.populations}
-    return _Plan(network, time_steps, network.topological_order(), lat, frozenset(full), record,
-                 projections, prepared, checked)
+    components = network.components()
+    recurrent = frozenset(n for comp in components if network.is_recurrent(comp) for n in comp)
+    return _Plan(network, T, free, network.topological_order(), components, windows, interval,
+                 phase, record, projections, prepared, frozenset(checked), recurrent)
+
+
+def _gather(plan: _Plan, ops: Any, name: str, B: int, signals: dict[str, _Signal],
+            consumers: dict[str, int], skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The summed input of population ``name`` over its run, per port: int64 [n, B, *shape]
+    (ports without any input in the run are left out). Projections from ``skip`` (the
+    population's own recurrent component) are evaluated step by step instead."""
+    net = plan.network
+    win = plan.windows[name]
+    t0, n = win.t0, win.n
+    shape = net.population(name).shape
+    A: dict[str, Any] = {}
+    for proj in net.projections_into(name):
+        if proj.source in skip:
+            continue
+        sig = signals[proj.source]
+        lat = proj.latency
+        lo = max(t0 - lat, sig.t0)
+        hi = min(t0 + n - 1 - lat, sig.t0 + sig.n - 1)
+        if lo <= hi:
+            if proj.port not in A:
+                A[proj.port] = ops.zeros((n, B) + shape)
+            dst = slice(lo + lat - t0, hi + lat - t0 + 1)
+            pplan = plan.projections[proj.name]
+            if sig.static:  # the same input every step: one synapse evaluation
+                a = sig.arr if proj.kind == "direct" else ops.synapse(pplan, sig.arr)
+                A[proj.port][dst] += a.reshape((B,) + shape)[None]
+            else:
+                src = sig.arr[lo - sig.t0 : hi - sig.t0 + 1]
+                k = hi - lo + 1
+                if proj.kind == "direct":
+                    a = src
+                else:
+                    a = ops.synapse(pplan, src.reshape((k * B,) + src.shape[2:]))
+                A[proj.port][dst] += a.reshape((k, B) + shape)
+        consumers[proj.source] -= 1
+        if consumers[proj.source] == 0:
+            del signals[proj.source]
+    return A
+
+
+def _run_component(plan: _Plan, ops: Any, component: tuple[str, ...], B: int,
+                   signals: dict[str, _Signal], consumers: dict[str, int],
+                   result: dict[str, Any]) -> None:
+    """Run one component (a population, or a recurrent group stepped together) over its run:
+    gather the inputs from outside, then the neuron recursion step by step, with the resets of
+    the schedule; projections inside the component are evaluated at every step from the
+    outputs of earlier steps (every projection has a latency of at least one step)."""
+    net = plan.network
+    spec = net.target
+    members = [net.population(name) for name in component]
+    inside = frozenset(component)
+    recurrent = component[0] in plan.recurrent
+    internal = {m.name: [p for p in net.projections_into(m.name) if p.source in inside]
+                for m in members}
+    A = {m.name: _gather(plan, ops, m.name, B, signals, consumers, inside) for m in members}
+    win = {m.name: plan.windows[m.name] for m in members}
+    for proj in (p for ps in internal.values() for p in ps):
+        consumers[proj.source] -= 1  # evaluated inside the loop below
+    S = {m.name: ops.zeros((win[m.name].n, B) + m.shape, boolean=m.binary) for m in members}
+    state = {m.name: m.neuron.initial_state(ops, (B,) + m.shape) for m in members}
+    traces = {m.name: {var.name: ops.zeros((win[m.name].n, B) + m.shape) for var in m.neuron.state}
+              for m in members if m.name in plan.record}
+    no_input = {m.name: ops.zeros((B,) + m.shape) for m in members}
+    active_inside = {m.name: np.zeros(B, np.int64) for m in members}
+    R = plan.reset_interval
+    for i in range(max(w.n for w in win.values())):
+        for m in members:
+            w = win[m.name]
+            if i >= w.n:
+                continue
+            t = w.t0 + i
+            name, model = m.name, m.neuron
+            if R is not None and name in plan.reset_phase and t % R == plan.reset_phase[name] % R:
+                state[name] = model.initial_state(ops, (B,) + m.shape)
+            inputs = {port: a[i] for port, a in A[name].items()}
+            first = model.ports[0]
+            if first not in inputs:
+                inputs[first] = no_input[name]
+            for proj in internal[name]:
+                j = i - proj.latency
+                if j >= 0:
+                    a = ops.synapse(plan.projections[proj.name], S[proj.source][j])
+                    inputs[proj.port] = inputs.get(proj.port, no_input[name]) + a
+            before = state[name]
+            state[name], s = model.step(before, inputs, plan.prepared[name])
+            if name in plan.checked:
+                problem = model.overflow(before, state[name], inputs, ops, spec)
+                if problem:
+                    raise SimulationOverflowError(
+                        f"population '{name}': {problem} (at step {t}). Reduce weight_exp, the "
+                        f"input bits or the weights.")
+            S[name][i] = s
+            if recurrent and w.w0 <= i < w.w0 + w.length:
+                nz = s if m.binary else s != 0
+                for a in inputs.values():
+                    nz = nz | (a != 0)
+                active_inside[name] += ops.numpy(nz.reshape(B, -1).sum(-1)).astype(np.int64)
+            if name in traces:
+                for key in model.state:
+                    traces[name][key.name][i] = state[name][key.name]
+            if m.is_readout and i == w.read:
+                result["readouts"][name] = ops.numpy(state[name][model.readout_state])
+    for m in members:
+        _finish(plan, ops, m, B, S[m.name], A[m.name], traces.get(m.name),
+                active_inside[m.name] if recurrent else None, signals, consumers, result)
+
+
+def _finish(plan: _Plan, ops: Any, pop: Any, B: int, S: Any, A: dict[str, Any],
+            trace: dict[str, Any] | None, active: np.ndarray | None,
+            signals: dict[str, _Signal], consumers: dict[str, int],
+            result: dict[str, Any]) -> None:
+    """Counts over the window, outputs, traces and the population's output signal."""
+    net = plan.network
+    name = pop.name
+    w = plan.windows[name]
+    s_win = S[w.w0 : w.w0 + w.length]
+    fired = s_win if pop.binary else s_win != 0
+    L = w.length
+    per_step = ops.numpy(fired.reshape(L, B, -1).sum(-1)).T
+    if active is None:
+        mask = fired
+        for a in A.values():
+            mask = mask | (a[w.w0 : w.w0 + L] != 0)
+        active = ops.numpy(mask.reshape(L, B, -1).sum((0, 2))).astype(np.int64)
+    result["pop"][name] = (per_step.astype(np.int64), active)
+    if trace is not None:
+        trace["s"] = S
+        result["traces"][name] = {k: ops.numpy(val) for k, val in trace.items()}
+    outgoing = net.projections_from(name)
+    if outgoing:
+        per_neuron = fired.sum(0).reshape(B, -1)
+        for proj in outgoing:
+            dot = ops.count_dot(per_neuron, plan.projections[proj.name].fanout)
+            result["proj"][proj.name] = (dot, np.zeros(B, np.int64))
+        if consumers.get(name, 0) > 0:
+            signals[name] = _Signal(S, w.t0, w.n)
+    if not pop.is_readout and not any(p.target != name for p in outgoing):
+        total = s_win.sum(0) if not pop.binary else fired.sum(0)
+        result["outputs"][name] = ops.numpy(total).astype(np.int64)
 
 
 def _run_chunk(plan: _Plan, ops: Any, x: np.ndarray, sequence: bool) -> dict[str, Any]:
-    net, T = plan.network, plan.time_steps
-    spec = net.target
-    L = net.latency
+    net = plan.network
+    T = plan.steps
     inp = net.input
     B = x.shape[1] if sequence else x.shape[0]
     xs = ops.asarray(x)
     signals: dict[str, _Signal] = {inp.name: _Signal(xs, 1, T, static=not sequence)}
     consumers = {name: len(net.projections_from(name)) for name in (inp.name, *plan.order)}
-    result: dict[str, Any] = {"pop": {}, "proj": {}, "traces": {}, "readouts": {}}
+    result: dict[str, Any] = {"pop": {}, "proj": {}, "traces": {}, "readouts": {}, "outputs": {}}
 
     # input-side counts: window = steps 1..T
     if net.projections_from(inp.name):
@@ -142,85 +336,8 @@ def _run_chunk(plan: _Plan, ops: Any, x: np.ndarray, sequence: bool) -> dict[str
             zero = np.zeros(B, np.int64)
             result["proj"][proj.name] = (zero, dot) if inp.encoding == "graded" else (dot, zero)
 
-    for name in plan.order:
-        pop = net.population(name)
-        model = pop.neuron
-        ell = plan.latencies[name]
-        full = name in plan.full
-        t0, n = (1, T + L) if full else (1 + ell, T)
-        shape = pop.shape
-
-        # summed synaptic input a for steps t0 .. t0 + n - 1: source step t - 1 - delay
-        A = None
-        for proj in net.projections_into(name):
-            sig = signals[proj.source]
-            d = proj.delay
-            lo = max(t0 - 1 - d, sig.t0)
-            hi = min(t0 + n - 2 - d, sig.t0 + sig.n - 1)
-            if lo <= hi:
-                if A is None:
-                    A = ops.zeros((n, B) + shape)
-                dst = slice(lo + 1 + d - t0, hi + 2 + d - t0)
-                pplan = plan.projections[proj.name]
-                if sig.static:  # the same input every step: one synapse evaluation
-                    A[dst] += ops.synapse(pplan, sig.arr)[None]
-                else:
-                    src = sig.arr[lo - sig.t0 : hi - sig.t0 + 1]
-                    k = hi - lo + 1
-                    a = ops.synapse(pplan, src.reshape((k * B,) + src.shape[2:]))
-                    A[dst] += a.reshape((k, B) + shape)
-            consumers[proj.source] -= 1
-            if consumers[proj.source] == 0:
-                del signals[proj.source]
-
-        # the neuron recursion, with the staggered reset (interval T, offset 1 + latency)
-        binary = pop.message_bits == 1
-        S = ops.zeros((n, B) + shape, boolean=binary)
-        state = model.initial_state(ops, (B,) + shape)
-        record = name in plan.record
-        if record:
-            tr = {var.name: ops.zeros((n, B) + shape) for var in model.state}
-            tr["s"] = S
-        prepared = plan.prepared[name]
-        no_input = ops.zeros((B,) + shape) if A is None else None
-        checked = name in plan.checked
-        for i in range(n):
-            t = t0 + i
-            if (t - 1 - ell) % T == 0:
-                state = model.initial_state(ops, (B,) + shape)
-            a = A[i] if A is not None else no_input
-            state, s = model.step(state, a, prepared)
-            if checked:
-                problem = model.overflow(state, a, ops, spec)
-                if problem:
-                    raise SimulationOverflowError(
-                        f"population '{name}': {problem} (at step {t}). Reduce weight_exp, the "
-                        f"input bits or the weights.")
-            S[i] = s
-            if record:
-                for key in model.state:
-                    tr[key.name][i] = state[key.name]
-        if record:
-            result["traces"][name] = {k: ops.numpy(val) for k, val in tr.items()}
-        if pop.is_readout:
-            result["readouts"][name] = ops.numpy(state[model.readout_state])
-
-        # counts over the window (global steps 1 + ell .. T + ell)
-        w0 = 1 + ell - t0
-        s_win = S[w0 : w0 + T]
-        fired = s_win if binary else s_win != 0
-        per_step = ops.numpy(fired.reshape(T, B, -1).sum(-1)).T
-        active_mask = fired if A is None else ((A[w0 : w0 + T] != 0) | fired)
-        active = ops.numpy(active_mask.reshape(T, B, -1).sum((0, 2)))
-        result["pop"][name] = (per_step.astype(np.int64), active.astype(np.int64))
-        outgoing = net.projections_from(name)
-        if outgoing:
-            per_neuron = fired.sum(0).reshape(B, -1)
-            for proj in outgoing:
-                dot = ops.count_dot(per_neuron, plan.projections[proj.name].fanout)
-                result["proj"][proj.name] = (dot, np.zeros(B, np.int64))
-            signals[name] = _Signal(S, t0, n)
-        del A
+    for component in plan.components:
+        _run_component(plan, ops, component, B, signals, consumers, result)
     return result
 
 
@@ -283,21 +400,19 @@ def _check_inputs(network: Network, inputs: Any, time_steps: int, sequence: bool
     return arr.astype(np.int64)
 
 
-def _auto_chunk(
-    network: Network, time_steps: int, full: frozenset[str], record: Sequence[str]
-) -> int:
+def _auto_chunk(network: Network, plan: _Plan, record: Sequence[str]) -> int:
     """Samples per chunk so that one chunk's state stays near AUTO_CHUNK_BYTES."""
-    L = network.latency
     live = 0
     peak = 0
     for pop in network.populations:
-        steps = time_steps + L if pop.name in full else time_steps
+        steps = plan.windows[pop.name].n
         size = pop.size * steps
-        live += size * (1 if pop.message_bits == 1 else 8)  # output history of every population
-        peak = max(peak, 3 * 8 * size)  # a (int64) plus a synapse result and a temporary
+        live += size * (1 if pop.binary else 8)  # output history of every population
+        ports = max(1, len({p.port for p in network.projections_into(pop.name)}))
+        peak = max(peak, (2 + ports) * 8 * size)  # a per port, a synapse result, a temporary
         if pop.name in record:
-            live += len(pop.neuron.state) * 8 * pop.size * (time_steps + L)
-    per_sample = live + peak + 8 * network.input.size * (time_steps + 1)
+            live += len(pop.neuron.state) * 8 * pop.size * steps
+    per_sample = live + peak + 8 * network.input.size * (plan.steps + 1)
     return max(1, AUTO_CHUNK_BYTES // max(per_sample, 1))
 
 
@@ -312,13 +427,19 @@ def simulate(
     device: str = "cpu",
     batch_size: int | None = None,
     progress: Callable[[int, int], Any] | None = None,
+    reset_interval: int | None = None,
+    reset_offset: int = 0,
 ) -> SimulationResult:
     """Simulate ``network`` bit-accurately on a batch of encoded inputs (docs/ir.md).
 
     ``inputs``: integers from ``network.input.encode``, shape ``[B, *input.shape]`` (a static
     input, emitted at steps 1..T) or, with ``sequence=True``, ``[T, B, *input.shape]``.
-    ``time_steps``: T (default: the network's own ``time_steps``).
-    ``record``: population names whose state and output are returned for all T + L steps.
+    ``time_steps``: T (default: the network's own ``time_steps``); a free-running network runs
+    exactly this many steps. ``reset_interval`` / ``reset_offset`` (free-running networks only,
+    netx's run options): population k (declaration order) of a resettable model is reset before
+    every step t with ``t ≡ reset_offset + 1 + k (mod reset_interval)``; None: never.
+    ``record``: population names whose state and output are returned for all T + L steps (every
+    step of a free run).
     ``backend``: ``numpy`` or ``torch`` (``device`` e.g. ``cuda``; same results bit for bit).
     ``batch_size``: samples per chunk (memory bound); None picks one from a ~1 GiB budget.
     ``progress(done, total)`` is called after each chunk.
@@ -346,15 +467,28 @@ def simulate(
         raise SimulationInputError(
             f"batch_size must be a positive integer or None, got {batch_size!r}"
         )
+    free = network.schedule == "free"
+    if reset_interval is not None:
+        if not free:
+            raise SimulationInputError(
+                "reset_interval applies to free-running networks (netx files of other tools); "
+                "a sample network resets every T steps by its own schedule")
+        if isinstance(reset_interval, bool) or not isinstance(reset_interval, (int, np.integer)) \
+                or reset_interval < 1:
+            raise SimulationInputError(
+                f"reset_interval must be a positive integer or None, got {reset_interval!r}")
+        reset_interval = int(reset_interval)
+    if isinstance(reset_offset, bool) or not isinstance(reset_offset, (int, np.integer)):
+        raise SimulationInputError(f"reset_offset must be an integer, got {reset_offset!r}")
     ops = make_ops(backend, device)
     x = _check_inputs(network, inputs, time_steps, sequence)
 
-    plan = _make_plan(network, time_steps, record, ops)
+    plan = _make_plan(network, time_steps, record, ops, reset_interval, int(reset_offset))
     total = x.shape[1] if sequence else x.shape[0]
     chunk = (
         int(batch_size)
         if batch_size is not None
-        else _auto_chunk(network, time_steps, plan.full, record)
+        else _auto_chunk(network, plan, record)
     )
 
     parts: list[dict[str, Any]] = []
@@ -366,10 +500,16 @@ def simulate(
 
     readouts = {p.name: np.concatenate([part["readouts"][p.name] for part in parts]).astype(np.int64)
                 for p in network.readouts}
+    outputs = {}
+    for p in network.outputs:
+        outputs[p.name] = readouts[p.name] if p.is_readout else np.concatenate(
+            [part["outputs"][p.name] for part in parts]).astype(np.int64)
     readout_v = predictions = None
     if len(readouts) == 1:
         readout_v = next(iter(readouts.values()))
-        predictions = np.argmax(readout_v.reshape(total, -1), axis=1).astype(np.int64)
+    if len(outputs) == 1:
+        only = next(iter(outputs.values()))
+        predictions = np.argmax(only.reshape(total, -1), axis=1).astype(np.int64)
     pop_counts = {}
     for pop in network.populations:
         pop_counts[pop.name] = PopulationCounts(
@@ -378,6 +518,7 @@ def simulate(
             time_steps=time_steps,
             spikes_per_step=np.concatenate([p["pop"][pop.name][0] for p in parts]),
             active_updates=np.concatenate([p["pop"][pop.name][1] for p in parts]),
+            message_bits=pop.message_bits,
         )
     proj_counts = {}
     for proj in network.projections:
@@ -409,6 +550,10 @@ def simulate(
         time_steps=time_steps,
         latency=network.latency,
         backend=backend,
+        outputs=outputs,
+        schedule=network.schedule,
+        reset_interval=reset_interval,
+        reset_offset=int(reset_offset),
     )
 
 

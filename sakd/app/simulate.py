@@ -28,11 +28,23 @@ from sakd.hardware.errors import SakdError
 REPORT_NAME = "simulate_report.json"
 
 
+#: the read options of each format the CLI exposes (``sakd.formats``: an option a format does not
+#: take is an error naming the format's options)
+READ_OPTION_NAMES = ("input_message_bits", "input_mode", "input_shape", "spike_exp",
+                     "sparse_fc_layer", "dt", "firing", "input_encoding", "input_bits")
+
+
 @dataclass(frozen=True)
 class SimulateOptions:
     """``net``: an IR/NIR/netx file or an export folder. ``data``: the data set (default: the one
-    the file records). ``limit``: the first N samples (None: all). ``out``: the report path
-    (default: ``simulate_report.json`` next to the network)."""
+    the file records); or ``inputs``: a .npy of the user's own inputs (``labels``: their
+    classes, for an accuracy). ``limit``: the first N samples (None: all). ``out``: the report
+    path (default: ``simulate_report.json`` next to the network). ``record``: ``"all"`` or
+    population names (comma-separated) whose states and messages go to ``traces`` (.npz).
+    ``read``: format read options (netx: input_message_bits, input_mode, input_shape,
+    spike_exp, sparse_fc_layer; NIR: dt, firing, input_encoding, input_bits), only those given.
+    ``reset_interval`` / ``reset_offset``: netx's run options for a free-running network.
+    ``input_scale``: x_int = round(x · scale) for the inputs."""
 
     net: Path
     data: str | None = None
@@ -43,6 +55,14 @@ class SimulateOptions:
     data_root: str | None = None
     out: Path | None = None
     time_steps: int | None = None
+    inputs: Path | None = None
+    labels: Path | None = None
+    input_scale: float | None = None
+    record: str | None = None
+    traces: Path | None = None
+    read: dict[str, Any] = field(default_factory=dict)
+    reset_interval: int | None = None
+    reset_offset: int = 0
 
 
 @dataclass
@@ -85,30 +105,58 @@ class SimulationRun:
 
 @dataclass
 class SimulateReport:
-    """``simulate_report.json``."""
+    """``simulate_report.json``. ``on_chip_accuracy`` is None for inputs without labels;
+    ``assumptions``: every choice the run made that the file does not fix (how inputs were
+    encoded, dt, the schedule, netx's options); ``run``: the schedule and its options."""
 
     network: str | None
     network_digest: str
     samples: int
     time_steps: int
     latency: int
-    on_chip_accuracy: float  # %
+    on_chip_accuracy: float | None  # %
     throughput: Throughput
     float_agreement: FloatAgreement | None
     layers: dict[str, dict[str, float]]
     notes: list[str] = field(default_factory=list)
+    source: str = ""
+    assumptions: list[str] = field(default_factory=list)
+    run: dict[str, Any] = field(default_factory=dict)
+    traces: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+def parse_shape(text: str, option: str) -> tuple[int, ...]:
+    """``C,H,W`` (or ``N``) from the command line."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError as exc:
+        raise JobError(f"{option} {text!r}: give integers separated by commas, e.g. 3,32,32") from exc
+    if not shape or any(d < 1 for d in shape):
+        raise JobError(f"{option} {text!r}: every size must be a positive integer")
+    return shape
+
+
 def validate_options(options: SimulateOptions) -> None:
     count_option(options.limit, "--limit")
     count_option(options.batch, "--batch")
+    count_option(options.time_steps, "--time-steps")
+    count_option(options.reset_interval, "--reset-interval")
     if options.device not in ("cpu",) and not str(options.device).startswith("cuda"):
         raise JobError(f"--device {options.device!r}: choose cpu (numpy) or cuda (torch)")
     if options.out is not None:
         check_output_file(options.out)
+    if options.traces is not None:
+        check_output_file(options.traces, "--traces")
+    if options.inputs is not None and options.data is not None:
+        raise JobError("give --inputs (your own arrays) or --data (a data set), not both")
+    if options.labels is not None and options.inputs is None:
+        raise JobError("--labels go with --inputs")
+    unknown = sorted(set(options.read) - set(READ_OPTION_NAMES))
+    if unknown:  # pragma: no cover - the CLI passes only known names
+        raise JobError(f"unknown read option(s) {unknown}")
 
 
 def report_path(options: SimulateOptions) -> Path:
@@ -118,7 +166,8 @@ def report_path(options: SimulateOptions) -> Path:
 def run_split(network: Any, data: str, *, split: str = "test", limit: int | None = None,
               batch: int | None = None, device: str = "cpu", data_root: str | None = None,
               time_steps: int | None = None, record: Sequence[str] = (),
-              progress: Callable[[int, int], Any] | None = None) -> SimulationRun:
+              progress: Callable[[int, int], Any] | None = None,
+              reset_interval: int | None = None, reset_offset: int = 0) -> SimulationRun:
     """Encode a data split for ``network`` and simulate it."""
     from sakd.hardware.simulator import simulate
 
@@ -132,7 +181,8 @@ def run_split(network: Any, data: str, *, split: str = "test", limit: int | None
     backend = "numpy" if device == "cpu" else "torch"
     start = time.perf_counter()
     result = simulate(network, encoded, time_steps=T, backend=backend, device=device,
-                      batch_size=batch, record=record, progress=progress)
+                      batch_size=batch, record=record, progress=progress,
+                      reset_interval=reset_interval, reset_offset=reset_offset)
     return SimulationRun(network, samples, result, time.perf_counter() - start, T)
 
 
@@ -198,24 +248,153 @@ def make_report(run: SimulationRun, agreement: FloatAgreement | None,
         latency=network.latency, on_chip_accuracy=run.accuracy,
         throughput=Throughput(run.seconds, n / run.seconds, synops / run.seconds, result.backend),
         float_agreement=agreement, layers=result.counts.mean_per_sample(),
-        notes=[*run.samples.notes, *notes])
+        notes=[*run.samples.notes, *notes], source=f"split {run.samples.split!r}",
+        run=run_description(result))
+
+
+def _format_takes(net: Path, option: str) -> bool:
+    from sakd.formats import detect_format
+
+    try:
+        return option in detect_format(resolve_network_path(net)).read_options
+    except SakdError:
+        return False
+
+
+def run_description(result: Any) -> dict[str, Any]:
+    """The schedule a simulation ran with (for the report)."""
+    out: dict[str, Any] = {"schedule": result.schedule, "steps": result.time_steps}
+    if result.schedule == "free":
+        out.update(reset_interval=result.reset_interval, reset_offset=result.reset_offset)
+    return out
+
+
+def file_assumptions(network: Any) -> list[str]:
+    """What the reader assumed for a file of another tool (NIR import notes, netx options and
+    notes), one sentence each."""
+    meta = network.metadata
+    out: list[str] = []
+    nir = meta.get("nir_import")
+    if isinstance(nir, dict):
+        out.append(f"NIR: dt = {nir.get('dt')} s, firing {nir.get('firing')!r}, input "
+                   f"{nir.get('input_encoding')}")
+        out.extend(str(a) for a in nir.get("assumptions", []))
+    netx = meta.get("netx_options")
+    if isinstance(netx, dict):
+        shown = ", ".join(f"{k} = {v}" for k, v in netx.items() if v not in (None, False))
+        out.append(f"netx: read as lava-dl's netx.hdf5.Network builds it ({shown}); the network "
+                   f"runs free from the zero state")
+        out.extend(str(n) for n in meta.get("netx_notes", []))
+    return out
+
+
+def write_traces(path: Path, result: Any, network: Any) -> Path:
+    """``<population>/<state or s>`` arrays, (batch, steps, *shape), C,H,W; ``<population>/output``
+    (batch, *shape) for the outputs; ``predictions`` when there is one output. Atomic."""
+    import os
+    import tempfile
+
+    arrays: dict[str, np.ndarray] = {}
+    for name, tr in result.traces.items():
+        for key, value in tr.items():
+            arrays[f"{name}/{key}"] = np.moveaxis(np.asarray(value), 1, 0).astype(
+                np.uint8 if key == "s" and value.dtype == bool else np.int64)
+    for name, value in result.outputs.items():
+        arrays[f"{name}/output"] = np.asarray(value)
+    if result.predictions is not None:
+        arrays["predictions"] = np.asarray(result.predictions)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def simulate_job(options: SimulateOptions,
                  progress: Callable[[int, int], Any] | None = None) -> SimulateReport:
     """``sakd simulate``: run, compare with the float SNN where possible, write the report."""
+    from sakd.app.user_inputs import parse_record
+
     validate_options(options)
     path = report_path(options)
     check_output_file(path)
-    network = read_network_file(options.net, time_steps=options.time_steps)
-    data = options.data or network.metadata.get("dataset")
-    if not data:
-        raise JobError("the network file does not name its data set; pass --data")
-    record = [p.name for p in network.populations if not p.is_readout]
-    run = run_split(network, data, split=options.split, limit=options.limit, batch=options.batch,
-                    device=options.device, data_root=options.data_root,
-                    time_steps=options.time_steps, record=record, progress=progress)
-    agreement, why = float_agreement(run)
-    report = make_report(run, agreement, [why] if why else [])
+    read = dict(options.read)
+    if options.input_scale is not None and _format_takes(options.net, "input_scale"):
+        read["input_scale"] = options.input_scale  # NIR: the graded input's scale
+    network = read_network_file(options.net, time_steps=options.time_steps, **read)
+    if options.reset_interval is not None and network.schedule != "free":
+        raise JobError("--reset-interval applies to free-running networks (netx files of other "
+                       "tools); this network resets every T steps by its own schedule")
+    assumptions = file_assumptions(network)
+    record = parse_record(options.record, network) if options.record else ()
+    if options.traces is not None and not record:
+        record = tuple(p.name for p in network.populations)
+    if options.inputs is not None:
+        report = _simulate_inputs(network, options, record, assumptions, progress)
+    else:
+        data = options.data or network.metadata.get("dataset")
+        if not data:
+            raise JobError("the network file does not name its data set; pass --data, or "
+                           "--inputs X.npy with your own inputs")
+        full_record = record or tuple(p.name for p in network.populations if not p.is_readout)
+        run = run_split(network, data, split=options.split, limit=options.limit,
+                        batch=options.batch, device=options.device, data_root=options.data_root,
+                        time_steps=options.time_steps, record=full_record, progress=progress,
+                        reset_interval=options.reset_interval, reset_offset=options.reset_offset)
+        agreement, why = float_agreement(run)
+        report = make_report(run, agreement, [why] if why else [])
+        report.assumptions = assumptions + report.assumptions
+        report.source = f"data set {data!r}, split {options.split!r}"
+        if options.traces is not None:
+            report.traces = str(write_traces(options.traces, run.result, network))
     atomic_write_json(path, report.to_dict())
+    return report
+
+
+def _simulate_inputs(network: Any, options: SimulateOptions, record: tuple[str, ...],
+                     assumptions: list[str],
+                     progress: Callable[[int, int], Any] | None) -> SimulateReport:
+    """``--inputs X.npy``: the user's own arrays, encoded and simulated."""
+    from sakd.app.user_inputs import load_inputs
+    from sakd.hardware.simulator import simulate
+
+    inputs = load_inputs(options.inputs, network, input_scale=options.input_scale,
+                         labels=options.labels, time_steps=options.time_steps)
+    steps = inputs.steps if inputs.sequence else options.time_steps
+    T = network.steps_for(steps)
+    x = inputs.x
+    if options.limit is not None:
+        x = x[:, :options.limit] if inputs.sequence else x[:options.limit]
+    backend = "numpy" if options.device == "cpu" else "torch"
+    start = time.perf_counter()
+    result = simulate(network, x, time_steps=T, sequence=inputs.sequence, backend=backend,
+                      device=options.device, batch_size=options.batch, record=record,
+                      progress=progress, reset_interval=options.reset_interval,
+                      reset_offset=options.reset_offset)
+    seconds = time.perf_counter() - start
+    n = int(x.shape[1] if inputs.sequence else x.shape[0])
+    accuracy = None
+    if inputs.labels is not None:
+        if result.predictions is None:
+            raise JobError("--labels: the network has several outputs, so there is no single "
+                           "prediction to score")
+        accuracy = 100.0 * float((result.predictions == inputs.labels[:n]).mean())
+    synops = sum(float(p.synops.sum()) for p in result.counts.projections.values())
+    report = SimulateReport(
+        network=network.metadata.get("arch_name") or network.metadata.get("arch"),
+        network_digest=network.digest(), samples=n, time_steps=T, latency=network.latency,
+        on_chip_accuracy=accuracy,
+        throughput=Throughput(seconds, n / seconds, synops / seconds, result.backend),
+        float_agreement=None, layers=result.counts.mean_per_sample(),
+        notes=[] if accuracy is not None else ["no --labels: no accuracy"],
+        source=f"inputs {inputs.source}", assumptions=[*assumptions, *inputs.assumptions],
+        run=run_description(result))
+    if options.traces is not None:
+        report.traces = str(write_traces(options.traces, result, network))
     return report

@@ -142,7 +142,7 @@ def verify_lava(export_dir: Path, samples: int, data_root: str | None = None) ->
     if netx_path.exists():
         lava = run_lava(netx_path, encoded, T, netx=True, input_message_bits=network.input.bits)
         layers = [name for name in lava.names if name.startswith("layer")]
-        pops = [pop.name for _, pop in netx_chain(network, or_as_conv=True)]
+        pops = [layer.pop.name for layer in netx_chain(network, or_as_conv=True)]
         comparison = compare_runs(network, result, lava, "lava-dl netx.hdf5.Network (fixed_pt)",
                                   dict(zip(pops, layers)))
         comparison.notes.append("netx layers are matched to populations in network order; u/v "

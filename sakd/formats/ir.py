@@ -26,14 +26,15 @@ from sakd.hardware.neurons import NEURON_MODELS
 
 SUPPORT = Support(
     neuron_models=tuple(NEURON_MODELS),
-    layer_kinds=("dense", "conv2d"),
+    layer_kinds=("dense", "conv2d", "direct"),
     residual_fan_in=True,
     delays="projection (0..max_delay steps)",
-    recurrence=False,
+    recurrence=True,
     graded_messages=True,
     multiple_readouts=True,
     notes=("the reference form: everything the simulator runs", "checksummed (Fletcher-32 and a "
-           "SHA-256 digest of the network)"),
+           "SHA-256 digest of the network)", "recurrence: free-running networks only "
+           "(schedule 'free', as netx runs them); sample networks are acyclic"),
 )
 
 

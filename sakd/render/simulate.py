@@ -11,9 +11,20 @@ from sakd.render.console import plain
 
 def render_simulate(report: SimulateReport, console: Console) -> None:
     agreement = report.float_agreement
-    console.print(f"bit-accurate simulation: {report.samples} samples, T = {report.time_steps}, "
-                  f"latency {report.latency} steps")
-    console.print(f"  on-chip accuracy {report.on_chip_accuracy:.2f} %")
+    run = report.run or {}
+    if run.get("schedule") == "free":
+        reset = run.get("reset_interval")
+        schedule = (f"{report.time_steps} steps, free-running, "
+                    + (f"reset every {reset} steps (offset {run.get('reset_offset', 0)})"
+                       if reset else "no reset"))
+    else:
+        schedule = f"T = {report.time_steps}, latency {report.latency} steps"
+    source = f" of {plain(report.source)}" if report.source else ""
+    console.print(f"bit-accurate simulation: {report.samples} samples{source}; {schedule}")
+    for item in report.assumptions:
+        console.print(f"  assumed: {plain(item)}")
+    if report.on_chip_accuracy is not None:
+        console.print(f"  on-chip accuracy {report.on_chip_accuracy:.2f} %")
     if agreement:
         console.print(f"  float SNN accuracy {agreement.float_accuracy:.2f} %; predictions agree "
                       f"{agreement.prediction_agreement:.2f} % (agreement, not accuracy)")
@@ -38,3 +49,5 @@ def render_simulate(report: SimulateReport, console: Console) -> None:
                   f"{t.synops_per_s:.3g} SynOps/s ({t.seconds:.2f} s)")
     for note in report.notes:
         console.print(f"note: {plain(note)}")
+    if report.traces:
+        console.print(f"traces: {plain(report.traces)}")

@@ -102,13 +102,20 @@ def test_readout_has_an_explicit_neuron(tmp_path):
 
 
 def test_readout_semantics_match_the_ir(tmp_path):
-    """The network netx describes (read back without our metadata) simulates identically."""
+    """The network netx describes (read back without our metadata: free-running, as netx runs
+    it) simulates identically when run as the file's sakd metadata says netx reproduces the
+    IR: the sample for T steps, then zeros, reset_interval T and reset_offset 1, the readout's v
+    at step T + L."""
     net = lowered("test_convnet")
     back = read_netx(write_netx(net, tmp_path / "net.netx.h5"), trust_metadata=False)
     assert not back.equals(net)  # names, scales and metadata are netx's
+    assert back.schedule == "free" and net.schedule == "sample"
     x = net.input.encode(np.random.default_rng(0).normal(size=(16, 1, 8, 8)))
-    a = simulate(net, x, time_steps=4, record=["readout"])
-    b = simulate(back, x, time_steps=4, record=[back.readout.name])
+    T, L = 4, net.latency
+    a = simulate(net, x, time_steps=T, record=["readout"])
+    seq = np.concatenate([np.broadcast_to(x[None], (T,) + x.shape), np.zeros((L,) + x.shape, x.dtype)])
+    b = simulate(back, seq, sequence=True, time_steps=T + L, reset_interval=T, reset_offset=1,
+                 record=[back.readout.name])
     assert np.array_equal(a.readout_v, b.readout_v) and np.array_equal(a.predictions, b.predictions)
     assert np.array_equal(a.traces["readout"]["v"], b.traces[back.readout.name]["v"])
 
@@ -154,24 +161,31 @@ def strip_readout_neuron(path, zero_bias: bool) -> None:
             del f.attrs[key]
 
 
-def test_neuronless_readout_is_read_exactly_only_without_bias(tmp_path):
+def test_neuronless_readout_is_read_as_netx_runs_it(tmp_path):
+    """A file whose last dense layer has no neuron: netx's default neuron (iDecay 0, vDecay 4096,
+    vThMant 2^17), an integrator whose v is u + bias, read as a readout and simulated as netx
+    runs it: with the sample for T steps, reset_interval T and reset_offset 1, v at step T + L
+    is the window's 64·Σa plus the bias once (netx_default_readout_v)."""
     net = lowered("test_convnet")
-    path = write_netx(net, tmp_path / "net.netx.h5")
-    strip_readout_neuron(path, zero_bias=False)
-    with pytest.raises(NetxImportError, match="adds its bias\\s+once"):
-        read_netx(path)
-    path = write_netx(net, tmp_path / "net.netx.h5")
-    strip_readout_neuron(path, zero_bias=True)
-    back = read_netx(path, input_message_bits=8)
-    assert back.readout.neuron.du == 4095 and back.readout.neuron.dv == 0 and not np.any(back.readout.neuron.bias_mant)
+    T, L = 4, net.latency
     x = net.input.encode(np.random.default_rng(2).normal(size=(8, 1, 8, 8)))
-    ref = simulate(net, x, time_steps=4)
-    got = simulate(back, x, time_steps=4)
-    assert np.array_equal(got.readout_v, ref.readout_v - 4 * net.readout.neuron.effective_bias(net.readout.shape))
+    seq = np.concatenate([np.broadcast_to(x[None], (T,) + x.shape), np.zeros((L,) + x.shape, x.dtype)])
+    for zero_bias in (False, True):
+        path = write_netx(net, tmp_path / "net.netx.h5")
+        strip_readout_neuron(path, zero_bias=zero_bias)
+        back = read_netx(path, input_message_bits=8)
+        r = back.readout.neuron
+        assert (r.du, r.dv, r.vth, back.readout.role) == (-1, 4096, 1 << 17, "readout")
+        got = simulate(back, seq, sequence=True, time_steps=T + L, reset_interval=T, reset_offset=1)
+        want = netx_default_readout_v(net, x, T)
+        if zero_bias:
+            want = want - net.readout.neuron.effective_bias(net.readout.shape)
+        assert np.array_equal(got.readout_v, want)
 
 
-def test_foreign_spiking_last_layer_gets_a_spike_count_readout(tmp_path):
-    """A slayer-style file (no sakd metadata) whose last layer spikes."""
+def test_foreign_spiking_last_layer_is_the_output(tmp_path):
+    """A slayer-style file (no sakd metadata) whose last layer spikes: it runs free, and its
+    output is its spike count (the predictions its argmax)."""
     rng = np.random.default_rng(3)
     path = tmp_path / "slayer.net"
     with h5py.File(path, "w") as f:
@@ -192,14 +206,15 @@ def test_foreign_spiking_last_layer_gets_a_spike_count_readout(tmp_path):
                 for key, v in (("iDecay", 4096), ("vDecay", 1024), ("vThMant", 80), ("refDelay", 1)):
                     n.create_dataset(key, data=v)
     net = read_netx(path)
-    assert [p.name for p in net.populations] == ["layer1", "layer3", "readout"]
-    assert net.input.encoding == "spikes"
-    count = net.projections[-1]
-    assert count.source == "layer3" and np.array_equal(count.weight, 2 * np.eye(5))
+    assert [p.name for p in net.populations] == ["layer1", "layer3"]
+    assert net.input.encoding == "spikes" and net.schedule == "free" and not net.readouts
+    assert [p.name for p in net.outputs] == ["layer3"]
     x = (rng.random((6, 2, 4, 4)) < 0.5).astype(np.int64)
-    sim = simulate(net, x, time_steps=6, record=["layer3"])
-    spikes = sim.traces["layer3"]["s"][2:8].sum(0)  # layer3's window (latency 2)
-    assert np.array_equal(sim.readout_v, 128 * spikes) and spikes.sum() > 0
+    sim = simulate(net, x, time_steps=8, record=["layer3"])
+    spikes = sim.traces["layer3"]["s"].sum(0)
+    assert np.array_equal(sim.outputs["layer3"], spikes) and spikes.sum() > 0
+    assert np.array_equal(sim.predictions, spikes.reshape(6, -1).argmax(1))
+    assert sim.counts.populations["layer3"].spikes_per_step.shape == (6, 8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,10 +267,11 @@ def chain(weight, *, weight_exp=0, delay=0, bias=0, bias_exp=6, conv_bias=None):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"weight": np.zeros((3, 4), np.int64)}, "projection 'xh': an all-zero dense matrix crashes"),
-    ({"weight": -2 * np.ones((3, 4), np.int64)}, "projection 'xh': an all-non-positive dense"),
-    ({"weight": np.full((3, 4), 2), "weight_exp": 1}, "projection 'xh': weight_exp 1"),
-    ({"weight": np.full((3, 4), 2), "delay": 2}, "projection 'hr': delay 2"),
+    ({"weight": np.zeros((3, 4), np.int64)}, "projection 'xh': an all-zero weight matrix"),
+    ({"weight": -2 * np.ones((3, 4), np.int64)},
+     "projection 'xh': netx's optimize_weight_bits and Lava's clip and truncation would change"),
+    ({"weight": np.full((3, 4), 3), "weight_exp": -1}, "projection 'xh': weight_exp -1 with weights"),
+    ({"weight": np.full((3, 4), 2), "delay": 2}, "projection 'hr': delay 2 in a sample network"),
     ({"weight": np.full((3, 4), 2), "bias": np.array([1, 2, 3]), "bias_exp": 3},
      "population 'h': bias_exp 3 < 6"),
     ({"weight": np.full((3, 4), 2), "conv_bias": np.arange(18).reshape(2, 3, 3)},
@@ -267,6 +283,15 @@ def test_unexpressible_layers_are_named(tmp_path, kwargs, match):
     with pytest.raises(NetxExportError, match=match):
         write_netx(chain(**kwargs), path)
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["n.h5"]
+
+
+def test_a_weight_exponent_netx_can_rescale_is_written_exactly(tmp_path):
+    """weight_exp 1 has no netx key, but the file's weights 2·W come back as the same map."""
+    net = chain(np.full((3, 4), 2), weight_exp=1)
+    path = write_netx(net, tmp_path / "n.h5")
+    with h5py.File(path, "r") as f:
+        assert np.array_equal(f["layer/1/weight"][()], np.full((3, 4), 4))
+    assert read_netx(path).equals(net)
 
 
 def test_exact_low_bias_exp_is_accepted(tmp_path):
@@ -300,7 +325,7 @@ def test_truncated_or_foreign_file(tmp_path):
         f.create_dataset("layer/0/type", (1,), "S10", [b"input"])
         f.create_dataset("layer/0/shape", data=np.array([1, 4, 4]))
         f.create_dataset("layer/1/type", (1,), "S10", [b"pool"])
-    with pytest.raises(NetxImportError, match="pool.h5: /layer/1: layer type 'pool'"):
+    with pytest.raises(NetxImportError, match="pool.h5: /layer/1: pool is not implemented"):
         read_netx(tmp_path / "pool.h5")
 
 

@@ -421,7 +421,7 @@ def test_pooling_folds_into_projections():
     }
     edges = [("input", "conv"), ("conv", "pool"), ("pool", "lif1"), ("lif1", "pool2"),
              ("pool2", "flat"), ("flat", "fc"), ("fc", "lif2"), ("lif2", "output")]
-    net = read_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    net = read_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), dt=1e-4)
     conv, fc, count = net.projections
     assert conv.kind == "conv2d" and conv.stride == (2, 2) and conv.weight.shape == (3, 2, 4, 4)
     assert fc.kind == "dense" and fc.weight.shape == (5, 48)  # pool + flatten + affine, composed
@@ -482,7 +482,7 @@ def small_graph(extra_nodes=None, extra_edges=None, neuron=None, metadata=None):
 
 
 def test_reads_a_small_graph():
-    net = read_nir(small_graph())
+    net = read_nir(small_graph(), dt=1e-4)
     assert [p.name for p in net.populations] == ["lif", "output.readout"]
 
 
@@ -525,14 +525,14 @@ def test_recurrent_edge_is_refused():
 ])
 def test_unmappable_neurons(neuron, match):
     with pytest.raises(NirImportError, match=match):
-        read_nir(small_graph(neuron=neuron))
+        read_nir(small_graph(neuron=neuron), dt=1e-4)
 
 
 def test_reset_by_subtraction_in_metadata_is_refused():
     neuron = nir.LIF(tau=np.full(2, 2e-4), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2),
                      metadata={"reset_mechanism": "subtract"})
     with pytest.raises(NirImportError, match="'lif'.*reset by subtraction"):
-        read_nir(small_graph(neuron=neuron))
+        read_nir(small_graph(neuron=neuron), dt=1e-4)
 
 
 def test_truncated_file(tmp_path):
@@ -589,7 +589,7 @@ def test_foreign_sew_residual_converging_at_a_conv():
              "output": nir.Output(output_type={"output": np.array([3])})}
     edges = [("input", "c0"), ("c0", "a"), ("a", "c1"), ("c1", "b"), ("a", "c2"), ("b", "c2"),
              ("c2", "c"), ("c", "flat"), ("flat", "fc"), ("fc", "li"), ("li", "output")]
-    net = read_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    net = read_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), dt=1e-4)
     into_c = net.projections_into("c")
     assert sorted(p.source for p in into_c) == ["a", "b"]
     assert {p.source: p.delay for p in into_c} == {"a": 1, "b": 0}
@@ -599,3 +599,37 @@ def test_foreign_sew_residual_converging_at_a_conv():
     readout = net.readout
     assert readout.name == "li" and (readout.neuron.du, readout.neuron.dv) == (4095, 410)
     assert net.latency == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# dt: from the file where it says, an error naming the option where it does not
+
+
+def _if_graph(r: float) -> nir.NIRGraph:
+    """input -> Affine -> IF (r) -> output, as sinabs (r = 1) or spikingjelly (r = 1e4) write it."""
+    w = np.array([[0.6, -0.2], [0.3, 0.9]], np.float32)
+    nodes = {"input": nir.Input(input_type=np.array([2])),
+             "fc": nir.Affine(weight=w, bias=np.zeros(2, np.float32)),
+             "if": nir.IF(r=np.full(2, r, np.float32), v_threshold=np.ones(2, np.float32)),
+             "output": nir.Output(output_type=np.array([2]))}
+    return nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "if"), ("if", "output")],
+                        type_check=False)
+
+
+@pytest.mark.parametrize("r, dt", [(1.0, 1.0), (1e4, 1e-4)])
+def test_dt_comes_from_the_if_nodes_r(r, dt):
+    imp = import_nir(_if_graph(r))
+    assert imp.assumptions["dt"] == dt
+    assert any("r = 1/dt" in str(note) for note in imp.network.metadata["nir_import"]["notes"])
+
+
+def test_a_given_dt_wins_and_the_disagreement_is_noted():
+    imp = import_nir(_if_graph(1.0), dt=1e-4)
+    assert imp.assumptions["dt"] == 1e-4
+    assert any("read at dt = 0.0001 s as asked" in str(n)
+               for n in imp.network.metadata["nir_import"]["notes"])
+
+
+def test_a_file_that_does_not_fix_dt_is_an_error_naming_the_option():
+    with pytest.raises(NirImportError, match="does not determine dt.*--dt"):
+        read_nir(small_graph())

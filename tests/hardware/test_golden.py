@@ -20,7 +20,7 @@ def lif_step(u, v, a, du, dv, vth, bias):
     """One step of the CUBA-LIF model (its own ``step``), with ``bias`` the effective bias."""
     model = CubaLif(du=du, dv=dv, vth=vth, bias_mant=bias, bias_exp=0)
     prepared = model.prepare(NumpyOps(), np.shape(u), LOIHI2, readout=False)
-    state, s = model.step({"u": u, "v": v}, np.asarray(a, np.int64), prepared)
+    state, s = model.step({"u": u, "v": v}, {"a_in": np.asarray(a, np.int64)}, prepared)
     return state["u"], state["v"], s
 
 BACKENDS = ["numpy"]

@@ -27,6 +27,13 @@ def dense(name, src, tgt, out, inp, value=2, **kw):
     return Projection(name, src, tgt, "dense", np.full((out, inp), value), **kw)
 
 
+def mixed(name, src, tgt, out, inp, value, **kw):
+    """A mixed-sign matrix (one -2) holding ``value`` elsewhere."""
+    w = np.full((out, inp), value)
+    w[0, 0] = -2
+    return Projection(name, src, tgt, "dense", w, **kw)
+
+
 def chain(**overrides):
     """x (1, 4, 4) -conv-> c (2, 4, 4) -dense-> h (5,) -dense-> out (3,) readout."""
     parts = {
@@ -240,12 +247,16 @@ def test_readout_threshold_may_be_the_never_firing_value():
     ("proj", "match"),
     [
         (
-            dense("c_h", "c", "h", 5, 32, value=255),
+            mixed("c_h", "c", "h", 5, 32, value=255),
             r"projection 'c_h': weight 255 is outside \[-256, 254\]; loihi2 mixed-sign weights are even integers",
         ),
         (
-            dense("c_h", "c", "h", 5, 32, value=253),
+            mixed("c_h", "c", "h", 5, 32, value=253),
             r"projection 'c_h': weight 253 is odd; loihi2 mixed-sign weights are even integers in \[-256, 254\]",
+        ),
+        (
+            dense("c_h", "c", "h", 5, 32, value=256),
+            r"projection 'c_h': weight 256 is outside \[0, 255\]; loihi2 excitatory weights are integers",
         ),
         (dense("c_h", "c", "h", 5, 32, value=-258), "projection 'c_h': weight -258 is outside"),
         (
@@ -296,7 +307,7 @@ def test_projection_rules(proj, match):
             "projection 'x_c': a 9x9 kernel",
         ),
         (
-            Projection("x_c", "x", "c", "conv2d", np.full((2, 1, 1, 1), 255)),
+            Projection("x_c", "x", "c", "conv2d", np.array([255, -2]).reshape(2, 1, 1, 1)),
             "projection 'x_c': weight 255",
         ),
     ],

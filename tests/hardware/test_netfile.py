@@ -179,9 +179,27 @@ def test_newer_schema(tmp_path):
         lambda f: f.attrs.__setitem__("schema_version", 7),
     )
     with pytest.raises(
-        NetworkFileError, match=r"written by a newer sakd \(schema 7 > 2\); upgrade sakd"
+        NetworkFileError, match=r"written by a newer sakd \(schema 7 > 3\); upgrade sakd"
     ):
         read_network(path)
+
+
+def test_a_schema_2_file_still_reads_with_its_recorded_digest(tmp_path):
+    """Schema 2 had no schedule, limits, message_bits or port; its digest did not cover them."""
+    net = make_net()
+
+    def to_schema_2(f):
+        f.attrs["schema_version"] = 2
+        for key in ("schedule", "limits"):
+            del f.attrs[key]
+        for g in f["populations"].values():
+            del g.attrs["message_bits"]
+        for g in f["projections"].values():
+            del g.attrs["port"]
+
+    path = _edit(write_network(net, tmp_path / "n.h5"), to_schema_2)
+    back = read_network(path)
+    assert back.equals(net) and back.digest() == net.digest()
 
 
 @pytest.mark.parametrize(

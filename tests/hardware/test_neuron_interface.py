@@ -35,8 +35,9 @@ class Sat16If(NeuronModel):
     def prepare(self, ops: Any, shape: tuple[int, ...], target: Any, readout: bool) -> Any:
         return {"never": readout}
 
-    def step(self, state: dict[str, Any], a: Any, prepared: Any) -> tuple[dict[str, Any], Any]:
-        v = (state["v"] + a + self.bias).clip(-(1 << 15), (1 << 15) - 1)
+    def step(self, state: dict[str, Any], inputs: dict[str, Any],
+             prepared: Any) -> tuple[dict[str, Any], Any]:
+        v = (state["v"] + inputs["a_in"] + self.bias).clip(-(1 << 15), (1 << 15) - 1)
         s = (v >= self.vth) & (not prepared["never"])
         return {"v": v * ~s}, s
 

@@ -139,7 +139,7 @@ def check_netx(
     got = run_lava(
         path, x, T, netx=True, input_message_bits=net.input.bits, traces=True, timeout=600
     )
-    chain = [pop.name for _, pop in netx_chain(net, **netx_kw)]
+    chain = [layer.pop.name for layer in netx_chain(net, **netx_kw)]
     assert len(got.names) == len(chain) == len(net.populations), (got.names, chain)
     names = dict(zip(chain, got.names))
     assert names[net.readout.name] == got.readout

@@ -473,5 +473,5 @@ def test_conv_wrap_through_netx(seed, tmp_path_factory):
     assert all(0.0 < r < 1.0 for r in rates.values()), rates
     path = write_netx(net, Path(tmp_path_factory.mktemp("wrap")) / "network.netx.h5")
     got = run_lava(path, x, T, netx=True, input_message_bits=bits, traces=True, timeout=600)
-    names = dict(zip([pop.name for _, pop in netx_chain(net)], got.names))
+    names = dict(zip([layer.pop.name for layer in netx_chain(net)], got.names))
     assert_identical(net, sim, got, "netx (Lava Conv) -> Lava", names)

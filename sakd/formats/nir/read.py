@@ -14,7 +14,6 @@ import numpy as np
 
 from sakd.export.quantize import largest_even_scale
 from sakd.formats.nir.common import (
-    DEFAULT_DT,
     FIRING_RULES,
     GENERATOR,
     NIR_FORMAT,
@@ -423,6 +422,46 @@ def _neuron(graph: Any, name: str, dt: float, current: str | None = None) -> _Ne
     return n
 
 
+def _resolve_dt(graph: Any, dt: float | None, notes: list[str], nir: Any) -> float:
+    """dt for a file of another tool (``import_nir``'s docstring): the argument, else the
+    graph's metadata, else 1/r of its IF and I nodes; an error naming the option otherwise."""
+    integrators = {name: node for name, node in graph.nodes.items()
+                   if isinstance(node, (nir.IF, nir.I))}
+    implied: dict[float, list[str]] = {}
+    for name, node in integrators.items():
+        r = uniform(name, node, "r", node.r)
+        if r > 0:
+            implied.setdefault(1.0 / float(r), []).append(name)
+    if dt is not None:
+        for value, names in implied.items():
+            if not math.isclose(value, dt, rel_tol=1e-9):
+                notes.append(f"IF/I node(s) {', '.join(names)} have r = {1 / value:g}, which "
+                             f"means dt = {value:g} s by NIR's convention; read at dt = {dt:g} s "
+                             f"as asked")
+        return dt
+    meta = graph.metadata if isinstance(graph.metadata, dict) else {}
+    if "dt" in meta:
+        try:
+            value = float(np.asarray(meta["dt"]).reshape(-1)[0])
+        except (TypeError, ValueError, IndexError) as exc:
+            raise NirImportError(f"the graph's metadata dt = {meta['dt']!r} is not a number; "
+                                 f"pass dt (--dt)") from exc
+        notes.append(f"dt = {value:g} s from the graph's metadata")
+        return value
+    if len(implied) == 1:
+        value, names = next(iter(implied.items()))
+        notes.append(f"dt = {value:g} s from the IF/I nodes' r = {1 / value:g} (NIR's convention "
+                     f"r = 1/dt; {', '.join(names)})")
+        return value
+    if len(implied) > 1:
+        listed = "; ".join(f"r = {1 / v:g} ({', '.join(n)})" for v, n in implied.items())
+        raise NirImportError(f"the IF/I nodes imply different dt ({listed}); pass dt (--dt)")
+    raise NirImportError("the file does not determine dt: it has no IF or I node (whose r is "
+                         "1/dt by NIR's convention) and no dt in its metadata; pass dt (--dt): "
+                         "spikingjelly and snnTorch write LIF nodes for dt = 1e-4 s, sinabs for "
+                         "dt = 1")
+
+
 def _decay(name: str, node: Any, what: str, tau: float, dt: float) -> float:
     if not tau > 0:
         raise node_error(name, node, f"{what} = {tau:g} must be positive")
@@ -452,7 +491,7 @@ class _PopPlan:
 def import_nir(
     source: Any,
     *,
-    dt: float = DEFAULT_DT,
+    dt: float | None = None,
     firing: str = ">",
     input_encoding: str | None = None,
     input_bits: int | None = None,
@@ -463,6 +502,12 @@ def import_nir(
 ) -> NirImport:
     """Read a NIR graph or file into an IR network, by NIR's equations at ``dt`` (module
     docstring). Returns the network and the assumptions made.
+
+    ``dt`` (seconds per step): None takes it from the file — sakd's own metadata, a numeric
+    ``dt`` in the graph's metadata, or its IF / I nodes, whose ``r`` is 1/dt by NIR's convention
+    for discrete integrators (sinabs writes r = 1: dt = 1; spikingjelly r = 1e4: dt = 1e-4);
+    where the file does not determine it (only LIF nodes, or IF nodes that disagree) the error
+    names ``dt`` (``--dt``) rather than guess.
 
     ``firing``: ``">"`` (NIR's and Lava's rule, default) or ``">="`` (the source framework's,
     for spikingjelly/sinabs files). ``input_encoding``: ``"spikes"`` (default for files from
@@ -542,7 +587,7 @@ def _import(graph: Any, where: str, *, dt: float, firing: str, input_encoding: s
         if own.get("version", 0) > NIR_FORMAT_VERSION:
             raise NirImportError(f"written by a newer sakd (sakd-nir {own.get('version')}); "
                                  f"upgrade, or pass trust_metadata=False")
-        if float(own["dt"]) != dt:
+        if dt is not None and float(own["dt"]) != dt:
             notes.append(f"dt = {own['dt']:g} s from the file's sakd metadata (argument {dt:g})")
         dt = float(own["dt"])
         timing = own.get("timing", "layered")
@@ -550,7 +595,7 @@ def _import(graph: Any, where: str, *, dt: float, firing: str, input_encoding: s
         spec = get_target(target)
     else:
         _check_reset_convention("<graph>", graph.metadata if isinstance(graph.metadata, dict) else {})
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+    if dt is not None and not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise NirImportError(f"dt must be a positive number of seconds, got {dt!r}")
 
     # -- node types --------------------------------------------------------------------------
@@ -582,6 +627,11 @@ def _import(graph: Any, where: str, *, dt: float, firing: str, input_encoding: s
     if len(preds[out_node]) != 1:
         raise node_error(out_node, graph.nodes[out_node],
                           f"{len(preds[out_node])} edges into Output; the readout is one node")
+
+    if own is None:  # the structure is readable: now the time step
+        dt = _resolve_dt(graph, dt, notes, nir)
+        if not (math.isfinite(dt) and dt > 0):
+            raise NirImportError(f"dt must be a positive number of seconds, got {dt!r}")
 
     # -- neurons (an LI feeding exactly one neuron, and nothing else, is its synaptic current)
     current_of: dict[str, str] = {}
