@@ -22,7 +22,7 @@ import numpy as np
 from sakd.export.graph import ExportError, Graph
 from sakd.export.passes import FLOAT_PASSES, check_canonical, synapses_into
 from sakd.export.quantize import InputQuantization, QuantizedGraph, quantize_graph
-from sakd.export.trace import trace_network
+from sakd.export.trace import TracedModule, trace_network
 from sakd.hardware.errors import SakdError
 from sakd.hardware.ir import DEFAULT_GRADED_BITS, Input, IRError, Network, Population, Projection
 from sakd.hardware.neurons import CubaLif
@@ -119,11 +119,13 @@ def to_ir(qgraph: QuantizedGraph, delays: dict[str, int], target: TargetSpec,
         raise ExportError(f"the lowered network is invalid: {exc}") from exc
 
 
-def lower(network: TorchNetwork, *, input_shape: tuple[int, ...], input_range: tuple[float, float],
-          input_bits: int = DEFAULT_GRADED_BITS, target: str | TargetSpec = DEFAULT_TARGET,
+def lower(network: TorchNetwork | TracedModule, *, input_shape: tuple[int, ...],
+          input_range: tuple[float, float], input_bits: int = DEFAULT_GRADED_BITS,
+          target: str | TargetSpec = DEFAULT_TARGET,
           metadata: dict[str, Any] | None = None) -> Lowering:
     """Lower a trained spiking ``network`` to the IR of ``target`` (a registered name or any
-    ``TargetSpec``, validated), for the network's own T.
+    ``TargetSpec``, validated), for the network's own T. ``network`` is a sakd ``Network``, or
+    a user's own module already traced by ``sakd.export.trace.trace_module`` (its graph and T).
 
     ``input_range``: the smallest and largest value of the (normalized) network input, which
     sets the graded input's scale; ``input_bits``: its signed width.
@@ -132,8 +134,14 @@ def lower(network: TorchNetwork, *, input_shape: tuple[int, ...], input_range: t
         spec = get_target(target)
     except SakdError as exc:
         raise ExportError(str(exc)) from exc
-    time_steps = int(network.time_steps)
-    graphs: dict[str, Graph] = {"trace": trace_network(network, tuple(input_shape))}
+    if isinstance(network, TracedModule):
+        time_steps, traced = int(network.time_steps), network.graph
+        if tuple(input_shape) != tuple(traced.input.shape):
+            raise ExportError(f"input_shape {tuple(input_shape)} differs from the shape the "
+                              f"module was traced for, {tuple(traced.input.shape)}")
+    else:
+        time_steps, traced = int(network.time_steps), trace_network(network, tuple(input_shape))
+    graphs: dict[str, Graph] = {"trace": traced}
     graph = graphs["trace"]
     for name, fn in FLOAT_PASSES:
         graph = fn(graph)

@@ -227,6 +227,9 @@ class EnergyEstimate:
     ``per_sample_pj``: float64 [B], the total of each simulated sample in pJ. ``by_term_pj``:
     mean pJ per sample of each term in ``TERMS``. ``not_counted``: the terms that had operations
     but no price in the profile, mapped to their mean operations per sample (they contribute 0).
+    ``graded_messages``: per population sending graded messages, (messages per sample, payload
+    bits of each): each is priced as one message (``per_spike``), and each delivery over a
+    synapse as one SynOp; no published profile prices the payload's bits, and ``notes`` says so.
     """
 
     profile: EnergyProfile
@@ -237,6 +240,8 @@ class EnergyEstimate:
     by_term_pj: dict[str, float]
     ops: dict[str, float]  # mean operations per sample, by term, whole network
     not_counted: dict[str, float] = field(default_factory=dict)
+    graded_messages: dict[str, tuple[float, int]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     @property
     def total_pj(self) -> float:
@@ -296,8 +301,17 @@ def estimate_snn_energy(counts: NetworkCounts, profile: EnergyProfile | str) -> 
                       if profile.cost(term) is not None else 0.0) for term in TERMS}
     not_counted = {term: ops[term] for term in TERMS
                    if profile.cost(term) is None and np.any(term_ops[term] != 0)}
+    graded = {pop.name: (_mean(np.asarray(pop.messages, dtype=np.float64)), int(pop.message_bits))
+              for pop in counts.populations.values() if getattr(pop, "message_bits", 1) > 1}
+    notes = ()
+    if graded:
+        listed = ", ".join(f"'{name}' ({n:.1f} messages of {bits} bits)"
+                           for name, (n, bits) in graded.items())
+        notes = (f"graded messages {listed}: each priced as one message (per_spike) and one "
+                 f"SynOp per synapse it crosses; profile '{profile.name}' has no cost per "
+                 f"payload bit (none is published), so the payload adds nothing",)
     return EnergyEstimate(profile, int(counts.time_steps), samples, layers, per_sample, by_term,
-                          ops, not_counted)
+                          ops, not_counted, graded, notes)
 
 
 def _per_sample(values: Any, samples: int, what: str) -> np.ndarray:

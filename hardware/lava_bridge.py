@@ -5,6 +5,11 @@ Lava 0.10 needs Python 3.10, so it lives in its own virtual environment (``.venv
 temporary folder, runs the runner there with that environment's Python as a subprocess, and reads
 its npz back into a :class:`LavaResult` shaped like the simulator's result.
 
+:func:`run_netx_reference` (and :func:`run_netx_reference_batch`, several runs in one
+subprocess: importing lava-dl's netx, with torch, takes seconds) runs a netx file free-running
+as lava-dl builds it and returns a :class:`NetxReference`: every layer's messages and neuron
+state after every step.
+
 numpy and h5py only; Python 3.10 compatible.
 """
 
@@ -26,7 +31,24 @@ from typing import Any
 import numpy as np
 
 from sakd.hardware.errors import MissingFileError, SakdError, Terminated
-from sakd.hardware.lava_runner import integer_inputs
+from sakd.hardware.lava_runner import NETX_INPUT_MODES, LavaInputError, integer_inputs
+
+__all__ = [
+    "LavaInputError",
+    "LavaResult",
+    "LavaRunError",
+    "LavaUnavailable",
+    "NetxReference",
+    "NetxReferenceJob",
+    "lava_environment",
+    "lava_unavailable_reason",
+    "read_netx_reference",
+    "read_result",
+    "require_lava_environment",
+    "run_lava",
+    "run_netx_reference",
+    "run_netx_reference_batch",
+]
 
 #: environment variables that point at a Lava environment (its folder or its python)
 ENV_VENV = "SAKD_LAVA_VENV"
@@ -41,12 +63,18 @@ class LavaUnavailable(SakdError):
 
 
 class LavaRunError(SakdError):
-    """The runner failed; the message ends with the tail of its stderr."""
+    """The runner failed; the message ends with the tail of its stderr, or (a netx reference
+    run) names what netx or Lava raised: ``cause`` is that exception's type name
+    (``NotImplementedError`` for a pool layer, ``AttributeError`` for dense_comp, ...) and
+    ``stage`` where it happened (``build``: ``netx.hdf5.Network(...)``, ``compile``, ``run``)."""
 
-    def __init__(self, message: str, *, returncode: int | None = None, stderr: str = "") -> None:
+    def __init__(self, message: str, *, returncode: int | None = None, stderr: str = "",
+                 cause: str | None = None, stage: str | None = None) -> None:
         super().__init__(message)
         self.returncode = returncode
         self.stderr = stderr
+        self.cause = cause
+        self.stage = stage
 
 
 @dataclass(frozen=True)
@@ -184,42 +212,56 @@ def run_lava(
         tmp_path = Path(tmp)
         np.save(tmp_path / "inputs.npy", x)
         out = tmp_path / "result.npz"
-        cmd = [str(python), "-m", "sakd.hardware.lava_runner",
-               "--netx" if netx else "--network", str(network_path),
-               "--inputs", str(tmp_path / "inputs.npy"),
-               "--time-steps", str(int(time_steps)), "--out", str(out)]
+        args = ["--netx" if netx else "--network", str(network_path),
+                "--inputs", str(tmp_path / "inputs.npy"),
+                "--time-steps", str(int(time_steps)), "--out", str(out)]
         if netx:
-            cmd += ["--input-message-bits", str(int(input_message_bits))]
+            args += ["--input-message-bits", str(int(input_message_bits))]
         if traces:
-            cmd.append("--traces")
+            args.append("--traces")
         if chunk is not None:
-            cmd += ["--chunk", str(int(chunk))]
-        cmd += ["--parent", str(os.getpid()), "--cleanup", str(tmp_path)]
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
-        # cwd = the temporary folder: the repository's own sakd/ must not shadow the Lava
-        # environment's sakd package (which maps only sakd.hardware). A session of its own: the
-        # runner leads a process group holding every Lava worker, ended whole on any exit.
-        with _terminate_as_exception():
-            proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                                    start_new_session=True)
-            try:
-                _, stderr = proc.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired as exc:
-                end_process_group(proc)
-                err = proc.stderr.read() if proc.stderr else ""
-                raise LavaRunError(f"the Lava runner exceeded {timeout} s\n{_stderr_tail(err)}",
-                                   stderr=err) from exc
-            except BaseException:
-                end_process_group(proc)
-                raise
-        if proc.returncode != 0 or not out.exists():
+            args += ["--chunk", str(int(chunk))]
+        returncode, stderr = _run_runner(python, args, tmp_path, timeout)
+        if returncode != 0 or not out.exists():
             raise LavaRunError(
-                f"the Lava runner failed (exit status {proc.returncode}) on {network_path}:\n"
+                f"the Lava runner failed (exit status {returncode}) on {network_path}:\n"
                 f"{_stderr_tail(stderr)}",
-                returncode=proc.returncode, stderr=stderr,
+                returncode=returncode, stderr=stderr,
             )
         return read_result(out, stderr=stderr)
+
+
+def _run_runner(python: Path, args: list[str], tmp_path: Path,
+                timeout: float | None) -> tuple[int, str]:
+    """Run ``python -m sakd.hardware.lava_runner ARGS`` in ``tmp_path``; (exit status, stderr).
+
+    cwd = the temporary folder: the repository's own sakd/ must not shadow the Lava
+    environment's sakd package (which maps only sakd.hardware). A session of its own: the runner
+    leads a process group holding every Lava worker, ended whole on any exit (a timeout, an
+    exception, SIGTERM here; ``--parent`` makes the runner end it if this process dies)."""
+    cmd = [str(python), "-m", "sakd.hardware.lava_runner", *args,
+           "--parent", str(os.getpid()), "--cleanup", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+    with _terminate_as_exception():
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                start_new_session=True)
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            end_process_group(proc)
+            err = proc.stderr.read() if proc.stderr else ""
+            raise LavaRunError(f"the Lava runner exceeded {timeout} s\n{_stderr_tail(err)}",
+                               stderr=err) from exc
+        except BaseException:
+            end_process_group(proc)
+            raise
+    # the runner has exited; a Lava worker it left behind still belongs to its group
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return proc.returncode, stderr
 
 
 def end_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
@@ -274,6 +316,210 @@ def read_result(path: str | os.PathLike[str], *, stderr: str = "") -> LavaResult
     return LavaResult(spikes=spikes, readout_v=readout_v, readout=meta["readout"],
                       time_steps=int(meta["time_steps"]), latency=int(meta["latency"]),
                       u=u, v=v, meta=meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# free-running reference runs of netx files
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetxReference:
+    """What Lava computed for a netx file, every layer at every step, in sakd's layout.
+
+    ``layers[name][var]``: int64 [steps, B, *shape] for every layer ``layer{i}`` of
+    ``netx.hdf5.Network(...).layers`` (i: its ``/layer/{i}`` group; flatten and neuron-less
+    input groups make no layer), in network order (``names``): ``"s"``, what the layer's neuron
+    sent at step t (0/1 spikes, or graded messages), and the neuron's state Vars after step t
+    under Lava's names (LIF/LIFReset ``u``, ``v``; Delta ``act``, ``residue``; SigmaDelta
+    ``sigma``, ``act``, ``residue``; Sigma ``sigma``; RF and RF_IZ ``real``, ``imag``).
+    ``options``: everything the run used, netx's defaults filled in (``input_message_bits`` 0
+    when none was given). ``meta``: per-layer descriptions (block, neuron process, shapes,
+    neuron parameters, synapse processes), netx's warnings, timings (``build_s``,
+    ``compile_s``, ``run_s``, ``read_s``, ``total_s``, ``samples_per_s``).
+    """
+
+    layers: dict[str, dict[str, np.ndarray]]
+    names: list[str]
+    steps: int
+    options: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def samples(self) -> int:
+        return int(self.meta.get("samples", next(iter(self.layers.values()))["s"].shape[1]))
+
+    @property
+    def samples_per_s(self) -> float | None:
+        return self.meta.get("samples_per_s")
+
+    def layer_info(self, name: str) -> dict[str, Any]:
+        """The runner's description of one layer (block, neuron, shape, parameters)."""
+        for info in self.meta.get("layers", []):
+            if info["name"] == name:
+                return info
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class NetxReferenceJob:
+    """One run of :func:`run_netx_reference_batch`; the fields are :func:`run_netx_reference`'s
+    arguments (``samples_per_build``: samples per network build, default all; 1 = a fresh build
+    per sample; ``monitor_check``: also record with Lava's Monitor and compare; ``zero_state``
+    False: do not zero the state between samples, only to show what would leak)."""
+
+    path: str | os.PathLike[str]
+    inputs: Any
+    steps: int
+    input_mode: str = "port"
+    input_message_bits: int | None = None
+    reset_interval: int | None = None
+    reset_offset: int = 0
+    spike_exp: int = 6
+    sparse_fc_layer: bool = False
+    samples_per_build: int | None = None
+    monitor_check: bool = False
+    zero_state: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or int(self.steps) != self.steps or int(self.steps) < 1:
+            raise LavaInputError(f"steps must be an integer >= 1, got {self.steps!r}")
+        if self.input_mode not in NETX_INPUT_MODES:
+            raise LavaInputError(f"input_mode must be one of {NETX_INPUT_MODES}, got {self.input_mode!r}")
+        for name in ("input_message_bits", "reset_interval", "samples_per_build"):
+            value = getattr(self, name)
+            low = 0 if name == "input_message_bits" else 1
+            if value is not None and (int(value) != value or int(value) < low):
+                raise LavaInputError(f"{name} must be None or an integer >= {low}, got {value!r}")
+        for name in ("reset_offset", "spike_exp"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value:
+                raise LavaInputError(f"{name} must be an integer, got {value!r}")
+
+    def runner_job(self, inputs_name: str) -> dict[str, Any]:
+        return {"path": str(Path(self.path).resolve()), "inputs": inputs_name,
+                "steps": int(self.steps), "input_mode": self.input_mode,
+                "input_message_bits": None if self.input_message_bits is None else int(self.input_message_bits),
+                "reset_interval": None if self.reset_interval is None else int(self.reset_interval),
+                "reset_offset": int(self.reset_offset), "spike_exp": int(self.spike_exp),
+                "sparse_fc_layer": bool(self.sparse_fc_layer),
+                "samples_per_build": None if self.samples_per_build is None else int(self.samples_per_build),
+                "monitor_check": bool(self.monitor_check), "zero_state": bool(self.zero_state)}
+
+
+def run_netx_reference(
+    path: str | os.PathLike[str],
+    inputs: Any,
+    *,
+    steps: int,
+    input_mode: str = "port",
+    input_message_bits: int | None = None,
+    reset_interval: int | None = None,
+    reset_offset: int = 0,
+    spike_exp: int = 6,
+    sparse_fc_layer: bool = False,
+    timeout: float | None = None,
+    samples_per_build: int | None = None,
+    monitor_check: bool = False,
+) -> NetxReference:
+    """Run the netx file ``path`` on Lava as a lava-dl user would and record every layer.
+
+    The runner (``sakd.hardware.lava_runner.run_netx_reference``, in the Lava environment)
+    builds ``lava.lib.dl.netx.hdf5.Network(net_config=path, input_message_bits=... (only when
+    given), reset_interval=..., reset_offset=..., spike_exp=..., sparse_fc_layer=...)`` and runs
+    it on ``Loihi2SimCfg(select_tag="fixed_pt")`` (lava-dl's netx tutorials' configuration) for
+    ``steps`` steps per sample, each of the B samples from the state of a fresh build.
+
+    ``inputs``: integers [steps, B, *input_shape] (or a static [B, *input_shape]) in sakd layout
+    (C,H,W or (N,)). ``input_mode``: ``"port"`` feeds ``net.inp`` (the first synapse: the input
+    reaches the first neuron one step later), ``"a_in"`` feeds ``net.in_layer.neuron.a_in``
+    (same step), ``"bias"`` writes each sample's static input into that neuron's ``bias_mant``
+    (acts from step 1). Recorded values are those after each step.
+
+    Raises :class:`LavaUnavailable` without a Lava environment, :class:`LavaInputError` for
+    inputs or options the run cannot use (naming why), and :class:`LavaRunError` when netx or
+    Lava refuses the file or fails (``cause``: the exception netx raised, e.g.
+    ``NotImplementedError`` for a pool layer, ``AttributeError`` for dense_comp; ``stage``) or
+    the runner exceeds ``timeout`` seconds (None: no limit).
+    """
+    job = NetxReferenceJob(path, inputs, steps, input_mode=input_mode,
+                           input_message_bits=input_message_bits, reset_interval=reset_interval,
+                           reset_offset=reset_offset, spike_exp=spike_exp,
+                           sparse_fc_layer=sparse_fc_layer, samples_per_build=samples_per_build,
+                           monitor_check=monitor_check)
+    (result,) = run_netx_reference_batch([job], timeout=timeout)
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def run_netx_reference_batch(
+    jobs: list[NetxReferenceJob], *, timeout: float | None = None,
+) -> list[NetxReference | LavaRunError | LavaInputError]:
+    """Run several :class:`NetxReferenceJob` in ONE runner subprocess (netx's import, with
+    torch, takes seconds; each job builds its own networks). Returns, per job, its
+    :class:`NetxReference` or the :class:`LavaRunError` / :class:`LavaInputError` it ended with
+    (not raised: the other jobs still run). Raises for what no job can survive: no Lava
+    environment (:class:`LavaUnavailable`), a bad job (:class:`LavaInputError`), the runner
+    dying or exceeding ``timeout`` (:class:`LavaRunError`)."""
+    jobs = list(jobs)
+    prepared: list[tuple[NetxReferenceJob, np.ndarray]] = []
+    for job in jobs:
+        if not isinstance(job, NetxReferenceJob):
+            raise LavaInputError(f"jobs must be NetxReferenceJob, got {type(job).__name__}")
+        if not Path(job.path).is_file():
+            raise LavaInputError(f"no such netx file: {Path(job.path).resolve()}")
+        prepared.append((job, integer_inputs(job.inputs)))
+    if not prepared:
+        return []
+    python = require_lava_environment()
+    with tempfile.TemporaryDirectory(prefix="sakd-netx-ref-") as tmp:
+        tmp_path = Path(tmp)
+        spec = []
+        for k, (job, x) in enumerate(prepared):
+            np.save(tmp_path / f"inputs_{k}.npy", x)
+            spec.append(job.runner_job(f"inputs_{k}.npy"))
+        (tmp_path / "jobs.json").write_text(json.dumps({"jobs": spec}))
+        returncode, stderr = _run_runner(
+            python, ["--netx-reference", str(tmp_path / "jobs.json"), "--out-dir", str(tmp_path)],
+            tmp_path, timeout)
+        results: list[NetxReference | LavaRunError | LavaInputError] = []
+        for k, (job, _) in enumerate(prepared):
+            ref, err = tmp_path / f"ref_{k}.npz", tmp_path / f"error_{k}.json"
+            if ref.exists():
+                results.append(read_netx_reference(ref))
+            elif err.exists():
+                results.append(_netx_error(json.loads(err.read_text()), job))
+            else:
+                raise LavaRunError(
+                    f"the Lava runner ended (exit status {returncode}) before netx reference job "
+                    f"{k} ({job.path}) finished:\n{_stderr_tail(stderr)}",
+                    returncode=returncode, stderr=stderr)
+        return results
+
+
+def _netx_error(err: dict[str, Any], job: NetxReferenceJob) -> LavaRunError | LavaInputError:
+    if err.get("kind") == "input":
+        return LavaInputError(f"{job.path}: {err['message']}")
+    if err.get("kind") == "netx":  # the runner's message names netx's exception already
+        message = err["message"]
+    else:
+        message = (f"the Lava reference run of {job.path} failed: {err.get('type')}: "
+                   f"{err.get('message')}")
+    return LavaRunError(message, stderr=err.get("traceback", ""), cause=err.get("cause"),
+                        stage=err.get("stage"))
+
+
+def read_netx_reference(path: str | os.PathLike[str]) -> NetxReference:
+    """Read a ``ref_{k}.npz`` the runner wrote."""
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        layers: dict[str, dict[str, np.ndarray]] = {}
+        for i, name in enumerate(meta["names"]):
+            info = meta["layers"][i]
+            layers[name] = {var: data[f"L{i}.{var}"] for var in info["recorded"]}
+    return NetxReference(layers=layers, names=list(meta["names"]), steps=int(meta["steps"]),
+                         options=dict(meta["options"]), meta=meta)
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a convenience

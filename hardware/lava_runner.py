@@ -8,6 +8,11 @@ driven from the main environment by ``sakd.hardware.lava_bridge``::
         --out result.npz [--traces]
     python -m sakd.hardware.lava_runner --netx net.h5 --input-message-bits B --inputs x.npy \
         --time-steps T --out result.npz
+    python -m sakd.hardware.lava_runner --netx-reference jobs.json --out-dir DIR
+
+The third mode (``run_netx_reference``, driven by ``lava_bridge.run_netx_reference``) runs a
+netx file free-running as a lava-dl user would build it and records every layer's messages and
+every neuron state Var after every step; see that function.
 
 Run it from a directory other than the repository root (the repository's own ``sakd/`` folder
 would shadow the Lava environment's ``sakd`` package, which maps only ``sakd.hardware``).
@@ -511,6 +516,665 @@ def _timed_run(build: Callable, x_seq: np.ndarray, T: int, L: int, S: int, trace
 
 
 # ---------------------------------------------------------------------------------------------
+# free-running reference runs of netx files (every layer, every state variable, every step)
+# ---------------------------------------------------------------------------------------------
+
+#: the input modes of :func:`run_netx_reference`
+NETX_INPUT_MODES = ("port", "a_in", "bias")
+
+#: the state Vars recorded per neuron process (Lava's names), in this order
+NETX_RECORDED_STATE: dict[str, tuple[str, ...]] = {
+    "LIF": ("u", "v"),
+    "LIFReset": ("u", "v"),
+    "Delta": ("act", "residue"),
+    "SigmaDelta": ("sigma", "act", "residue"),
+    "Sigma": ("sigma",),
+    "RF": ("real", "imag"),
+    "RF_IZ": ("real", "imag"),
+}
+
+#: every Var a step of the neuron's fixed-point model writes (all int32 in the models). Between
+#: two samples of one build they are zeroed, with the synapse buffers: ``error`` (cum_error
+#: only, which netx never enables) and Delta's ``sigma`` (unused by PyDeltaModelFixed) stay 0 in
+#: a netx network, but are zeroed anyway so that nothing a step writes can leak.
+NETX_NEURON_STATE: dict[str, tuple[str, ...]] = {
+    "LIF": ("u", "v"),
+    "LIFReset": ("u", "v"),
+    "Delta": ("sigma", "act", "residue", "error"),
+    "SigmaDelta": ("sigma", "act", "residue", "error"),
+    "Sigma": ("sigma",),
+    "RF": ("real", "imag"),
+    "RF_IZ": ("real", "imag"),
+}
+
+#: block attributes holding a synapse process (Dense/Sparse/DelayDense/DelaySparse: ``a_buff``,
+#: Conv: ``a_buf``): RecurrentDense has two, ComplexDense a real and an imaginary one
+NETX_SYNAPSE_ATTRS = ("synapse", "synapse_rec", "real_synapse", "imag_synapse")
+
+_INT16 = (-(1 << 15), (1 << 15) - 1)
+_INT32 = (-(1 << 31), (1 << 31) - 1)
+
+
+class NetxReferenceFailure(SakdError):
+    """netx or Lava refused or failed on a netx file; ``stage`` is ``build`` (netx's
+    ``Network(...)``), ``compile`` or ``run``, ``cause`` the exception's type name."""
+
+    def __init__(self, message: str, *, stage: str, cause: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.cause = cause
+
+
+def netx_group_kinds(netx_path: str | Path) -> list[tuple[int, str, bool]]:
+    """``(i, type, has_neuron)`` for every ``/layer/{i}`` group, in file order."""
+    import h5py
+
+    out: list[tuple[int, str, bool]] = []
+    with h5py.File(netx_path, "r") as f:
+        if "layer" not in f:
+            raise NetxReferenceFailure(f"{netx_path}: no /layer group (not a netx file)",
+                                       stage="build", cause="KeyError")
+        layers = f["layer"]
+        for i in range(len(layers)):
+            if str(i) not in layers:
+                raise NetxReferenceFailure(f"{netx_path}: /layer/{i} is missing (netx reads "
+                                           f"groups 0..{len(layers) - 1})", stage="build",
+                                           cause="KeyError")
+            g = layers[str(i)]
+            kind = g["type"][()]
+            kind = kind[0] if np.ndim(kind) else kind
+            kind = kind.decode("ascii") if isinstance(kind, bytes) else str(kind)
+            out.append((i, kind, "neuron" in g))
+    return out
+
+
+def netx_layer_groups(netx_path: str | Path) -> list[int]:
+    """The ``/layer/{i}`` index of every layer ``Network.layers`` holds, in order: netx (with
+    ``skip_layers=0``) makes a layer of every conv, dense and dense_rec group and of an input
+    group with a neuron; flatten groups and neuron-less input groups make none."""
+    return [i for i, kind, has_neuron in netx_group_kinds(netx_path)
+            if kind in ("conv", "dense", "dense_rec", "dense_comp")
+            or (kind == "input" and has_neuron)]
+
+
+def _lava_to_sakd_axes(ndim: int) -> tuple[int, ...]:
+    """Lava's layout is sakd's with the axes reversed ((W,H,C) <-> (C,H,W); (N,) unchanged)."""
+    return tuple(range(ndim - 1, -1, -1))
+
+
+def _build_netx(netx_path: str, kwargs: dict[str, Any]) -> tuple[Any, list[str], str]:
+    """``netx.hdf5.Network(**kwargs)``; returns it with the warnings and the stdout netx gave
+    (``optimize_weight_bits`` prints its clipping warnings). Any exception netx raises becomes a
+    :class:`NetxReferenceFailure` naming it."""
+    import contextlib
+    import io
+    import warnings
+
+    hdf5 = _import_netx_hdf5()
+    buf = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(buf):
+        warnings.simplefilter("always")
+        try:
+            net = hdf5.Network(net_config=netx_path, **kwargs)
+        except Exception as exc:  # netx's own refusal: name it, keep its message
+            raise NetxReferenceFailure(
+                f"netx refused {netx_path}: {type(exc).__name__}: {exc}", stage="build",
+                cause=type(exc).__name__) from exc
+    notes = [str(w.message) for w in caught
+             if "sequential_modules" not in str(w.message)]
+    return net, notes, buf.getvalue()
+
+
+def _var_params(proc: Any, skip: tuple[str, ...]) -> dict[str, Any]:
+    """The scalar (size-1) Vars of a process, by name, from their init values."""
+    out: dict[str, Any] = {}
+    for var in getattr(proc, "vars", []):
+        if var.name in skip:
+            continue
+        try:
+            value = np.asarray(var.init)
+        except Exception:  # pragma: no cover - a Var without a plain init
+            continue
+        if value.size >= 1 and value.dtype.kind in "iubf" and np.all(value == value.flat[0]):
+            item = value.flat[0].item()  # a scalar, or the same value for every neuron
+            out[var.name] = int(item) if float(item).is_integer() else float(item)
+    return out
+
+
+class _NetxLayerInfo:
+    """One netx layer: its name, neuron, recorded and zeroed Vars, shapes and description."""
+
+    def __init__(self, name: str, group: int, layer: Any) -> None:
+        self.name, self.group, self.layer = name, group, layer
+        self.neuron = layer.neuron
+        self.kind = type(self.neuron).__name__
+        if self.kind not in NETX_RECORDED_STATE:
+            raise NetxReferenceFailure(
+                f"/layer/{group}: netx built a {self.kind} neuron, which the reference does "
+                f"not know how to record", stage="build", cause="NotImplementedError")
+        self.recorded = NETX_RECORDED_STATE[self.kind]
+        self.lava_shape = tuple(int(d) for d in self.neuron.s_out.shape)
+        self.shape = tuple(self.lava_shape[i] for i in _lava_to_sakd_axes(len(self.lava_shape)))
+        self.synapses: list[Any] = [s for s in (getattr(layer, a, None) for a in NETX_SYNAPSE_ATTRS)
+                                    if s is not None]
+        # Vars zeroed between samples: the neuron's state and every synapse buffer
+        self.zeroed: list[Any] = [getattr(self.neuron, v) for v in NETX_NEURON_STATE[self.kind]]
+        for syn in self.synapses:
+            self.zeroed.append(syn.a_buff if hasattr(syn, "a_buff") else syn.a_buf)
+
+    def describe(self) -> dict[str, Any]:
+        neuron = self.neuron
+        params = _var_params(neuron, NETX_NEURON_STATE[self.kind])
+        for key in ("reset_interval", "reset_offset"):
+            try:
+                params[key] = int(neuron.proc_params[key])
+            except (KeyError, TypeError, AttributeError):
+                pass
+        synapses = []
+        for syn in self.synapses:
+            info: dict[str, Any] = {"process": type(syn).__name__}
+            for key in ("weight_exp", "num_weight_bits", "max_delay", "sign_mode"):
+                try:
+                    value = syn.proc_params[key]
+                except (KeyError, TypeError):
+                    continue
+                info[key] = None if value is None else int(value)
+            info.update(_var_params(syn, ("a_buff", "a_buf")))
+            synapses.append(info)
+        return {"name": self.name, "group": self.group, "block": type(self.layer).__name__,
+                "neuron": self.kind, "shape": list(self.shape), "lava_shape": list(self.lava_shape),
+                "recorded": ["s", *self.recorded], "output_message_bits":
+                int(self.layer.output_message_bits or 0), "neuron_params": params,
+                "synapses": synapses}
+
+
+def _recorder_types() -> tuple[type, type]:
+    """The recorder process and its model base (built on first use: Lava imports are lazy)."""
+    global _RECORDER_TYPES
+    if _RECORDER_TYPES is not None:
+        return _RECORDER_TYPES
+    from lava.magma.core.model.py.model import PyLoihiProcessModel
+    from lava.magma.core.process.ports.ports import InPort, RefPort
+    from lava.magma.core.process.process import AbstractProcess
+
+    class NetxRecorder(AbstractProcess):
+        """Records, after every step, what each layer's neuron sent (an InPort on its s_out, as
+        Lava's Monitor does for an OutPort) and its state Vars (RefPort reads in the post
+        management phase, as Monitor does for a Var), into .npy memory maps: Monitor's data
+        travel back through Var.get one element per message, too slow for whole traces. At the
+        last step of every sample but the last it writes zeros into every state Var (the next
+        input's bias in bias mode) and waits for the writes, so the next sample starts from the
+        state of a freshly built network."""
+
+        def __init__(self, *, s_shapes: list[tuple[int, ...]], ref_shapes: list[tuple[int, ...]],
+                     **params: Any) -> None:
+            super().__init__(s_shapes=s_shapes, ref_shapes=ref_shapes, **params)
+            for i, shape in enumerate(s_shapes):
+                setattr(self, f"s{i}", InPort(shape=shape))
+            for j, shape in enumerate(ref_shapes):
+                setattr(self, f"r{j}", RefPort(shape=shape))
+
+    class RecorderModelBase(PyLoihiProcessModel):
+        def __init__(self, proc_params: Any) -> None:
+            super().__init__(proc_params)
+            p = self.proc_params
+            self._n, self._S, self._steps = int(p["samples"]), int(p["S"]), int(p["steps"])
+            self._s_files = [np.lib.format.open_memmap(path, mode="w+", dtype=np.int64,
+                                                       shape=(self._n, self._steps) + tuple(shp))
+                             for path, shp in zip(p["s_files"], p["s_shapes"])]
+            self._r_files = {j: np.lib.format.open_memmap(path, mode="w+", dtype=np.int64,
+                                                          shape=(self._n, self._steps) + tuple(p["ref_shapes"][j]))
+                             for j, path in p["read_files"].items()}
+            self._zero = {int(j): np.zeros(tuple(p["ref_shapes"][j]), np.dtype(p["ref_dtypes"][j]))
+                          for j in p["zero"]}
+            self._bias = p.get("bias")  # (ref index, [n, *shape] int16) or None
+
+        def _where(self) -> tuple[int, int]:
+            k, local = divmod(self.time_step - 1, self._S)
+            return k, local
+
+        def run_spk(self) -> None:
+            k, local = self._where()
+            for i, mem in enumerate(self._s_files):
+                data = getattr(self, f"s{i}").recv()
+                if local < self._steps:
+                    mem[k, local] = data
+
+        def post_guard(self) -> bool:
+            return True
+
+        def run_post_mgmt(self) -> None:
+            k, local = self._where()
+            if local < self._steps:
+                for j, mem in self._r_files.items():
+                    mem[k, local] = getattr(self, f"r{j}").read()
+            if local == self._S - 1 and k < self._n - 1:
+                written = []
+                for j, zeros in self._zero.items():
+                    port = getattr(self, f"r{j}")
+                    port.write(zeros)
+                    written.append(port)
+                if self._bias is not None:
+                    j, data = self._bias
+                    port = getattr(self, f"r{j}")
+                    port.write(np.asarray(data[k + 1], np.int16))
+                    written.append(port)
+                for port in written:  # a read: the writes are applied before the next step
+                    port.wait()
+            if self.time_step == self._n * self._S:
+                for mem in (*self._s_files, *self._r_files.values()):
+                    mem.flush()
+
+    _RECORDER_TYPES = (NetxRecorder, RecorderModelBase)
+    return _RECORDER_TYPES
+
+
+_RECORDER_TYPES: tuple[type, type] | None = None
+
+
+def _recorder_model(proc: Any, n_s: int, ref_dtypes: list[str]) -> type:
+    """A model class for one recorder instance: its ports are class attributes, so the class is
+    made for the instance's port count and dtypes (a RefPort's dtype is the dtype a write
+    arrives in, and Lava's VarPort rebinds the Var to the written array: it must be the Var's
+    own dtype, int32 for every state Var, int16 for bias_mant)."""
+    from lava.magma.core.decorator import implements, requires, tag
+    from lava.magma.core.model.py.ports import PyInPort, PyRefPort
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+    _, base = _recorder_types()
+    attrs: dict[str, Any] = {f"s{i}": LavaPyType(PyInPort.VEC_DENSE, np.int32) for i in range(n_s)}
+    for j, dtype in enumerate(ref_dtypes):
+        attrs[f"r{j}"] = LavaPyType(PyRefPort.VEC_DENSE, np.dtype(dtype).type)
+    model = type("PyNetxRecorderModel", (base,), attrs)
+    return implements(proc=type(proc), protocol=LoihiProtocol)(requires(CPU)(tag("fixed_pt")(model)))
+
+
+def _reference_inputs(inputs: Any, shape: tuple[int, ...], steps: int, mode: str,
+                      input_message_bits: int, where: str) -> np.ndarray:
+    """[steps, B, *shape] int64 in sakd layout, checked for what the mode can carry."""
+    x = integer_inputs(inputs)
+    nd = len(shape)
+    if x.ndim == nd + 1 and tuple(x.shape[1:]) == shape:
+        x = np.broadcast_to(x[None], (steps,) + x.shape)
+    elif x.ndim == nd + 2 and tuple(x.shape[2:]) == shape:
+        if x.shape[0] != steps:
+            raise LavaInputError(f"inputs have {x.shape[0]} steps, expected steps = {steps}")
+    else:
+        raise LavaInputError(
+            f"inputs of shape {x.shape} fit neither [steps={steps}, B, *{shape}] nor a static "
+            f"[B, *{shape}] input ({where}, sakd layout)")
+    if x.shape[1] < 1:
+        raise LavaInputError("inputs hold no samples (B = 0)")
+    if mode == "bias":
+        if np.any(x != x[:1]):
+            raise LavaInputError("input_mode 'bias' takes one static input per sample (written "
+                                 "into bias_mant once), but the inputs change over the steps")
+        lo, hi = _INT16
+        if x.size and (x.min() < lo or x.max() > hi):
+            raise LavaInputError(f"input_mode 'bias': bias_mant is int16 in Lava (values outside "
+                                 f"[{lo}, {hi}] would wrap silently); got [{x.min()}, {x.max()}]")
+    else:
+        lo, hi = _INT32
+        if x.size and (x.min() < lo or x.max() > hi):
+            raise LavaInputError(f"inputs outside int32 (the source's dtype): [{x.min()}, {x.max()}]")
+        if mode == "port" and input_message_bits == 0 and x.size and not np.isin(x, (0, 1)).all():
+            raise LavaInputError(
+                "binary input (input_message_bits 0): netx's first synapse counts any nonzero "
+                "value as one spike; give 0/1 spikes, or graded values with input_message_bits > 0")
+    return np.ascontiguousarray(x)
+
+
+def run_netx_reference(
+    netx_path: str | Path,
+    inputs: Any,
+    steps: int,
+    *,
+    input_mode: str = "port",
+    input_message_bits: int | None = None,
+    reset_interval: int | None = None,
+    reset_offset: int = 0,
+    spike_exp: int = 6,
+    sparse_fc_layer: bool = False,
+    samples_per_build: int | None = None,
+    monitor_check: bool = False,
+    zero_state: bool = True,
+    workdir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run a netx file free-running, as a lava-dl user would, and record every layer.
+
+    The network is ``lava.lib.dl.netx.hdf5.Network(net_config=path, reset_interval=...,
+    reset_offset=..., spike_exp=..., sparse_fc_layer=...)`` (plus ``input_message_bits`` when it
+    is not None: netx's default 0 otherwise) on ``Loihi2SimCfg(select_tag="fixed_pt")`` — the
+    configuration of lava-dl's netx tutorials (PilotNet LIF/SDNN ``run``), which selects the
+    fixed-point/bit-accurate models; netx's own unit tests use a RunConfig that picks the first
+    'fixed_pt' model, the same models.
+
+    ``inputs``: [steps, B, *input_shape] (or a static [B, *input_shape]) integers in sakd layout
+    (C,H,W or (N,)); moved to Lava's reversed layout (W,H,C) and back. ``input_mode``:
+
+    - ``"port"``: a ``RingBuffer`` source (int32) feeds ``net.inp``, the first synapse's input
+      (graded when input_message_bits > 0; 0/1 spikes otherwise). Refused when the first layer
+      is an input block with a neuron: netx leaves that block's InPort unconnected.
+    - ``"a_in"``: the source feeds ``net.in_layer.neuron.a_in`` (lava-dl's PilotNet tutorials);
+      the input shape is that neuron's.
+    - ``"bias"``: each sample's static input is that neuron's ``bias_mant`` (int16; lava-dl's
+      tinynet test), set as the Var's init for the first sample of a build and written for the
+      next ones; refused for neurons without bias_mant.
+
+    Timing (read in Lava's source, checked by the tests): a RingBuffer sends ``data[..., t-1]``
+    at step t (source.py), and a message sent in step t is received in the same step t. So an
+    input on ``a_in`` at step t is in the neuron's state after step t; through ``net.inp`` it
+    passes the first synapse, which sends at step t what it accumulated at t-1 (dense/conv
+    models), so it reaches the first neuron at step t+1; a bias acts from step 1.
+
+    Recorded, for every layer ``layer{i}`` (i: its ``/layer/{i}`` group), as int64
+    [steps, B, *shape] in sakd layout: ``s``, what its neuron's ``s_out`` sent at step t, and
+    the neuron's state Vars (NETX_RECORDED_STATE) after step t (read in the post-management
+    phase of step t, as Lava's Monitor does).
+
+    Samples: one build holds ``samples_per_build`` samples (default: all; 1 gives one fresh
+    build per sample). Sample k runs global steps ``k*S+1 .. (k+1)*S``, where S is ``steps``
+    rounded up to a multiple of ``reset_interval`` (so that every LIFReset phase is the one a
+    fresh build has); the input is zero after ``steps``. At the last step of each sample every
+    neuron state Var and every synapse buffer (Dense/Sparse/DelayDense/DelaySparse ``a_buff``,
+    Conv ``a_buf``, both synapses of RecurrentDense and ComplexDense) is set to zero, so the
+    next sample starts as a freshly built network does (a test proves it against fresh builds).
+
+    ``zero_state=False`` skips the zeroing (only to show what would leak from one sample into
+    the next). ``monitor_check``: also probe every recorded Var and s_out with Lava's own ``Monitor`` (one
+    process each, read back through Var.get: slow, for small networks) and report in
+    ``meta["monitor_check"]`` whether each equals the recorder's trace (it must).
+
+    Returns ``{"layers": {name: {var: array}}, "meta": {...}}``; the meta holds the names, each
+    layer's description (block, neuron process, shapes, parameters, synapse processes), the
+    options with netx's defaults filled in, netx's warnings and timings.
+    """
+    import shutil
+    import tempfile
+
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.source import RingBuffer as Source
+
+    t_start = time.perf_counter()
+    netx_path = str(netx_path)
+    steps = int(steps)
+    if steps < 1:
+        raise LavaInputError(f"steps must be >= 1, got {steps}")
+    if input_mode not in NETX_INPUT_MODES:
+        raise LavaInputError(f"input_mode must be one of {NETX_INPUT_MODES}, got {input_mode!r}")
+    if reset_interval is not None and int(reset_interval) < 1:
+        raise LavaInputError(f"reset_interval must be None or >= 1, got {reset_interval}")
+    if input_message_bits is not None and int(input_message_bits) < 0:
+        raise LavaInputError(f"input_message_bits must be None or >= 0, got {input_message_bits}")
+    if samples_per_build is not None and int(samples_per_build) < 1:
+        raise LavaInputError(f"samples_per_build must be None or >= 1, got {samples_per_build}")
+    if not Path(netx_path).exists():
+        raise LavaInputError(f"no such netx file: {netx_path}")
+
+    kwargs: dict[str, Any] = {"reset_interval": None if reset_interval is None else int(reset_interval),
+                              "reset_offset": int(reset_offset), "spike_exp": int(spike_exp),
+                              "sparse_fc_layer": bool(sparse_fc_layer)}
+    if input_message_bits is not None:
+        kwargs["input_message_bits"] = int(input_message_bits)
+    imb = int(kwargs.get("input_message_bits", 0))
+    kinds = netx_group_kinds(netx_path)
+    groups = netx_layer_groups(netx_path)
+
+    timings = {"build_s": 0.0, "compile_s": 0.0, "run_s": 0.0, "read_s": 0.0}
+    t0 = time.perf_counter()
+    net, notes, printed = _build_netx(netx_path, kwargs)
+    timings["build_s"] += time.perf_counter() - t0
+    if len(groups) != len(net.layers):
+        raise NetxReferenceFailure(
+            f"{netx_path}: netx made {len(net.layers)} layers from groups {groups}; the "
+            f"reference cannot name them", stage="build", cause="RuntimeError")
+
+    def layer_infos(network: Any) -> list[_NetxLayerInfo]:
+        return [_NetxLayerInfo(f"layer{g}", g, layer) for g, layer in zip(groups, network.layers)]
+
+    infos = layer_infos(net)
+    first = infos[0]
+    netx_input = type(net.in_layer).__name__ == "Input" and \
+        type(net.in_layer).__module__.startswith("lava.lib.dl.netx")
+    if input_mode == "port":
+        if netx_input:
+            raise LavaInputError(
+                f"input_mode 'port': the first layer (/layer/{first.group}) is an input block "
+                f"with a {first.kind} neuron, and netx does not connect the network's InPort to "
+                f"it (lava-dl: 'the input must be handled through neuron's bias'); use "
+                f"input_mode 'a_in' or 'bias'")
+        lava_in = tuple(int(d) for d in net.inp.shape)
+        where = "net.inp"
+    elif input_mode == "a_in":
+        if not hasattr(net.in_layer.neuron, "a_in"):
+            raise LavaInputError(f"input_mode 'a_in': the {first.kind} neuron of /layer/"
+                                 f"{first.group} has no a_in port")
+        lava_in = tuple(int(d) for d in net.in_layer.neuron.a_in.shape)
+        where = f"/layer/{first.group}'s {first.kind} a_in"
+    else:
+        if not hasattr(net.in_layer.neuron, "bias_mant"):
+            raise LavaInputError(f"input_mode 'bias': the {first.kind} neuron of /layer/"
+                                 f"{first.group} has no bias_mant (only CUBA/LOIHI LIF neurons "
+                                 f"have one)")
+        lava_in = tuple(int(d) for d in net.in_layer.neuron.bias_mant.shape)
+        where = f"/layer/{first.group}'s {first.kind} bias_mant"
+    in_shape = tuple(lava_in[i] for i in _lava_to_sakd_axes(len(lava_in)))
+    x = _reference_inputs(inputs, in_shape, steps, input_mode, imb, where)
+    B = x.shape[1]
+    R = kwargs["reset_interval"]
+    S = steps if R is None else R * math.ceil(steps / R)
+    chunk = B if samples_per_build is None else min(int(samples_per_build), B)
+    to_lava = _lava_to_sakd_axes(len(in_shape))  # reversing is its own inverse
+
+    out = {info.name: {var: np.zeros((steps, B) + info.shape, np.int64)
+                       for var in ("s", *info.recorded)} for info in infos}
+    monitor_report: dict[str, bool] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="netx-ref-", dir=workdir))
+    try:
+        for start in range(0, B, chunk):
+            xs = x[:, start:start + chunk]
+            n = xs.shape[1]
+            if start > 0:
+                t0 = time.perf_counter()
+                net, _, _ = _build_netx(netx_path, kwargs)
+                timings["build_s"] += time.perf_counter() - t0
+                infos = layer_infos(net)
+            lava_x = xs.transpose((0, 1) + tuple(2 + a for a in to_lava))  # [steps, n, *lava]
+            if input_mode == "bias":
+                net.in_layer.neuron.bias_mant.init = lava_x[0, 0].astype(np.int16)
+            else:
+                data = np.zeros(lava_in + (n * S,), np.int32)
+                for k in range(n):
+                    data[..., k * S:k * S + steps] = np.moveaxis(lava_x[:, k], 0, -1)
+                source = Source(data=data)
+                if input_mode == "port":
+                    source.s_out.connect(net.inp)
+                else:
+                    source.s_out.connect(net.in_layer.neuron.a_in)
+
+            # the recorder: an InPort per layer's s_out, a RefPort per state Var / buffer
+            s_shapes = [info.lava_shape for info in infos]
+            refs: list[Any] = []
+            read_files: dict[int, str] = {}
+            reads: list[tuple[str, str, int]] = []
+            zero: list[int] = []
+            for info in infos:
+                recorded = {id(getattr(info.neuron, v)): v for v in info.recorded}
+                for var in info.zeroed:
+                    j = len(refs)
+                    refs.append(var)
+                    if zero_state:
+                        zero.append(j)
+                    if id(var) in recorded:
+                        read_files[j] = str(tmp / f"{info.name}.{var.name}.{start}.npy")
+                        reads.append((info.name, var.name, j))
+            bias = None
+            if input_mode == "bias":
+                bias = (len(refs), lava_x[0].astype(np.int16))
+                refs.append(net.in_layer.neuron.bias_mant)
+            dtypes = ["int16" if (bias is not None and j == bias[0]) else "int32"
+                      for j in range(len(refs))]
+            rec_cls, _ = _recorder_types()
+            s_files = [str(tmp / f"{info.name}.s.{start}.npy") for info in infos]
+            recorder = rec_cls(s_shapes=s_shapes, ref_shapes=[tuple(v.shape) for v in refs],
+                               samples=n, S=S, steps=steps, s_files=s_files,
+                               read_files=read_files, zero=zero, ref_dtypes=dtypes, bias=bias)
+            for i, info in enumerate(infos):
+                info.neuron.s_out.connect(getattr(recorder, f"s{i}"))
+            for j, var in enumerate(refs):
+                getattr(recorder, f"r{j}").connect_var(var)
+            monitors: dict[tuple[str, str], Any] = {}
+            if monitor_check:
+                from lava.proc.monitor.process import Monitor
+
+                for info in infos:
+                    for var in ("s", *info.recorded):
+                        mon = Monitor()
+                        mon.probe(info.neuron.s_out if var == "s" else getattr(info.neuron, var), n * S)
+                        monitors[(info.name, var)] = mon
+            model = _recorder_model(recorder, len(infos), dtypes)
+            cfg = Loihi2SimCfg(select_tag="fixed_pt",
+                               exception_proc_model_map={recorder: model, type(recorder): model})
+
+            workers = _lava_workers()
+            t0 = time.perf_counter()
+            try:
+                net.create_runtime(run_cfg=cfg)
+            except Exception as exc:
+                _end_new_workers(workers)  # a failed build leaves Lava's workers waiting
+                raise NetxReferenceFailure(f"Lava could not compile the network of {netx_path}: "
+                                           f"{type(exc).__name__}: {exc}", stage="compile",
+                                           cause=type(exc).__name__) from exc
+            timings["compile_s"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            try:
+                net.run(condition=RunSteps(num_steps=n * S))
+            except Exception as exc:
+                _end_new_workers(workers)
+                raise NetxReferenceFailure(f"Lava failed running {netx_path}: "
+                                           f"{type(exc).__name__}: {exc}", stage="run",
+                                           cause=type(exc).__name__) from exc
+            timings["run_s"] += time.perf_counter() - t0
+            monitored = {key: np.asarray(next(iter(next(iter(mon.get_data().values())).values())))
+                         for key, mon in monitors.items()}
+            net.stop()
+            _end_new_workers(workers)
+            t0 = time.perf_counter()
+            for info, path in zip(infos, s_files):
+                out[info.name]["s"][:, start:start + n] = _memmap_to_sakd(path)
+            for name, var, j in reads:
+                out[name][var][:, start:start + n] = _memmap_to_sakd(read_files[j])
+            timings["read_s"] += time.perf_counter() - t0
+            for (name, var), raw in monitored.items():  # [n*S, *lava] -> [steps, n, *sakd]
+                nd = raw.ndim - 1
+                per = np.stack([raw[k * S:k * S + steps] for k in range(n)], axis=1)
+                per = per.transpose((0, 1) + tuple(2 + a for a in _lava_to_sakd_axes(nd)))
+                same = bool(np.array_equal(per, out[name][var][:, start:start + n]))
+                monitor_report[f"{name}.{var}"] = monitor_report.get(f"{name}.{var}", True) and same
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    total = time.perf_counter() - t_start
+    options = {"steps": steps, "input_mode": input_mode, "input_message_bits": imb,
+               "reset_interval": kwargs["reset_interval"], "reset_offset": kwargs["reset_offset"],
+               "spike_exp": kwargs["spike_exp"], "sparse_fc_layer": kwargs["sparse_fc_layer"],
+               "samples_per_build": chunk, "zero_state": bool(zero_state)}
+    meta = {"mode": "netx-reference", "network": netx_path, "names": [i.name for i in infos],
+            "groups": [{"group": i, "type": kind, "neuron": has} for i, kind, has in kinds],
+            "layers": [info.describe() for info in infos], "input_shape": list(in_shape),
+            "input_lava_shape": list(lava_in), "samples": int(B), "steps": steps,
+            "steps_per_sample": S, "options": options, "netx_kwargs": kwargs,
+            "run_config": "Loihi2SimCfg(select_tag='fixed_pt')", "netx_warnings": notes,
+            "netx_stdout": printed.strip(), **timings, "total_s": total,
+            "monitor_check": monitor_report if monitor_check else None,
+            "samples_per_s": B / total if total > 0 else None}
+    return {"layers": out, "meta": meta}
+
+
+def _lava_workers() -> set[Any]:
+    import multiprocessing
+
+    return set(multiprocessing.active_children())
+
+
+def _end_new_workers(before: set[Any], grace: float = 2.0) -> None:
+    """End the worker processes Lava started since ``before`` (after ``stop`` they are gone;
+    after a failed compile or run they would wait forever, and Python waits for them at exit)."""
+    import multiprocessing
+
+    new = [p for p in multiprocessing.active_children() if p not in before]
+    deadline = time.monotonic() + grace
+    while any(p.is_alive() for p in new) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for p in new:  # Lava's SystemProcess.join takes no timeout: multiprocessing's own does
+        if p.is_alive():
+            p.kill()
+            multiprocessing.Process.join(p, grace)
+
+
+def _memmap_to_sakd(path: str) -> np.ndarray:
+    """A recorder file [n, steps, *lava_shape] as [steps, n, *sakd_shape] int64."""
+    data = np.load(path, allow_pickle=False)
+    nd = data.ndim - 2
+    return np.ascontiguousarray(
+        data.transpose((1, 0) + tuple(2 + a for a in _lava_to_sakd_axes(nd)))).astype(np.int64)
+
+
+def run_netx_reference_jobs(jobs_path: str | Path, out_dir: str | Path) -> list[dict[str, Any]]:
+    """The ``--netx-reference`` mode: run every job of a JSON file (``{"jobs": [{"path",
+    "inputs" (a .npy next to the JSON file), "steps", options...}]}``) in this one process
+    (netx's import takes seconds), writing ``ref_{k}.npz`` or ``error_{k}.json`` per job."""
+    import traceback
+
+    jobs_path, out_dir = Path(jobs_path), Path(out_dir)
+    spec = json.loads(jobs_path.read_text())
+    done: list[dict[str, Any]] = []
+    for k, job in enumerate(spec["jobs"]):
+        job = dict(job)
+        inputs = np.load(jobs_path.parent / job.pop("inputs"), allow_pickle=False)
+        path = job.pop("path")
+        try:
+            result = run_netx_reference(path, inputs, int(job.pop("steps")), **job,
+                                        workdir=out_dir)
+        except Exception as exc:  # one job's failure is reported; the next job runs
+            kind = ("input" if isinstance(exc, LavaInputError)
+                    else "netx" if isinstance(exc, NetxReferenceFailure) else "lava")
+            err = {"kind": kind, "type": type(exc).__name__, "message": str(exc),
+                   "stage": getattr(exc, "stage", None),
+                   "cause": getattr(exc, "cause", type(exc).__name__),
+                   "traceback": "".join(traceback.format_exception(type(exc), exc,
+                                                                   exc.__traceback__))[-4000:]}
+            (out_dir / f"error_{k}.json").write_text(json.dumps(err))
+            done.append({"job": k, "error": err["message"]})
+            print(f"netx reference job {k} ({path}): {err['type']}: {err['message']}",
+                  file=sys.stderr)
+            continue
+        write_netx_reference(result, out_dir / f"ref_{k}.npz")
+        m = result["meta"]
+        done.append({"job": k, "total_s": m["total_s"]})
+        print(f"netx reference job {k} ({path}): {m['samples']} samples x {m['steps']} steps in "
+              f"{m['total_s']:.2f} s (build {m['build_s']:.2f} s, compile {m['compile_s']:.2f} s, "
+              f"run {m['run_s']:.2f} s)", file=sys.stderr)
+    return done
+
+
+def write_netx_reference(result: dict[str, Any], path: str | Path) -> Path:
+    """``L{i}.{var}`` arrays (layer i of ``meta.names``) and the meta as JSON text."""
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(result["meta"], default=_json_default))}
+    for i, name in enumerate(result["meta"]["names"]):
+        for var, data in result["layers"][name].items():
+            arrays[f"L{i}.{var}"] = data
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
 # output and CLI
 # ---------------------------------------------------------------------------------------------
 
@@ -558,7 +1222,33 @@ def watch_parent(parent: int, cleanup: str | None, interval: float = 0.5) -> Non
     threading.Thread(target=watch, name="sakd-parent-watch", daemon=True).start()
 
 
+def _main_netx_reference(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sakd.hardware.lava_runner --netx-reference",
+        description="Free-running reference runs of netx files: every layer's messages and "
+                    "neuron state after every step (run_netx_reference), one job after another.")
+    parser.add_argument("--netx-reference", required=True, metavar="JOBS.json",
+                        help='{"jobs": [{"path", "inputs" (.npy next to JOBS.json), "steps", '
+                             'input_mode, input_message_bits, reset_interval, reset_offset, '
+                             'spike_exp, sparse_fc_layer, samples_per_build, monitor_check}]}')
+    parser.add_argument("--out-dir", required=True,
+                        help="where ref_{k}.npz (or error_{k}.json) is written for job k")
+    parser.add_argument("--parent", type=int, default=None,
+                        help="the pid that started the runner (see the other mode)")
+    parser.add_argument("--cleanup", default=None, help="a folder to remove if the parent dies")
+    args = parser.parse_args(argv)
+    if args.parent is not None:
+        watch_parent(args.parent, args.cleanup)
+    done = run_netx_reference_jobs(args.netx_reference, args.out_dir)
+    ok = sum("error" not in d for d in done)
+    print(f"lava: {ok} of {len(done)} netx reference jobs done", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--netx-reference" or a.startswith("--netx-reference=") for a in argv):
+        return _main_netx_reference(argv)
     parser = argparse.ArgumentParser(
         prog="python -m sakd.hardware.lava_runner",
         description="Run an IR network or a netx HDF5 file on Lava's bit-accurate CPU models.")

@@ -227,23 +227,43 @@ def pipeline(config: ConfigOpt = None, set_: SetOpt = None, out: Annotated[Path,
 
 @app.command()
 @_guard()
-def export(checkpoint: Annotated[Path, typer.Argument(help="a student checkpoint (`sakd distill`)")],
+def export(checkpoint: Annotated[Path | None, typer.Argument(help="a student checkpoint (`sakd distill`); or give --model")] = None,
            out: Annotated[Path, typer.Option("-o", "--out", help="export folder: replaced whole by the new export (a new, empty or earlier export folder)")] = Path("runs/export"),
            formats: Annotated[str, typer.Option("--formats", help="comma-separated format names (`sakd formats`), or auto = every format that can express the network")] = "auto",
            target: Annotated[str, typer.Option("--target", help="target chip spec")] = EXPORT_DEFAULTS.target,
            input_bits: Annotated[int, typer.Option("--input-bits", help="signed bit width of the graded input (2..24)")] = EXPORT_DEFAULTS.input_bits,
            calibrate: Annotated[int, typer.Option("--calibrate", help="simulate N test samples (-1: all) and compare with the float SNN")] = 0,
-           data_root: DataRootOpt = None):
+           data_root: DataRootOpt = None,
+           model: Annotated[str | None, typer.Option("--model", help="your own SNN: package.module:factory or file.py:factory (your code, imported and called; docs/own-model.md)")] = None,
+           weights: Annotated[Path | None, typer.Option("--weights", help="with --model: its state dict (torch.save(model.state_dict(), path))")] = None,
+           model_arg: Annotated[list[str] | None, typer.Option("--model-arg", help="with --model: a factory keyword argument KEY=VALUE (YAML value; repeatable)")] = None,
+           input_shape: Annotated[str | None, typer.Option("--input-shape", help="with --model: the input's shape C,H,W or N")] = None,
+           time_steps: Annotated[int | None, typer.Option("--time-steps", help="with --model: T, the steps per sample")] = None,
+           input_range: Annotated[str | None, typer.Option("--input-range", help="with --model: LO,HI of the values the model receives")] = None,
+           normalize: Annotated[str | None, typer.Option("--normalize", help="with --model: MEAN,STD of [0, 1] pixels (per channel M1:M2:M3,S1:S2:S3)")] = None,
+           data: Annotated[str | None, typer.Option("--data", help="with --model: its data set (default shape, normalization, classes; test samples)")] = None,
+           classes: Annotated[str | None, typer.Option("--classes", help="with --model: class names NAME,NAME,... or their number")] = None):
     """Fold, quantize and lower an SNN; write the IR and every format that can express it.
 
+    A sakd checkpoint (CHECKPOINT), or your own spikingjelly model (--model, --weights).
     Prints the per-population quantization table and writes export_report.json."""
     from sakd.app.export import ExportOptions, export_checkpoint
+    from sakd.app.own_model import export_model_file, own_model_request
     from sakd.render.export import render_export
+    from sakd.render.own_model import render_own_export
 
     wanted = None if formats.strip() == "auto" else tuple(f.strip() for f in formats.split(","))
-    result = export_checkpoint(ExportOptions(checkpoint, out, wanted, target, input_bits,
-                                             None if calibrate == -1 else calibrate, data_root),
-                               progress=_say)
+    cal = None if calibrate == -1 else calibrate
+    own = own_model_request(checkpoint, model=model, weights=weights, model_args=model_arg,
+                            input_shape=input_shape, time_steps=time_steps,
+                            input_range=input_range, normalize=normalize, data=data,
+                            classes=classes, out_dir=out, formats=wanted, target=target,
+                            input_bits=input_bits, calibrate=cal, data_root=data_root)
+    if own is not None:
+        render_own_export(export_model_file(*own, progress=_say), _out())
+        return
+    result = export_checkpoint(ExportOptions(checkpoint, out, wanted, target, input_bits, cal,
+                                             data_root), progress=_say)
     render_export(result.report, _out())
 
 
@@ -268,17 +288,42 @@ def inspect(path: Annotated[Path, typer.Argument(help="an IR (network.h5), NIR, 
 def simulate(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: LimitOpt = None,
              batch: BatchOpt = None, device: SimDeviceOpt = "cpu", data_root: DataRootOpt = None,
              time_steps: StepsOpt = None,
-             out: Annotated[Path | None, typer.Option("-o", "--out", help="report file (default: simulate_report.json next to the network)")] = None):
+             out: Annotated[Path | None, typer.Option("-o", "--out", help="report file (default: simulate_report.json next to the network)")] = None,
+             inputs: Annotated[Path | None, typer.Option("--inputs", help="your own inputs, a .npy: (batch, *input_shape) held for every step, or (batch, steps, *input_shape); integers, or floats with --input-scale")] = None,
+             labels: Annotated[Path | None, typer.Option("--labels", help="with --inputs: a .npy of one integer class per sample, for an accuracy")] = None,
+             input_scale: Annotated[float | None, typer.Option("--input-scale", help="x_int = round(x * scale) for --inputs (NIR files: the graded input's scale)")] = None,
+             record: Annotated[str | None, typer.Option("--record", help="'all' or POP,POP: populations whose states and messages go to --traces")] = None,
+             traces: Annotated[Path | None, typer.Option("--traces", help=".npz of <population>/<state or s> arrays, (batch, steps, *shape), C,H,W")] = None,
+             input_mode: Annotated[str | None, typer.Option("--input-mode", help="netx: data enters an input layer's neuron through 'a_in' (default) or its 'bias'")] = None,
+             reset_interval: Annotated[int | None, typer.Option("--reset-interval", help="netx: reset every LIF layer every N steps (layer k at offset + 1 + k); default: never")] = None,
+             reset_offset: Annotated[int, typer.Option("--reset-offset", help="netx: the reset's phase offset")] = 0,
+             spike_exp: Annotated[int | None, typer.Option("--spike-exp", help="netx: fraction bits of sigma-delta messages (default 6)")] = None,
+             input_message_bits: Annotated[int | None, typer.Option("--input-message-bits", help="netx: bits of a graded input (0: spikes; default: the file's, else 0)")] = None,
+             input_shape: Annotated[str | None, typer.Option("--input-shape", help="netx: C,H,W of a file whose first layer is a conv without an input layer")] = None,
+             dt: Annotated[float | None, typer.Option("--dt", help="NIR: seconds per step (default: from the file: IF nodes' r = 1/dt)")] = None,
+             firing: Annotated[str | None, typer.Option("--firing", help="NIR: '>' (NIR's and Lava's rule, default) or '>=' (spikingjelly, sinabs)")] = None,
+             input_encoding: Annotated[str | None, typer.Option("--input-encoding", help="NIR: 'spikes' (default) or 'graded'")] = None,
+             input_bits: Annotated[int | None, typer.Option("--input-bits", help="NIR: bits of a graded input (default 8)")] = None):
     """Run a network on the bit-accurate simulator.
 
-    Reports on-chip accuracy, agreement with the float SNN and throughput; writes
-    simulate_report.json."""
+    On a data set (--data) or your own arrays (--inputs X.npy). Reports on-chip accuracy,
+    agreement with the float SNN, throughput and every assumption made; writes
+    simulate_report.json (and --traces)."""
     from rich.progress import Progress
 
-    from sakd.app.simulate import SimulateOptions, report_path, simulate_job
+    from sakd.app.simulate import SimulateOptions, parse_shape, report_path, simulate_job
     from sakd.render.simulate import render_simulate
 
-    options = SimulateOptions(net, data, split, limit, batch, device, data_root, out, time_steps)
+    given = {"input_mode": input_mode, "spike_exp": spike_exp,
+             "input_message_bits": input_message_bits,
+             "input_shape": parse_shape(input_shape, "--input-shape") if input_shape else None,
+             "dt": dt, "firing": firing, "input_encoding": input_encoding,
+             "input_bits": input_bits}
+    read = {key: value for key, value in given.items() if value is not None}
+    options = SimulateOptions(net, data, split, limit, batch, device, data_root, out, time_steps,
+                              inputs=inputs, labels=labels, input_scale=input_scale,
+                              record=record, traces=traces, read=read,
+                              reset_interval=reset_interval, reset_offset=reset_offset)
     with Progress(transient=True, console=_out(stderr=True)) as bar:
         task = bar.add_task("simulating", total=None)
         report = simulate_job(options, progress=lambda done, total: bar.update(
@@ -314,6 +359,37 @@ def energy(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit: L
     for note in result.notes:
         console.print(f"note: {note}")
     console.print(f"report: {result.report_path}, chart: {result.chart_path}")
+
+
+@app.command("map")
+@_guard()
+def map_(net: NetArg,
+         target: Annotated[str | None, typer.Option("--target", help="chip: loihi2, loihi or a chip JSON file (default: the network's target)")] = None,
+         system: Annotated[str | None, typer.Option("--system", help="loihi2-chip, kapoho-point, hala-point, ..., a system JSON file, or auto (the smallest that holds the network); default: one chip")] = None,
+         data: DataOpt = None, split: SplitOpt = "test",
+         limit: Annotated[int | None, typer.Option("--limit", help="samples simulated for the spike counts (default 32; 0: none, traffic weighted by synapse counts, no time or energy; -1: all)")] = None,
+         batch: BatchOpt = None, device: SimDeviceOpt = "cpu", data_root: DataRootOpt = None,
+         time_steps: StepsOpt = None,
+         out: Annotated[Path | None, typer.Option("-o", "--out", help="report file (default: map_report.json next to the network; the picture beside it, .png)")] = None):
+    """Map a network onto a chip or system: cores, chips, time, energy in all.
+
+    Prints the fit, hops, time, latency, throughput, energy and SNN/ANN ratios; writes map_report.json and a picture of the placement."""
+    from rich.progress import Progress
+
+    from sakd.app.map import MapOptions, map_job
+    from sakd.render.map import plot_mapping, render_map
+
+    chosen = {} if limit is None else {"limit": None if limit == -1 else limit}
+    options = MapOptions(net, target, system, out, data, split, batch=batch, device=device,
+                         data_root=data_root, time_steps=time_steps, **chosen)
+    with Progress(transient=True, console=_out(stderr=True)) as bar:
+        task = bar.add_task("simulating", total=None)
+        result = map_job(options, progress=lambda done, total: bar.update(
+            task, completed=done, total=total), say=_say)
+    plot_mapping(result.estimate.mapping, result.picture_path, result.report.network["name"])
+    console = _out()
+    render_map(result, console)
+    console.print(f"report: {result.report_path}, picture: {result.picture_path}")
 
 
 @app.command()

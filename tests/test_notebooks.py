@@ -29,6 +29,10 @@ EXPECTED = {
         "graph_residual.png"]),
     "03_on_chip_simulation.ipynb": ("03_simulation", [
         "raster.png", "firing_rates.png", "energy.png", "simulate_report.json"]),
+    "04_deploy_your_own_spikingjelly_model.ipynb": ("04_own_model", [
+        "weights.pt", "export_py/network.h5", "export_py/export_report.json",
+        "export_cli/network.h5", "export_cli/network.nir", "export_cli/student.onnx",
+        "firing_rates.png"]),
 }
 # notebook -> (the earlier notebook's output it uses when present, what it makes otherwise)
 REUSES = {

@@ -155,15 +155,24 @@ def export_checkpoint(options: ExportOptions,
     say("lowering (fold BN, quantize, balance latency)")
     low = lower(network, input_shape=shape, input_range=input_value_range(info),
                 input_bits=options.input_bits, target=options.target, metadata=metadata)
-    ir = low.network
     teacher = (record.get("teacher") or {}).get("checkpoint")
+    return write_export(low, options, network, shape, info.name, teacher, say)
+
+
+def write_export(low: Any, options: ExportOptions, float_model: Any, shape: tuple[int, ...],
+                 data: str | None, teacher: str | None, say: Callable[[str], Any]) -> ExportResult:
+    """Write a lowering into ``options.out_dir`` (staged, replaced whole): every wanted format
+    (``float_model`` for the float-model formats), the calibration on ``data``'s test split when
+    asked, and ``export_report.json``. Shared by ``export_checkpoint`` and
+    ``sakd.app.own_model`` (a user's own module)."""
+    ir = low.network
     with staged_folder(options.out_dir) as stage:
-        files, skipped, notes = write_formats(ir, stage, options.formats, network, shape,
+        files, skipped, notes = write_formats(ir, stage, options.formats, float_model, shape,
                                               teacher, say)
         calibration = None
         if options.calibrate != 0:
             say("calibrating on the test split")
-            calibration = calibrate_lowering(low, network, info.name, options.calibrate,
+            calibration = calibrate_lowering(low, float_model, data, options.calibrate,
                                              options.data_root)
         report = ExportReport(
             checkpoint=str(options.checkpoint), target=ir.target.name,
@@ -285,4 +294,4 @@ def calibrate_lowering(low: Any, network: Any, data: str, limit: int | None,
 
 
 __all__ = ["Calibration", "ExportOptions", "ExportReport", "ExportResult", "export_checkpoint",
-           "validate_options"]
+           "validate_options", "write_export"]
