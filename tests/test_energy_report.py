@@ -181,3 +181,111 @@ def test_interrupted_writes_leave_no_half_file(tmp_path, built, report, monkeypa
         write_energy_report(report, path)
     assert [p.name for p in tmp_path.iterdir()] == ["energy.json"]
     assert json.loads(path.read_text()) == {"old": 1}  # the previous file, whole
+
+
+# ---------------------------------------------------------------------------------------------
+# the chip section (the mapping of `sakd map`) and the ANN priced like for like
+
+
+def small_network():
+    """graded x (2, 8, 8) -conv-> c (4, 8, 8) -dense-> out (5,) readout, random even weights."""
+    from sakd.hardware.ir import Input, Network, Population, Projection
+    from sakd.hardware.neurons import CubaLif
+    from sakd.hardware.target import LOIHI2
+
+    rng = np.random.default_rng(0)
+    c = Population("c", (4, 8, 8), CubaLif(du=4095, dv=2048, vth=40))
+    out = Population("out", (5,), CubaLif.readout(LOIHI2), role="readout")
+    return Network(Input("x", (2, 8, 8), "graded", bits=8, scale=4.0), (c, out), (
+        Projection("x_c", "x", "c", "conv2d", rng.integers(-20, 60, (4, 2, 3, 3)) * 2,
+                   padding=(1, 1)),
+        Projection("c_out", "c", "out", "dense", rng.integers(-30, 60, (5, 256)) * 2)),
+        time_steps=4)
+
+
+@pytest.fixture(scope="module")
+def mapped_report():
+    from sakd.hardware.simulator import simulate
+
+    net = small_network()
+    x = np.random.default_rng(1).normal(size=(3, 2, 8, 8)) * 30
+    counts = simulate(net, net.input.encode(x), time_steps=4).counts
+    macs = {"x_c": 4 * 64 * 18, "c_out": 5 * 256}
+    return net, counts, build_energy_report(counts, macs, ["loihi", "cmos45-int8"],
+                                            network_name="small", time_steps=4, network=net)
+
+
+def test_the_chip_section_is_the_mapping_of_sakd_map(mapped_report):
+    from sakd.app.map import estimate_on_chip
+
+    net, counts, report = mapped_report
+    est = estimate_on_chip(net, counts, system="auto")
+    chip = report.chip
+    assert (chip["chip"], chip["system"]) == ("loihi2", "loihi2-chip")
+    assert (chip["cores"], chip["chips"]) == (est.mapping.cores_used, est.mapping.chips_used)
+    assert set(chip["binding"]) == {"c", "out"}
+    t, e = chip["time"], chip["energy"]
+    assert t["step_ns"] == pytest.approx(est.time.step_ns) and t["bottleneck"]
+    assert t["latency_s"] == pytest.approx((4 + net.latency) * t["step_ns"] * 1e-9)
+    assert t["throughput_pipelined_per_s"] == pytest.approx(1 / (4 * t["step_ns"] * 1e-9))
+    # dynamic = operations + routed message-hops; static = power x chips x run time
+    assert e["dynamic_pj"] == pytest.approx(e["operations_pj"] + e["routing_pj"])
+    assert e["operations_pj"] == pytest.approx(report.totals["energy_pj"]["loihi"])
+    assert e["static_pj"] == pytest.approx(e["static_power_w"] * chip["chips"]
+                                           * e["run_time_s"] * 1e12)
+    assert e["run_time_s"] == pytest.approx(4 * t["step_ns"] * 1e-9)
+    json.dumps(report.to_dict())
+
+
+def test_the_ann_is_priced_like_for_like(mapped_report):
+    from sakd.hardware.energy import estimate_ann_energy_with_memory
+
+    net, counts, report = mapped_report
+    like = report.like_for_like
+    ann = estimate_ann_energy_with_memory(net)
+    rows = {r["key"]: r for r in like["ratios"]}
+    dynamic = report.chip["energy"]["dynamic_pj"]
+    assert like["headline"]["ratio_ann_no_reuse"] == pytest.approx(dynamic / ann.total_no_reuse_pj)
+    assert like["headline"]["ratio_ann_full_reuse"] == pytest.approx(
+        dynamic / ann.total_full_reuse_pj)
+    assert ann.total_no_reuse_pj > ann.arithmetic_pj  # memory access is priced
+    # the SNN side lacks the graded MACs Loihi's profile cannot price: a lower bound, said so
+    assert like["headline"]["lower_bound"] and rows["chip_dynamic/ann_memory_no_reuse"]["lower_bound"]
+    # arithmetic-only figures kept, each labelled
+    old = rows["chip_operations/ann_arithmetic"]
+    assert not old["like_for_like"] and "NOT like for like" in old["label"]
+    assert old["ratio"] == pytest.approx(report.totals["energy_pj"]["loihi"] / ann.arithmetic_pj)
+    arith = rows["cmos_arithmetic/ann_arithmetic"]
+    assert arith["like_for_like"] and "arithmetic only" in arith["label"]
+    assert like["ann"]["teacher_macs"] == report.ann["macs"]
+    # the existing fields are untouched by the new sections
+    plain = build_energy_report(counts, {"x_c": 4 * 64 * 18, "c_out": 5 * 256},
+                                ["loihi", "cmos45-int8"], network_name="small", time_steps=4)
+    assert plain.ratios == report.ratios and plain.totals == report.totals
+    assert plain.chip is None and plain.like_for_like is None
+
+
+def test_a_network_that_does_not_map_keeps_the_comparison(mapped_report):
+    net, counts, _ = mapped_report
+    report = build_energy_report(counts, None, ["loihi"], network_name="small", time_steps=4,
+                                 network=net, chip="loihi")
+    assert "graded" in report.chip["error"]
+    assert any(n.startswith("Not mapped onto a chip") for n in report.notes)
+    like = report.like_for_like
+    assert "no mapping" in like["headline"]["label"]
+    assert like["snn"]["chip_routing_pj"] is None
+    buffer = io.StringIO()
+    render_energy(report, Console(file=buffer, width=80, color_system=None, soft_wrap=True))
+    assert "not mapped" in buffer.getvalue()
+
+
+def test_the_chip_section_renders_in_80_columns(mapped_report):
+    _, _, report = mapped_report
+    buffer = io.StringIO()
+    render_energy(report, Console(file=buffer, width=80, color_system=None, soft_wrap=True))
+    text = buffer.getvalue().split("Notes:")[0]
+    assert "on the chip" in text and "headline SNN/ANN (like for like)" in text
+    assert "time per step" in text and "static" in text and "throughput" in text
+    assert "…" not in text
+    table = [line for line in text.splitlines() if "  " in line.strip()]
+    assert max(map(len, table)) <= 80

@@ -4,6 +4,12 @@ It puts the simulator's exact counts (``sakd.hardware.counts.NetworkCounts``) th
 energy profiles (``sakd.hardware.energy``), beside the ANN baseline's MACs, and states each
 profile's source and caveats (shared/spec/energy.md). All numbers are per sample (the mean over
 the simulated samples): operations per sample, energy in pJ (``*_pj``) or J (``*_j``) per sample.
+
+Given the network, the report also maps it onto its chip exactly as ``sakd map`` does (the
+``chip`` section: cores, chips, time per step, latency, throughput, energy split into dynamic,
+operations + routed messages x hops, and static, power x run time), and compares it with the
+ANN like for like (``like_for_like``: the ANN priced for arithmetic *and* memory access beside
+the arithmetic-only conventions, each labelled).
 """
 
 from __future__ import annotations
@@ -17,6 +23,13 @@ from typing import Any
 import numpy as np
 
 from sakd.app.common import JobError, check_output_dir, count_option, read_network_file
+from sakd.app.map import (
+    AUTO_SYSTEM,
+    CHIP_ENERGY_PROFILE,
+    check_system,
+    compare_like_for_like,
+    estimate_on_chip,
+)
 from sakd.config import DEFAULT_ENERGY_PROFILES
 from sakd.hardware.atomic import atomic_write_json
 from sakd.hardware.counts import NetworkCounts
@@ -30,6 +43,8 @@ from sakd.hardware.energy import (
     load_profile,
     sops_convention,
 )
+from sakd.hardware.ir import Network
+from sakd.hardware.mapping import MappingError, load_chip, load_system
 
 REPORT_FORMAT = "sakd-energy-report"
 REPORT_VERSION = 1
@@ -77,6 +92,11 @@ class EnergyReport:
     caveats: dict[str, list[str]]
     notes: list[str]
     network_digest: str | None = None
+    #: the network on the chip, from the same mapping as ``sakd map`` (``ChipEstimate.summary``):
+    #: cores, chips, time, latency, throughput, dynamic and static energy; or ``{"error": ...}``
+    chip: dict[str, Any] | None = None
+    #: the SNN/ANN ratios with the ANN priced like for like (``compare_like_for_like``)
+    like_for_like: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -91,6 +111,10 @@ def build_energy_report(
     time_steps: int,
     ann_profile: EnergyProfile | str | None = None,
     network_digest: str | None = None,
+    network: Network | None = None,
+    chip: str | None = None,
+    system: str | None = AUTO_SYSTEM,
+    chip_profile: str = CHIP_ENERGY_PROFILE,
 ) -> EnergyReport:
     """The report of one simulated network under ``profiles``.
 
@@ -98,6 +122,11 @@ def build_energy_report(
     no ANN baseline. A profile without a per-MAC energy (``loihi``, ``spinnaker2``) cannot price
     the ANN: its baseline is priced with ``ann_profile`` (default ``cmos45-int8``), and the report
     says so. ``time_steps`` must agree with the counts.
+
+    ``network`` (the IR network the counts come from) adds the chip section and the like-for-like
+    comparison: the network mapped onto ``chip`` (None: its target) and ``system`` (``"auto"``:
+    one chip if it fits, else the smallest built-in system that holds it), exactly as
+    ``sakd map`` maps it, with time and energy in all under ``chip_profile``.
     """
     if not profiles:
         raise JobError("give at least one energy profile (--profile)")
@@ -139,6 +168,18 @@ def build_energy_report(
             notes.append(f"{name}: not counted (the profile has no energy for them): {missing}; "
                          f"its SNN energy is a lower bound.")
     notes.append(encoding["note"])
+    chip_section = like = None
+    if network is not None:
+        chip_section, like = _chip_sections(network, counts, chip, system, chip_profile,
+                                            int(time_steps), ann_section)
+        if "error" in chip_section:
+            notes.append(f"Not mapped onto a chip: {chip_section['error']}")
+        head = like["headline"]
+        bound = ">= " if head["lower_bound"] else ""
+        notes.append(f"Like for like (shared/spec/energy.md): {head['label']}: SNN/ANN "
+                     f"{bound}{head['ratio_ann_no_reuse']:.3g} .. {bound}"
+                     f"{head['ratio_ann_full_reuse']:.3g}. The per-profile ratios "
+                     f"(ratios.energy_snn_over_ann) price the ANN's arithmetic alone.")
 
     return EnergyReport(
         format=REPORT_FORMAT,
@@ -160,7 +201,29 @@ def build_energy_report(
         caveats={"general": list(GENERAL_CAVEATS), **{p.name: list(p.caveats) for p in chosen}},
         notes=notes,
         network_digest=network_digest,
+        chip=chip_section,
+        like_for_like=like,
     )
+
+
+def _chip_sections(network: Network, counts: NetworkCounts, chip: str | None,
+                   system: str | None, profile: str, time_steps: int,
+                   ann_section: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The chip section (the same mapping as ``sakd map``; ``{"error": ...}`` when the network
+    does not map) and the like-for-like comparison (on the chip's dynamic energy when mapped,
+    else on the profile's operations alone)."""
+    try:
+        estimate = estimate_on_chip(network, counts, chip=chip, system=system,
+                                    time_steps=time_steps, profile=profile)
+    except (MappingError, JobError) as exc:
+        section: dict[str, Any] = {"error": str(exc), "chip": chip or network.target.name,
+                                   "system": system}
+        energy = None
+    else:
+        section, energy = estimate.summary(), estimate.energy
+    like = compare_like_for_like(network, counts, energy, profile=profile)
+    like["ann"]["teacher_macs"] = ann_section["macs"] if ann_section is not None else None
+    return section, like
 
 
 def _ann_section(ann_layers: dict[str, int] | None, chosen: list[EnergyProfile],
@@ -377,6 +440,8 @@ class EnergyOptions:
     data_root: str | None = None
     out: Path | None = None
     time_steps: int | None = None
+    chip: str | None = None  # the chip of the chip section (None: the network's target)
+    system: str | None = AUTO_SYSTEM  # its system (None: one chip; "auto": the smallest that fits)
 
 
 @dataclass
@@ -448,6 +513,10 @@ def validate_options(options: EnergyOptions) -> None:
     count_option(options.batch, "--batch")
     if options.out is not None:
         check_output_dir(options.out)
+    if options.chip is not None:
+        check_system(load_chip(options.chip), options.system)
+    elif options.system not in (None, AUTO_SYSTEM):
+        load_system(options.system)
 
 
 def energy_job(options: EnergyOptions,
@@ -469,7 +538,8 @@ def energy_job(options: EnergyOptions,
                     time_steps=options.time_steps, progress=progress)
     report = build_energy_report(run.result.counts, macs, options.profiles,
                                  network_name=str(network.metadata.get("arch_name") or "network"),
-                                 time_steps=run.time_steps, network_digest=network.digest())
+                                 time_steps=run.time_steps, network_digest=network.digest(),
+                                 network=network, chip=options.chip, system=options.system)
     if why:
         report.notes.insert(0, f"No ANN comparison: {why}.")
     report_path, chart_path = folder / REPORT_NAME, folder / CHART_NAME

@@ -1,6 +1,8 @@
 """``sakd pipeline`` (what ``make demo`` runs): ANN teacher -> SAKD student -> evaluation ->
-export (every format) -> bit-accurate simulation of the test split -> energy, each stage's
-options checked before the first epoch; ``summary.json`` and one summary table."""
+export (every format) -> bit-accurate simulation of the test split -> energy (with the network
+mapped onto its chip as ``sakd map`` maps it: cores, chips, latency, throughput, dynamic and
+static energy, and the SNN/ANN ratio like for like), each stage's options checked before the
+first epoch; ``summary.json`` and one summary table."""
 
 from __future__ import annotations
 
@@ -130,7 +132,7 @@ def run_pipeline(options: PipelineOptions, stage: StageHook | None = None,
     macs, no_ann = ann_macs_for(network)
     energy = build_energy_report(run.result.counts, macs, tuple(config.energy.profiles),
                                  network_name=config.model.arch, time_steps=run.time_steps,
-                                 network_digest=network.digest())
+                                 network_digest=network.digest(), network=network)
     if no_ann:
         energy.notes.insert(0, f"No ANN comparison: {no_ann}.")
     atomic_write_json(out / "export" / "energy_report.json", energy.to_dict())
@@ -140,7 +142,15 @@ def run_pipeline(options: PipelineOptions, stage: StageHook | None = None,
     result.on_chip = {"accuracy": sim.on_chip_accuracy, "samples": sim.samples,
                       "prediction_agreement": agreement.prediction_agreement if agreement else None,
                       "samples_per_s": sim.throughput.samples_per_s}
-    result.energy = {"totals": energy.totals, "ann": energy.ann, "ratios": energy.ratios}
+    like = energy.like_for_like
+    result.energy = {"totals": energy.totals, "ann": energy.ann, "ratios": energy.ratios,
+                     "chip": energy.chip,
+                     "like_for_like": None if like is None else {
+                         "headline": like["headline"],
+                         "ratios": {r["key"]: {"ratio": r["ratio"], "label": r["label"],
+                                               "like_for_like": r["like_for_like"],
+                                               "lower_bound": r["lower_bound"]}
+                                    for r in like["ratios"]}}}
     result.reports = {"export": exported.report, "simulate": sim, "energy": energy}
     result.chart_path = out / "export" / "energy.png"
     atomic_write_json(out / "summary.json", result.to_dict())

@@ -30,10 +30,6 @@ def _fmt_rate(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f} %"
 
 
-def _fmt_rate(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.2f} %"
-
-
 def render_energy(report: EnergyReport, console: Console, *, notes: bool = True) -> None:
     """A table per layer with totals, the ANN comparison, the SOPs convention, then the notes
     and every profile's source and caveats."""
@@ -74,7 +70,8 @@ def render_energy(report: EnergyReport, console: Console, *, notes: bool = True)
     ann = report.ann
     if ann is not None:
         comparison = Table(title=f"SNN against the ANN baseline ({format_count(ann['macs'])} MACs "
-                                 f"per sample)", title_justify="left", box=None, pad_edge=False)
+                                 f"per sample), ANN arithmetic only", title_justify="left",
+                           box=None, pad_edge=False)
         for column in ("profile", "SNN energy", "ANN energy", "ANN priced with", "SNN/ANN"):
             comparison.add_column(column, justify="left" if column in ("profile", "ANN priced with")
                                   else "right", overflow="fold")
@@ -88,6 +85,11 @@ def render_energy(report: EnergyReport, console: Console, *, notes: bool = True)
         ops_ratio = report.ratios["ops_snn_over_ann_macs"]
         if ops_ratio is not None:
             console.print(f"operations: SNN (SynOps + graded MACs) / ANN MACs = {ops_ratio:.3g}")
+        if report.like_for_like is not None:
+            console.print("These ratios price the ANN's arithmetic alone: for loihi (whose "
+                          "synaptic op includes the synapse read) they are not like for like; "
+                          "see the like-for-like comparison below.")
+    render_chip_section(report, console)
 
     sops = report.sops_convention
     console.print(f"SOPs convention ({sops['definition']}): {format_count(sops['sops'])} SOPs + "
@@ -109,6 +111,24 @@ def render_energy(report: EnergyReport, console: Console, *, notes: bool = True)
         console.print(f"{name}: {plain(profile['source'])}", style="italic")
         for caveat in report.caveats[name]:
             console.print(f"- {plain(caveat)}")
+
+
+def render_chip_section(report: EnergyReport, console: Console) -> None:
+    """The network on the chip (the same mapping as ``sakd map``) and the SNN/ANN ratios with
+    the ANN priced like for like; nothing when the report has no such section."""
+    from sakd.render.map import LIKE_FOR_LIKE_LEGEND, chip_lines, headline_line, like_for_like_table
+
+    if report.chip is not None:
+        console.print("on the chip (the mapping of `sakd map`; estimates):", style="bold")
+        if "error" in report.chip:
+            console.print(f"not mapped: {plain(report.chip['error'])}")
+        else:
+            for line in chip_lines(report.chip):
+                console.print(plain(line))
+    if report.like_for_like is not None:
+        console.print(like_for_like_table(report.like_for_like))
+        console.print(LIKE_FOR_LIKE_LEGEND)
+        console.print(headline_line(report.like_for_like), style="bold")
 
 
 def plot_energy(report: EnergyReport, path: str | os.PathLike[str]) -> None:

@@ -1,5 +1,6 @@
 """The pipeline's closing summary: one table of ANN, float SNN and on-chip accuracy, operations
-and energy per inference, then the SNN/ANN energy ratios."""
+and energy per inference; then the network on the chip (cores, chips, latency, throughput,
+dynamic and static energy), the like-for-like SNN/ANN ratio and the arithmetic-only ones."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from rich.console import Console
 from rich.table import Table
 
 from sakd.app.pipeline import PipelineResult
+from sakd.render.console import plain
 from sakd.render.energy import format_energy
+from sakd.render.map import chip_lines, headline_line
 
 
 def _energies(values: dict[str, float], priced_with: dict[str, str] | None = None) -> str:
@@ -44,9 +47,21 @@ def render_summary(summary: PipelineResult, console: Console) -> None:
     if agree is not None:
         console.print(f"on chip vs float SNN: predictions agree {agree:.2f} % (an agreement, not "
                       "an accuracy)")
+    chip_section = energy.get("chip")
+    if chip_section:
+        if "error" in chip_section:
+            console.print(f"on the chip: not mapped ({plain(chip_section['error'])})")
+        else:
+            for line in chip_lines(chip_section):
+                console.print(plain(line))
+    like = energy.get("like_for_like")
+    if like:
+        console.print(headline_line(like), style="bold")
+        console.print(f"  ({plain(like['headline']['label'])})")
     ratios = energy.get("ratios") or {}
     if ratios.get("energy_snn_over_ann"):
         parts = [f"{name}: {'>= ' if ratios['lower_bound'].get(name) else ''}{value:.3g}"
                  for name, value in ratios["energy_snn_over_ann"].items() if value is not None]
-        console.print("energy SNN / ANN per inference: " + ", ".join(parts) +
+        console.print("energy SNN / ANN per inference, ANN priced for arithmetic alone (not like "
+                      "for like for loihi): " + ", ".join(parts) +
                       " (details and caveats: export/energy_report.json)")
