@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sakd.errors import SakdError
+from sakd.models import dense
 from sakd.models.base import Network
 from sakd.models.convnet import ConvNet, PoolConvNet
 from sakd.models.resnet import BasicBlock, Bottleneck, ResNet, ResNet19
@@ -78,6 +79,12 @@ for depth, (block, layers) in _DEPTHS.items():
 register("resnet19", "resnet19", _resnet19(), "ResNet-19 for CIFAR (64 | 128x3, 256x3, 512x2 | fc 256)")
 register("resnet_small", "resnet", _resnet(BasicBlock, (1, 1, 1), "cifar", widths=(32, 64, 128)),
          "Spiking-ResNet sized for 28x28 (CIFAR stem, 3 stages of one BasicBlock: 32-64-128)")
+register("fcos_resnet_small", "detection", dense.fcos_resnet_small, "FCOS, spiking FPN (32 ch, strides 4-8-16) on a ResNet (ImageNet stem, 32-64-128); 64-px canvas")
+register("fcos_sew_resnet_small", "detection", dense.fcos_sew_resnet_small, "fcos_resnet_small on SEW-ResNet blocks", teacher="fcos_resnet_small")
+register("fcn_resnet_small", "segmentation", dense.fcn_resnet_small, "FCN head on a ResNet (CIFAR stem, 16-32-64, output stride 4)")
+register("fcn_sew_resnet_small", "segmentation", dense.fcn_sew_resnet_small, "fcn_resnet_small on SEW-ResNet blocks", teacher="fcn_resnet_small")
+register("deeplabv3_resnet_small", "segmentation", dense.deeplabv3_resnet_small, "DeepLabV3 head (ASPP 64 ch, rates 2-4-6) on a ResNet (CIFAR stem, 16-32-64)")
+register("deeplabv3_sew_resnet_small", "segmentation", dense.deeplabv3_sew_resnet_small, "deeplabv3_resnet_small on SEW-ResNet blocks", teacher="deeplabv3_resnet_small")
 
 # tiny variants: each family, a few thousand parameters, for the tests
 _TINY = (8, 16)
