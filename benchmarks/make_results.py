@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/make_results.py
 
 Reads benchmarks/results/{digits_sakd,fashion_mnist,fashion_mnist_cpu,fashion_mnist_quick,training_cost,
-simulator_throughput,lava_vs_sakd}.json, whichever exist; every table names the command that produced it.
+simulator_throughput,lava_vs_sakd,pilotnet_netx}.json, whichever exist; every table names the command that produced it.
 """
 
 from __future__ import annotations
@@ -207,6 +207,28 @@ def speed_section(sim: dict[str, Any] | None, lava: dict[str, Any] | None) -> li
     return lines
 
 
+def pilotnet_section(data: dict[str, Any]) -> list[str]:
+    """benchmarks/pilotnet_netx.py: PilotNet-size netx files through sakd and lava-dl's netx."""
+    rows = data["rows"]
+    lines = ["## netx files: PilotNet through sakd and lava-dl", "",
+             f"Command: `.venv/bin/python {data['command'].strip()}` — {data['what']}. "
+             f"CPU ({data['machine']['cpus']} cores, 1-minute load "
+             f"{data['machine']['load_average_1m']:.1f} at the end), no GPU.", "",
+             "| network | file | neurons | models | steps | Lava samples/s (run loop) | "
+             "sakd samples/s | sakd / Lava | bit-exact (every layer, message, state, step) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        exact = (f"yes ({r['values_compared']:,} values, {r['samples_compared']} samples)"
+                 if r["bit_exact"] else f"NO: {r['first_difference']}")
+        lines.append(f"| {r['network']} | {r['file']} | {r['neurons']:,} | {', '.join(r['models'])} | "
+                     f"{r['steps']} | {r['lava_samples_per_s_run']:.3f} | "
+                     f"{r['sakd_samples_per_s']:.1f} | {r['speedup_vs_lava_run']:,.0f}× | {exact} |")
+    lines += ["", "Lava's rate is its simulation loop alone (no import, build or compile; "
+              "recording only the last layer); with every layer recorded, and end to end, it is "
+              "lower (both in the JSON).", ""]
+    return lines
+
+
 def training_cost_section(data: dict[str, Any]) -> list[str]:
     """Seconds per training epoch of the ANN, the SNN from scratch and SAKD, run alone."""
     rows = data["rows"]
@@ -323,6 +345,9 @@ def main() -> None:
     sim, lava = _load("simulator_throughput"), _load("lava_vs_sakd")
     if sim or lava:
         lines += speed_section(sim, lava)
+    pilotnet = _load("pilotnet_netx")
+    if pilotnet:
+        lines += pilotnet_section(pilotnet)
     lines += mapping_section(_load("mapping"))
     atomic_write_text(DOCS / "results.md", "\n".join(lines) + "\n")
     print(f"wrote {DOCS / 'results.md'}")

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from sakd.hardware.errors import MissingFileError, SakdError, Terminated
-from sakd.hardware.lava_runner import NETX_INPUT_MODES, LavaInputError, integer_inputs
+from sakd.hardware.lava_runner import NETX_INPUT_MODES, NETX_RECORD, LavaInputError, integer_inputs
 
 __all__ = [
     "LavaInputError",
@@ -327,7 +327,8 @@ def read_result(path: str | os.PathLike[str], *, stderr: str = "") -> LavaResult
 class NetxReference:
     """What Lava computed for a netx file, every layer at every step, in sakd's layout.
 
-    ``layers[name][var]``: int64 [steps, B, *shape] for every layer ``layer{i}`` of
+    ``layers[name][var]``: int64 [steps, B, *shape] for every layer (only the last one when
+    the run was made with ``record="output"``) ``layer{i}`` of
     ``netx.hdf5.Network(...).layers`` (i: its ``/layer/{i}`` group; flatten and neuron-less
     input groups make no layer), in network order (``names``): ``"s"``, what the layer's neuron
     sent at step t (0/1 spikes, or graded messages), and the neuron's state Vars after step t
@@ -366,7 +367,8 @@ class NetxReferenceJob:
     """One run of :func:`run_netx_reference_batch`; the fields are :func:`run_netx_reference`'s
     arguments (``samples_per_build``: samples per network build, default all; 1 = a fresh build
     per sample; ``monitor_check``: also record with Lava's Monitor and compare; ``zero_state``
-    False: do not zero the state between samples, only to show what would leak)."""
+    False: do not zero the state between samples, only to show what would leak; ``record``
+    ``"output"``: only the last layer, for timing Lava as a user runs it)."""
 
     path: str | os.PathLike[str]
     inputs: Any
@@ -380,12 +382,15 @@ class NetxReferenceJob:
     samples_per_build: int | None = None
     monitor_check: bool = False
     zero_state: bool = True
+    record: str = "all"
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or int(self.steps) != self.steps or int(self.steps) < 1:
             raise LavaInputError(f"steps must be an integer >= 1, got {self.steps!r}")
         if self.input_mode not in NETX_INPUT_MODES:
             raise LavaInputError(f"input_mode must be one of {NETX_INPUT_MODES}, got {self.input_mode!r}")
+        if self.record not in NETX_RECORD:
+            raise LavaInputError(f"record must be one of {NETX_RECORD}, got {self.record!r}")
         for name in ("input_message_bits", "reset_interval", "samples_per_build"):
             value = getattr(self, name)
             low = 0 if name == "input_message_bits" else 1
@@ -404,7 +409,8 @@ class NetxReferenceJob:
                 "reset_offset": int(self.reset_offset), "spike_exp": int(self.spike_exp),
                 "sparse_fc_layer": bool(self.sparse_fc_layer),
                 "samples_per_build": None if self.samples_per_build is None else int(self.samples_per_build),
-                "monitor_check": bool(self.monitor_check), "zero_state": bool(self.zero_state)}
+                "monitor_check": bool(self.monitor_check), "zero_state": bool(self.zero_state),
+                "record": self.record}
 
 
 def run_netx_reference(
@@ -421,6 +427,7 @@ def run_netx_reference(
     timeout: float | None = None,
     samples_per_build: int | None = None,
     monitor_check: bool = False,
+    record: str = "all",
 ) -> NetxReference:
     """Run the netx file ``path`` on Lava as a lava-dl user would and record every layer.
 
@@ -446,7 +453,7 @@ def run_netx_reference(
                            input_message_bits=input_message_bits, reset_interval=reset_interval,
                            reset_offset=reset_offset, spike_exp=spike_exp,
                            sparse_fc_layer=sparse_fc_layer, samples_per_build=samples_per_build,
-                           monitor_check=monitor_check)
+                           monitor_check=monitor_check, record=record)
     (result,) = run_netx_reference_batch([job], timeout=timeout)
     if isinstance(result, Exception):
         raise result
@@ -516,8 +523,9 @@ def read_netx_reference(path: str | os.PathLike[str]) -> NetxReference:
         meta = json.loads(str(data["meta"]))
         layers: dict[str, dict[str, np.ndarray]] = {}
         for i, name in enumerate(meta["names"]):
-            info = meta["layers"][i]
-            layers[name] = {var: data[f"L{i}.{var}"] for var in info["recorded"]}
+            if name in meta.get("recorded_layers", meta["names"]):
+                info = meta["layers"][i]
+                layers[name] = {var: data[f"L{i}.{var}"] for var in info["recorded"]}
     return NetxReference(layers=layers, names=list(meta["names"]), steps=int(meta["steps"]),
                          options=dict(meta["options"]), meta=meta)
 

@@ -68,7 +68,6 @@ import json
 import math
 import sys
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,57 +165,15 @@ def sample_inputs(inputs: np.ndarray, input_shape: tuple[int, ...], time_steps: 
 
 
 def _import_netx_hdf5() -> Any:
-    """``lava.lib.dl.netx.hdf5``, also where torch is absent (the Lava env installs lava-dl
-    without its torch dependency). netx's package ``__init__`` imports its torch-based
-    sequential modules, and ``hdf5`` imports slayer's RF-neuron parameter helper (torch); neither
-    is used for CUBA/LOIHI neurons. Without torch the package is entered without its __init__
-    and the RF helper is replaced by one that raises (RF neurons then fail with that message)."""
+    """``lava.lib.dl.netx.hdf5``: lava-dl's netx, with the torch it needs (the Lava environment
+    installs both: scripts/make_lava_env.sh). An environment without it gets an ImportError that
+    says how to rebuild it."""
     try:
-        import torch  # noqa: F401
-    except ImportError:
-        pass
-    else:
         from lava.lib.dl.netx import hdf5
-
-        return hdf5
-    import importlib
-    import importlib.util
-
-    if "lava.lib.dl.netx.hdf5" in sys.modules:
-        return sys.modules["lava.lib.dl.netx.hdf5"]
-    spec = importlib.util.find_spec("lava.lib.dl.netx")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("lava.lib.dl.netx is not installed (lava-dl)")
-    if "lava.lib.dl.netx" not in sys.modules:
-        pkg = types.ModuleType("lava.lib.dl.netx")
-        pkg.__path__ = list(spec.submodule_search_locations)
-        pkg.__package__ = "lava.lib.dl.netx"
-        sys.modules["lava.lib.dl.netx"] = pkg
-
-    def rf_unavailable(*_args: Any, **_kwargs: Any) -> Any:
-        raise NotImplementedError("RF neurons in netx need torch (lava-dl's slayer), which the "
-                                  "Lava environment does not install")
-
-    for name in ("lava.lib.dl.slayer", "lava.lib.dl.slayer.neuron", "lava.lib.dl.slayer.neuron.rf"):
-        if name not in sys.modules:
-            mod = types.ModuleType(name)
-            mod.__path__ = []
-            sys.modules[name] = mod
-    sys.modules["lava.lib.dl.slayer.neuron.rf"].neuron_params = rf_unavailable  # type: ignore[attr-defined]
-    # Lava's compiler looks for process models by importing every module of a process's parent
-    # package (lava/magma/compiler/compiler_graphs.py, _find_proc_models), outside any try: the
-    # torch-based sequential_modules would fail there. A placeholder with the real file name
-    # satisfies that walk; the compiler's own file scan then skips the real one with a warning,
-    # which is silenced here.
-    seq = "lava.lib.dl.netx.sequential_modules"
-    if seq not in sys.modules:
-        mod = types.ModuleType(seq)
-        mod.__file__ = str(Path(spec.submodule_search_locations[0]) / "sequential_modules.py")
-        sys.modules[seq] = mod
-    import warnings
-
-    warnings.filterwarnings("ignore", message=r"Cannot import module .*sequential_modules")
-    return importlib.import_module("lava.lib.dl.netx.hdf5")
+    except ImportError as exc:
+        raise ImportError(f"lava-dl's netx cannot be imported ({exc}); rebuild the Lava "
+                          f"environment with `make lava-env`") from exc
+    return hdf5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,6 +320,13 @@ def run_ir(network_path: str | Path, inputs: np.ndarray, time_steps: int, *, tra
     from sakd.hardware.netfile import read_network
 
     net = read_network(network_path)
+    if net.schedule != "sample" or net.limits != "hardware" or any(
+            p.neuron.model != "cuba_lif" for p in net.populations):
+        raise LavaInputError(f"{network_path}: run_ir runs sakd's own sample networks of CUBA-LIF "
+                             f"populations under hardware limits (even weights in [-256, 254], "
+                             f"which num_weight_bits 8 keeps exact); this one is a "
+                             f"{net.schedule} network under {net.limits} limits: run the netx file "
+                             f"it came from with run_netx_reference")
     spec = net.target_spec
     T = int(time_steps)
     if T < 1:
@@ -521,6 +485,8 @@ def _timed_run(build: Callable, x_seq: np.ndarray, T: int, L: int, S: int, trace
 
 #: the input modes of :func:`run_netx_reference`
 NETX_INPUT_MODES = ("port", "a_in", "bias")
+#: what a netx reference run records: every layer, or only the last one
+NETX_RECORD = ("all", "output")
 
 #: the state Vars recorded per neuron process (Lava's names), in this order
 NETX_RECORDED_STATE: dict[str, tuple[str, ...]] = {
@@ -840,6 +806,7 @@ def run_netx_reference(
     samples_per_build: int | None = None,
     monitor_check: bool = False,
     zero_state: bool = True,
+    record: str = "all",
     workdir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run a netx file free-running, as a lava-dl user would, and record every layer.
@@ -882,6 +849,10 @@ def run_netx_reference(
     Conv ``a_buf``, both synapses of RecurrentDense and ComplexDense) is set to zero, so the
     next sample starts as a freshly built network does (a test proves it against fresh builds).
 
+    ``record``: ``"all"`` (every layer) or ``"output"`` (only the last layer: what a lava-dl
+    user reads; the speed benchmarks time this, since recording every layer costs Lava as much
+    as the run).
+
     ``zero_state=False`` skips the zeroing (only to show what would leak from one sample into
     the next). ``monitor_check``: also probe every recorded Var and s_out with Lava's own ``Monitor`` (one
     process each, read back through Var.get: slow, for small networks) and report in
@@ -911,6 +882,8 @@ def run_netx_reference(
         raise LavaInputError(f"input_message_bits must be None or >= 0, got {input_message_bits}")
     if samples_per_build is not None and int(samples_per_build) < 1:
         raise LavaInputError(f"samples_per_build must be None or >= 1, got {samples_per_build}")
+    if record not in NETX_RECORD:
+        raise LavaInputError(f"record must be one of {NETX_RECORD}, got {record!r}")
     if not Path(netx_path).exists():
         raise LavaInputError(f"no such netx file: {netx_path}")
 
@@ -934,6 +907,9 @@ def run_netx_reference(
 
     def layer_infos(network: Any) -> list[_NetxLayerInfo]:
         return [_NetxLayerInfo(f"layer{g}", g, layer) for g, layer in zip(groups, network.layers)]
+
+    def recorded_infos(all_infos: list[_NetxLayerInfo]) -> list[_NetxLayerInfo]:
+        return all_infos if record == "all" else all_infos[-1:]
 
     infos = layer_infos(net)
     first = infos[0]
@@ -970,7 +946,7 @@ def run_netx_reference(
     to_lava = _lava_to_sakd_axes(len(in_shape))  # reversing is its own inverse
 
     out = {info.name: {var: np.zeros((steps, B) + info.shape, np.int64)
-                       for var in ("s", *info.recorded)} for info in infos}
+                       for var in ("s", *info.recorded)} for info in recorded_infos(infos)}
     monitor_report: dict[str, bool] = {}
     tmp = Path(tempfile.mkdtemp(prefix="netx-ref-", dir=workdir))
     try:
@@ -996,13 +972,15 @@ def run_netx_reference(
                     source.s_out.connect(net.in_layer.neuron.a_in)
 
             # the recorder: an InPort per layer's s_out, a RefPort per state Var / buffer
-            s_shapes = [info.lava_shape for info in infos]
+            rec_infos = recorded_infos(infos)
+            s_shapes = [info.lava_shape for info in rec_infos]
             refs: list[Any] = []
             read_files: dict[int, str] = {}
             reads: list[tuple[str, str, int]] = []
             zero: list[int] = []
             for info in infos:
-                recorded = {id(getattr(info.neuron, v)): v for v in info.recorded}
+                recorded = ({id(getattr(info.neuron, v)): v for v in info.recorded}
+                            if info.name in out else {})
                 for var in info.zeroed:
                     j = len(refs)
                     refs.append(var)
@@ -1018,11 +996,11 @@ def run_netx_reference(
             dtypes = ["int16" if (bias is not None and j == bias[0]) else "int32"
                       for j in range(len(refs))]
             rec_cls, _ = _recorder_types()
-            s_files = [str(tmp / f"{info.name}.s.{start}.npy") for info in infos]
+            s_files = [str(tmp / f"{info.name}.s.{start}.npy") for info in rec_infos]
             recorder = rec_cls(s_shapes=s_shapes, ref_shapes=[tuple(v.shape) for v in refs],
                                samples=n, S=S, steps=steps, s_files=s_files,
                                read_files=read_files, zero=zero, ref_dtypes=dtypes, bias=bias)
-            for i, info in enumerate(infos):
+            for i, info in enumerate(rec_infos):
                 info.neuron.s_out.connect(getattr(recorder, f"s{i}"))
             for j, var in enumerate(refs):
                 getattr(recorder, f"r{j}").connect_var(var)
@@ -1030,12 +1008,12 @@ def run_netx_reference(
             if monitor_check:
                 from lava.proc.monitor.process import Monitor
 
-                for info in infos:
+                for info in rec_infos:
                     for var in ("s", *info.recorded):
                         mon = Monitor()
                         mon.probe(info.neuron.s_out if var == "s" else getattr(info.neuron, var), n * S)
                         monitors[(info.name, var)] = mon
-            model = _recorder_model(recorder, len(infos), dtypes)
+            model = _recorder_model(recorder, len(rec_infos), dtypes)
             cfg = Loihi2SimCfg(select_tag="fixed_pt",
                                exception_proc_model_map={recorder: model, type(recorder): model})
 
@@ -1063,7 +1041,7 @@ def run_netx_reference(
             net.stop()
             _end_new_workers(workers)
             t0 = time.perf_counter()
-            for info, path in zip(infos, s_files):
+            for info, path in zip(rec_infos, s_files):
                 out[info.name]["s"][:, start:start + n] = _memmap_to_sakd(path)
             for name, var, j in reads:
                 out[name][var][:, start:start + n] = _memmap_to_sakd(read_files[j])
@@ -1081,8 +1059,9 @@ def run_netx_reference(
     options = {"steps": steps, "input_mode": input_mode, "input_message_bits": imb,
                "reset_interval": kwargs["reset_interval"], "reset_offset": kwargs["reset_offset"],
                "spike_exp": kwargs["spike_exp"], "sparse_fc_layer": kwargs["sparse_fc_layer"],
-               "samples_per_build": chunk, "zero_state": bool(zero_state)}
+               "samples_per_build": chunk, "zero_state": bool(zero_state), "record": record}
     meta = {"mode": "netx-reference", "network": netx_path, "names": [i.name for i in infos],
+            "recorded_layers": list(out),
             "groups": [{"group": i, "type": kind, "neuron": has} for i, kind, has in kinds],
             "layers": [info.describe() for info in infos], "input_shape": list(in_shape),
             "input_lava_shape": list(lava_in), "samples": int(B), "steps": steps,
@@ -1165,9 +1144,10 @@ def write_netx_reference(result: dict[str, Any], path: str | Path) -> Path:
     """``L{i}.{var}`` arrays (layer i of ``meta.names``) and the meta as JSON text."""
     path = Path(path)
     arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(result["meta"], default=_json_default))}
-    for i, name in enumerate(result["meta"]["names"]):
-        for var, data in result["layers"][name].items():
-            arrays[f"L{i}.{var}"] = data
+    names = result["meta"]["names"]
+    for name, layer in result["layers"].items():
+        for var, data in layer.items():
+            arrays[f"L{names.index(name)}.{var}"] = data
     tmp = path.with_name(f".{path.name}.tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(path)

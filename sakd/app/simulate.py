@@ -276,9 +276,13 @@ def file_assumptions(network: Any) -> list[str]:
     out: list[str] = []
     nir = meta.get("nir_import")
     if isinstance(nir, dict):
-        out.append(f"NIR: dt = {nir.get('dt')} s, firing {nir.get('firing')!r}, input "
-                   f"{nir.get('input_encoding')}")
-        out.extend(str(a) for a in nir.get("assumptions", []))
+        inp = nir.get("input") if isinstance(nir.get("input"), dict) else {}
+        encoding = inp.get("encoding")
+        if encoding == "graded":
+            encoding = f"graded ({inp.get('bits')} bits, scale {inp.get('scale')})"
+        out.append(f"NIR: dt = {nir.get('dt')} s, spike rule v {nir.get('spike_rule')} "
+                   f"threshold, {nir.get('integration')}, input {encoding}")
+        out.extend(str(n) for n in nir.get("notes", []))
     netx = meta.get("netx_options")
     if isinstance(netx, dict):
         shown = ", ".join(f"{k} = {v}" for k, v in netx.items() if v not in (None, False))

@@ -414,7 +414,7 @@ def inspect_onnx(path: Path) -> Inspection:
 
 
 SUPPORT = Support(
-    neuron_models=("spikingjelly LIF (float)",), layer_kinds=("any torch layer the model uses",),
+    neuron_models=("spikingjelly LIF, IF, ParametricLIF (float)",), layer_kinds=("any torch layer the model uses",),
     residual_fan_in=True, delays="none (float model, no synapse latency)", recurrence=False,
     graded_messages=False, multiple_readouts=False,
     notes=("the float SNN unrolled over its T steps (and the ANN teacher), for onnxruntime; "

@@ -8,6 +8,7 @@ Two sets of files, each run in ONE reference subprocess (``run_netx_reference_ba
   input, input neurons fed through ``a_in`` or ``bias``, scalar / axonal / per-synapse delays,
   ``sparse_fc_layer`` and 1-D weights), under netx's run options (``reset_interval``,
   ``reset_offset``);
+- the same networks as sakd writes them (``write_netx`` of what it read): Lava runs sakd's files;
 - random netx files of every kind (``tests/netx_random.py``), three per family.
 
 netx 0.6 cannot run a layer whose neuron carries ``messageBits`` (``messageBits`` is not among
@@ -31,7 +32,7 @@ import h5py
 import numpy as np
 import pytest
 
-from sakd.formats.netx import NetxImportError, read_netx
+from sakd.formats.netx import NetxImportError, read_netx, write_netx
 from sakd.hardware.lava_bridge import NetxReference, NetxReferenceJob, run_netx_reference_batch
 from sakd.hardware.simulator import SimulationResult, simulate
 
@@ -118,6 +119,7 @@ def _ok(result: Any, label: str) -> NetxReference:
 def exporter_runs(netx_files: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """key -> (file sakd reads, job, Lava's result) for every exporter file and run option."""
     folder, stripped = netx_files["dir"], tmp_path_factory.mktemp("stripped")
+    written = tmp_path_factory.mktemp("written")
     cases: dict[str, tuple[Path, Path, NetxReferenceJob]] = {}
     for stem, e in netx_files["entries"].items():
         path = folder / e["file"]
@@ -133,6 +135,10 @@ def exporter_runs(netx_files: dict[str, Any], tmp_path_factory: pytest.TempPathF
         for tag, over in variants:
             job = NetxReferenceJob(lava_path, x, e["steps"], **{**base, **over})
             cases[f"{stem}{':' + tag if tag else ''}"] = (path, lava_path, job)
+        if lava_path == path:  # sakd writes the network it read; Lava runs sakd's file
+            mine = write_netx(_read(path, NetxReferenceJob(path, x, e["steps"], **base)),
+                              written / e["file"])
+            cases[f"{stem}:written"] = (mine, mine, NetxReferenceJob(mine, x, e["steps"], **base))
     results = run_netx_reference_batch([c[2] for c in cases.values()], timeout=900)
     return {key: (c[0], c[2], res) for (key, c), res in zip(cases.items(), results)}
 
@@ -148,9 +154,10 @@ def test_sakd_runs_every_exporter_file_bit_exactly_as_lava(netx_files, exporter_
         kinds.update(ref.layer_info(n)["neuron"] for n in ref.names)
     assert kinds == {"LIF", "LIFReset", "Delta", "SigmaDelta", "Sigma", "RF", "RF_IZ"}
     assert compared > 100_000
-    # every exporter file netx runs is in the comparison
+    # every exporter file netx runs is in the comparison, and sakd's own writing of it
     runnable = {s for s, e in netx_files["entries"].items() if "refused" not in e}
     assert runnable <= {k.split(":")[0] for k in exporter_runs}
+    assert runnable <= {k.split(":")[0] for k in exporter_runs if k.endswith(":written")}
 
 
 @lava

@@ -67,6 +67,7 @@ def refs(netx_files: dict[str, Any]) -> dict[str, Any]:
     jobs["reset"] = _job(files, "dense_1d", x[:, :SAMPLES], **RESET)
     jobs["reset:fresh"] = _job(files, "dense_1d", x[:, 1:2], **RESET)
     jobs["reset:offset2"] = _job(files, "dense_1d", x[:, :1], reset_interval=6, reset_offset=2)
+    jobs["output:sdnn"] = _job(files, "sdnn", record="output")
     # inputs or modes the files cannot take
     jobs["bad:port-on-input-neuron"] = _job(files, "cuba_input_a_in", input_mode="port")
     jobs["bad:bias-on-delta"] = _job(files, "sdnn", _inputs(files, "sdnn")[:1, :1].repeat(16, 0),
@@ -184,7 +185,7 @@ def test_options_fill_in_netx_defaults(netx_files, refs) -> None:
     assert binary.options == {"steps": 16, "input_mode": "port", "input_message_bits": 0,
                               "reset_interval": None, "reset_offset": 0, "spike_exp": 6,
                               "sparse_fc_layer": False, "samples_per_build": SAMPLES,
-                              "zero_state": True}
+                              "zero_state": True, "record": "all"}
     assert _ok(refs, "also0:delays_hand").options["sparse_fc_layer"] is True
 
 
@@ -367,3 +368,13 @@ def test_jobs_are_checked_before_any_run(tmp_path) -> None:
         run_netx_reference(tmp_path / "missing.net", x, steps=4)
     with pytest.raises(LavaInputError, match="integers"):
         run_netx_reference_batch([NetxReferenceJob(f, np.full((4, 1, 3), 0.5), steps=4)])
+
+
+@lava
+def test_record_output_keeps_only_the_last_layer_unchanged(refs) -> None:
+    full, last = _ok(refs, "run:sdnn"), _ok(refs, "output:sdnn")
+    assert last.names == full.names and list(last.layers) == [full.names[-1]]
+    assert last.options["record"] == "output"
+    for var, data in full.layers[full.names[-1]].items():
+        np.testing.assert_array_equal(last.layers[full.names[-1]][var], data)
+

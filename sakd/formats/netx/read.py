@@ -458,6 +458,11 @@ class _Builder:
             ntype = text(n["type"][()]) if "type" in n else "?"
             values = {}
         bits_key = None if n is None or "messageBits" not in n else int_key(n, "messageBits", loc)
+        if bits_key is not None and not self.own:
+            self.notes.append(f"{loc}/messageBits = {bits_key}: read as the width of the layer's "
+                              f"messages; lava-dl 0.6's netx cannot run a file with this key (its "
+                              f"NetDict passes a NetDict, not the number, to Lava, whose compiler "
+                              f"then fails)")
 
         def get(key: str) -> int:
             return int(values[key]) if n is None else int_key(n, key, loc)

@@ -73,6 +73,7 @@ from sakd.formats.base import FormatError, check_supported
 from sakd.hardware.atomic import atomic_path
 from sakd.hardware.integrity import seal
 from sakd.hardware.ir import Network, Population, Projection
+from sakd.hardware.neurons.sigma_delta import NETX_SDNN_MESSAGE_BITS
 from sakd.hardware.target import NETX_BIAS_EXP, TargetSpec
 
 from .common import (
@@ -399,7 +400,9 @@ def _write_neuron(g: h5py.Group, pop: Population, spec: TargetSpec) -> None:
             values["messageBits"] = pop.message_bits
     elif model in ("delta", "sigma_delta", "sigma"):
         _type(n, "SDNN")
-        values = {"messageBits": pop.message_bits}
+        # netx's default width is 16; lava-dl 0.6 cannot run a file that states messageBits at
+        # all (docs/netx.md), so the key is written only where the width differs
+        values = {} if pop.message_bits == NETX_SDNN_MESSAGE_BITS else {"messageBits": pop.message_bits}
         if model != "sigma":
             values["vThMant"] = m.vth
         else:
