@@ -311,7 +311,8 @@ def simulate(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit:
     simulate_report.json (and --traces)."""
     from rich.progress import Progress
 
-    from sakd.app.simulate import SimulateOptions, parse_shape, report_path, simulate_job
+    from sakd.app.common import parse_shape
+    from sakd.app.simulate import SimulateOptions, report_path, simulate_job
     from sakd.render.simulate import render_simulate
 
     given = {"input_mode": input_mode, "spike_exp": spike_exp,

@@ -146,3 +146,23 @@ def read_network_file(path: str | os.PathLike[str], **options: Any) -> Network:
     from sakd.formats import read_any
 
     return read_any(resolve_network_path(path), **options)
+
+
+def check_shape(value: Any, option: str) -> tuple[int, ...]:
+    """An input shape: (C, H, W) or (N,), positive integers, no batch or time axis."""
+    shape = tuple(value)
+    if len(shape) not in (1, 3) or not all(isinstance(d, int) and not isinstance(d, bool)
+                                          and d >= 1 for d in shape):
+        raise JobError(f"{option} {','.join(str(d) for d in shape) or '(empty)'}: give C,H,W or "
+                       "N (positive integers, no batch or time axis)")
+    return shape
+
+
+def parse_shape(text: str, option: str) -> tuple[int, ...]:
+    """``C,H,W`` (or ``N``) from the command line."""
+    try:
+        shape = tuple(int(part.strip()) for part in str(text).split(","))
+    except ValueError:
+        raise JobError(f"{option} {text}: give integers separated by commas, e.g. 3,32,32") from None
+    return check_shape(shape, option)
+

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sakd.app.common import JobError
+from sakd.app.common import JobError, check_shape, parse_shape
 from sakd.app.export import ExportOptions, ExportResult, validate_options, write_export
 from sakd.hardware.errors import MissingFileError
 from sakd.hardware.ir import DEFAULT_GRADED_BITS
@@ -248,7 +248,7 @@ def resolve_input(options: OwnModelOptions, example_shape: tuple[int, ...] | Non
         info = load_splits(options.data, options.data_root, augment=False).info
     shape = options.input_shape or example_shape
     if shape is not None:
-        shape = _shape(shape, "input shape (--input-shape)")
+        shape = check_shape(shape, "input shape (--input-shape)")
     if info is not None:
         data_shape = (info.in_channels, *info.image_size)
         if shape is not None and shape != data_shape:
@@ -293,15 +293,6 @@ def _positive_int(value: Any, option: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise JobError(f"{option} {value!r}: give a positive integer")
     return value
-
-
-def _shape(value: Sequence[Any], option: str) -> tuple[int, ...]:
-    shape = tuple(value)
-    if len(shape) not in (1, 3) or not all(isinstance(d, int) and not isinstance(d, bool)
-                                          and d >= 1 for d in shape):
-        raise JobError(f"{option} {','.join(str(d) for d in shape) or '(empty)'}: give C,H,W or "
-                       "N (positive integers, no batch or time axis)")
-    return shape
 
 
 def _range(value: Sequence[Any]) -> tuple[float, float]:
@@ -354,13 +345,6 @@ def _numbers(text: str, option: str, kind: type = float) -> list[Any]:
     except ValueError:
         what = "integers" if kind is int else "numbers"
         raise JobError(f"{option} {text}: give comma-separated {what}") from None
-
-
-def parse_shape(text: str | None) -> tuple[int, ...] | None:
-    """``--input-shape C,H,W`` or ``N``."""
-    if text is None:
-        return None
-    return _shape(_numbers(text, "--input-shape", int), "--input-shape")
 
 
 def parse_range(text: str | None) -> tuple[float, float] | None:
@@ -447,7 +431,8 @@ def own_model_request(checkpoint: Path | None, *, model: str | None, weights: Pa
                        "torch.save(model.state_dict(), 'W.pt'))")
     source = ModelSource(model, Path(weights), parse_model_args(model_args))
     options = OwnModelOptions(
-        out_dir=Path(out_dir), time_steps=time_steps, input_shape=parse_shape(input_shape),
+        out_dir=Path(out_dir), time_steps=time_steps,
+        input_shape=None if input_shape is None else parse_shape(input_shape, "--input-shape"),
         input_range=parse_range(input_range), normalize=parse_normalize(normalize), data=data,
         classes=parse_classes(classes), formats=formats, target=target, input_bits=input_bits,
         calibrate=calibrate, data_root=data_root)

@@ -128,17 +128,6 @@ class SimulateReport:
         return dataclasses.asdict(self)
 
 
-def parse_shape(text: str, option: str) -> tuple[int, ...]:
-    """``C,H,W`` (or ``N``) from the command line."""
-    try:
-        shape = tuple(int(part) for part in text.split(","))
-    except ValueError as exc:
-        raise JobError(f"{option} {text!r}: give integers separated by commas, e.g. 3,32,32") from exc
-    if not shape or any(d < 1 for d in shape):
-        raise JobError(f"{option} {text!r}: every size must be a positive integer")
-    return shape
-
-
 def validate_options(options: SimulateOptions) -> None:
     count_option(options.limit, "--limit")
     count_option(options.batch, "--batch")
