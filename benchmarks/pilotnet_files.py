@@ -23,10 +23,12 @@ import json
 import sys
 from pathlib import Path
 
-import h5py
 import torch
 import torch.nn.functional as F
 from lava.lib.dl import slayer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "lava"))
+from netx_files import Net  # the exporter wrapper the Lava tests use
 
 INPUT_SHAPE = (3, 66, 200)
 #: (in, out, stride, padding) of the five 3x3 convolutions
@@ -43,40 +45,25 @@ SDNN = {"threshold": 6 / 64, "tau_grad": 0.5, "scale_grad": 1, "requires_grad": 
         "shared_param": True, "activation": F.relu}
 
 
-class PilotNet(torch.nn.Module):
-    """The blocks in order; exported as lava-dl's tutorials do."""
-
-    def __init__(self, family: str) -> None:
-        super().__init__()
-        lib = slayer.block.cuba if family == "lif" else slayer.block.sigma_delta
-        params = CUBA if family == "lif" else SDNN
-        blocks: list[torch.nn.Module] = [lib.Input(params)]
-        for cin, cout, stride, padding in CONVS:
-            blocks.append(lib.Conv(params, cin, cout, 3, stride=stride, padding=padding))
-        blocks.append(lib.Flatten())
-        for k, (fin, fout) in enumerate(itertools.pairwise(DENSE)):
-            last = k == len(DENSE) - 2
-            if family == "sdnn" and last:
-                blocks.append(lib.Output(params, fin, fout))
-            else:
-                blocks.append(lib.Dense(params, fin, fout))
-        self.blocks = torch.nn.ModuleList(blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return x
-
-    def export_hdf5(self, filename: Path) -> None:
-        with h5py.File(filename, "w") as h:
-            layer = h.create_group("layer")
-            for i, block in enumerate(self.blocks):
-                block.export_hdf5(layer.create_group(f"{i}"))
+def pilotnet(family: str) -> Net:
+    """The blocks in order (``family``: ``lif`` or ``sdnn``), in tests/lava/netx_files.py's
+    ``Net``, which exports them as lava-dl's tutorials do."""
+    lib = slayer.block.cuba if family == "lif" else slayer.block.sigma_delta
+    params = CUBA if family == "lif" else SDNN
+    blocks: list[torch.nn.Module] = [lib.Input(params)]
+    for cin, cout, stride, padding in CONVS:
+        blocks.append(lib.Conv(params, cin, cout, 3, stride=stride, padding=padding))
+    blocks.append(lib.Flatten())
+    for k, (fin, fout) in enumerate(itertools.pairwise(DENSE)):
+        last = k == len(DENSE) - 2
+        blocks.append(lib.Output(params, fin, fout) if family == "sdnn" and last
+                      else lib.Dense(params, fin, fout))
+    return Net(*blocks)
 
 
 def make(family: str, out: Path, seed: int) -> dict:
     gen = torch.Generator().manual_seed(seed + (0 if family == "lif" else 1))
-    net = PilotNet(family).eval()
+    net = pilotnet(family).eval()
     with torch.no_grad():
         net(torch.zeros((1, *INPUT_SHAPE, 2)))  # slayer sets neuron shapes on the first pass
         stds = LIF_STD if family == "lif" else SDNN_STD
