@@ -10,7 +10,8 @@ like a spike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -93,3 +94,24 @@ class NetworkCounts:
                 "dense_flops": proj.dense_flops,
             }
         return summary
+
+
+def concatenate_counts(parts: Sequence[NetworkCounts]) -> NetworkCounts:
+    """The counts of several runs of one network (consecutive sample ranges) as one: every
+    per-sample array concatenated in order (exact: integers are only moved)."""
+    if not parts:
+        raise ValueError("concatenate_counts needs at least one NetworkCounts")
+    first = parts[0]
+    pops = {name: replace(pop,
+                          spikes_per_step=np.concatenate([p.populations[name].spikes_per_step
+                                                          for p in parts]),
+                          active_updates=np.concatenate([p.populations[name].active_updates
+                                                         for p in parts]))
+            for name, pop in first.populations.items()}
+    projs = {name: replace(proj,
+                           synops=np.concatenate([p.projections[name].synops for p in parts]),
+                           graded_macs=np.concatenate([p.projections[name].graded_macs
+                                                       for p in parts]))
+             for name, proj in first.projections.items()}
+    return NetworkCounts(time_steps=first.time_steps, samples=sum(p.samples for p in parts),
+                         populations=pops, projections=projs)

@@ -22,15 +22,24 @@ its window only (``T`` steps, from zero state), which gives the same readout, pr
 counts as the full ``T + L`` steps; a recorded population and its ancestors run all ``T + L``
 steps, so traces are exactly Lava's (staggered reset included).
 
-**Exact GEMMs.** Synaptic sums run as float64 GEMMs (BLAS) on integer values. Every product
-``w · x`` is an integer with ``|w| ≤ 256`` and every partial sum, in whatever order BLAS adds,
-is a sum of a subset of the products, so ``|partial| ≤ max_row Σ|w| · max|x|``. When that bound is
-below 2^53 every intermediate value is an exactly representable integer and the result is exact
-(FMA included). Spikes have ``max|x| = 1``, so a conv/dense needs fan-in · 256 < 2^53; graded
-inputs (at most 24 bits, ``|x| ≤ 2^23``) need fan-in < 2^22. The bound is checked at run time
-with the actual data; when it fails the input is split into limbs ``x = lo + hi · 2^k`` (each
-limb within the bound) and the partial results are combined in int64, which is exact. Never
-float32 / TF32.
+**Exact GEMMs.** Synaptic sums run as float32 or float64 GEMMs (BLAS) on integer values. Every
+product ``w · x`` is an integer with ``|w| ≤ 256`` and every partial sum, in whatever order BLAS
+adds, is a sum of a subset of the products, so ``|partial| ≤ max_row Σ|w| · max|x|``. When that
+bound is below 2^24 (float32) or 2^53 (float64) every intermediate value is an exactly
+representable integer and the result is exact (FMA included; the full argument is in
+``synapses``). Spikes have ``max|x| = 1``, so a conv/dense from spikes runs in float32 whenever
+``Σ|w| < 2^24`` (any fan-in below 65,536 at |w| = 256); graded inputs and messages are bounded by
+the largest magnitude in each block, measured before the GEMM, and take float32, float64 or —
+when even float64 fails — limbs ``x = lo + hi · 2^k`` (each within the bound) combined in int64.
+The choice is made per projection and block from the IR's weights and the data; a failed bound
+falls back, it never rounds. Never TF32, fp16 or bf16 (the torch backend switches TF32 and
+cuDNN off around every synapse, ``backends``).
+
+**Batch tiles.** The neuron recursion of a population runs over tiles of the batch of about
+``CPU_TILE_ELEMENTS`` neurons (every sample is independent, so the order of samples does not
+matter): the dozen elementwise passes of each step then stay in the CPU's cache instead of
+streaming whole-batch arrays through memory (3-4× faster on the LIF step, measured). The GPU
+steps the whole batch at once.
 
 **State.** Every state variable is kept in int64, so that products and sums never overflow; each
 model applies its own wrap or saturation (CUBA-LIF: ``u`` wraps at 24 bits, ``v`` saturates).
@@ -48,18 +57,29 @@ from __future__ import annotations
 
 from ..fixed_point import shift_exp, trunc_shift, trunc_shift12, wrap24, wrap_signed
 from .backends import BACKENDS, SimulationInputError
-from .runner import SimulationOverflowError, SimulationResult, readout_to_float, simulate
-from .synapses import F64_EXACT, conv_fanout, conv_synapse, dense_synapse
+from .runner import (
+    SimulationOverflowError,
+    SimulationResult,
+    concatenate_results,
+    projection_dense_macs,
+    readout_to_float,
+    simulate,
+)
+from .synapses import F32_EXACT, F64_EXACT, conv_fanout, conv_synapse, dense_synapse, gemm_format
 
 __all__ = [
     "BACKENDS",
+    "F32_EXACT",
     "F64_EXACT",
     "SimulationInputError",
     "SimulationOverflowError",
     "SimulationResult",
+    "concatenate_results",
     "conv_fanout",
     "conv_synapse",
     "dense_synapse",
+    "gemm_format",
+    "projection_dense_macs",
     "readout_to_float",
     "shift_exp",
     "simulate",

@@ -1,7 +1,17 @@
 """Simulator backends: what differs between numpy (CPU) and torch (CPU or CUDA) — arrays, exact
-GEMMs and convolutions, transfers. Both hold state in int64 and compute synapses in float64 under
-the same exactness bound (``sakd.hardware.simulator``); torch is imported only when its backend
-is used.
+GEMMs and convolutions, transfers. Both hold state in int64 and compute synapses in float32 or
+float64 under the same exactness bound (``sakd.hardware.simulator.synapses``); torch is imported
+only when its backend is used.
+
+**torch on CUDA.** The same argument holds for cuBLAS and the native convolution as for any
+BLAS: it needs IEEE float32/float64 arithmetic in every product and partial sum. Two CUDA
+features break that and are switched off around every synapse evaluation (and restored after):
+TF32 tensor-core matmuls (``torch.backends.cuda.matmul.allow_tf32``, a 10-bit significand) and
+cuDNN (its FFT / Winograd convolution algorithms transform the data and round; TF32 too). The
+float32 matmul precision is held at ``"highest"`` (on the CPU ``"medium"`` may use bf16).
+fp16 / bf16 tensor-core GEMMs are not used: the products of 0/1 spikes and weights ≤ 256 are
+exact in fp16, but torch returns an fp16 (11-bit) result, so exactness would need an fp32-output
+GEMM whose accumulation is proven and checked bit-exact on the device, which has not been done.
 
 numpy only at import; Python 3.10 compatible.
 """
@@ -20,9 +30,12 @@ from ..ir import Projection
 from .synapses import (
     F64_EXACT,
     WRAP_HALF,
+    WeightFormats,
     conv_raw,
     conv_weight_matrix,
     dense_raw,
+    dense_weight_matrices,
+    gemm_format,
     limb_bits,
     rows_per_block,
 )
@@ -48,13 +61,18 @@ class ProjectionPlan:
     prepared: Any = None  # backend-specific weights
 
 
+#: neurons per batch tile of the neuron recursion on a CPU (int64: 256 KiB per state array)
+CPU_TILE_ELEMENTS = 1 << 15
+
+
 class NumpyOps:
     name = "numpy"
+    tile_elements: int | None = CPU_TILE_ELEMENTS
 
     def prepare(self, plan: ProjectionPlan) -> Any:
         w = plan.proj.weight
         if plan.proj.kind == "dense":
-            return np.ascontiguousarray(w.astype(np.float64).T)
+            return dense_weight_matrices(w)
         return conv_weight_matrix(w, plan.proj.groups)
 
     def asarray(self, arr: np.ndarray) -> np.ndarray:
@@ -63,14 +81,16 @@ class NumpyOps:
     def zeros(self, shape: tuple[int, ...], boolean: bool = False) -> np.ndarray:
         return np.zeros(shape, np.bool_ if boolean else np.int64)
 
-    def synapse(self, plan: ProjectionPlan, s: np.ndarray) -> np.ndarray:
+    def synapse(self, plan: ProjectionPlan, s: np.ndarray, wrap: bool = True) -> np.ndarray:
+        """The projection's ``a`` for the rows of ``s``; ``wrap=False``: a conv's exact sum
+        without Lava's 24-bit wrap (for merged projections, whose own sums never wrap)."""
         p = plan.proj
         if p.kind == "dense":
             a = dense_raw(s.reshape(s.shape[0], -1), plan.prepared, plan.wsum, p.weight_exp)
             return a.reshape((s.shape[0],) + plan.target_shape)
         return conv_raw(
-            s, plan.prepared, p.weight.shape, plan.wsum, p.stride, p.padding, p.dilation
-        )
+            s, plan.prepared, p.weight.shape, plan.wsum, p.stride, p.padding, p.dilation,
+            wrap=wrap)
 
     def absmax(self, x: np.ndarray) -> int:
         return int(np.abs(x).max()) if x.size else 0
@@ -84,8 +104,8 @@ class NumpyOps:
 
 
 class TorchOps:
-    """int64 tensors for state; float64 GEMMs / convolutions under the same exactness bound,
-    with cuDNN disabled (its FFT / Winograd algorithms are not exact) and never TF32."""
+    """int64 tensors for state; float32 / float64 GEMMs and convolutions under the same
+    exactness bound, with cuDNN and TF32 disabled (module docstring)."""
 
     name = "torch"
 
@@ -102,10 +122,19 @@ class TorchOps:
             torch.zeros(1, device=self.device)
         except (RuntimeError, AssertionError) as exc:
             raise SimulationInputError(f"torch device {device!r} is not available: {exc}") from exc
+        # a GPU steps the whole batch at once (one kernel launch per operation)
+        self.tile_elements = CPU_TILE_ELEMENTS if self.device.type == "cpu" else None
 
     def prepare(self, plan: ProjectionPlan) -> Any:
-        w = self.torch.from_numpy(plan.proj.weight.astype(np.float64)).to(self.device)
-        return w.t().contiguous() if plan.proj.kind == "dense" else w.contiguous()
+        torch = self.torch
+        weight = plan.proj.weight
+        dense = plan.proj.kind == "dense"
+
+        def make(fmt: str) -> Any:  # |w| <= 256: exact in either format
+            w = torch.from_numpy(weight.astype(fmt)).to(self.device)
+            return w.t().contiguous() if dense else w.contiguous()
+
+        return WeightFormats(make, weight.shape[::-1] if dense else weight.shape)
 
     def asarray(self, arr: np.ndarray) -> Any:
         return self.torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
@@ -114,29 +143,52 @@ class TorchOps:
         dtype = self.torch.bool if boolean else self.torch.int64
         return self.torch.zeros(shape, dtype=dtype, device=self.device)
 
-    def _exact(self, x: Any, wsum: int, f64: Callable[[Any], Any]) -> Any:
+    def _exact(self, x: Any, wsum: int, f: Callable[[Any, str], Any]) -> Any:
         torch = self.torch
         xmax = 1 if x.dtype == torch.bool else (int(x.abs().max()) if x.numel() else 0)
-        if xmax * wsum < F64_EXACT:
-            return f64(x.to(torch.float64)).to(torch.int64)
+        fmt = gemm_format(xmax * wsum)
+        if fmt is not None:
+            dtype = torch.float32 if fmt == "float32" else torch.float64
+            return f(x.to(dtype), fmt).to(torch.int64)
         bits = limb_bits(wsum, F64_EXACT)
         x = x.to(torch.int64)
-        return self._exact(x & ((1 << bits) - 1), wsum, f64) + (
-            self._exact(x >> bits, wsum, f64) << bits
+        return self._exact(x & ((1 << bits) - 1), wsum, f) + (
+            self._exact(x >> bits, wsum, f) << bits
         )
 
-    def synapse(self, plan: ProjectionPlan, s: Any) -> Any:
+    def _ieee(self) -> Any:
+        """A context: TF32 off, float32 matmul precision "highest", cuDNN off (restored after)."""
+        import contextlib
+
+        torch = self.torch
+        stack = contextlib.ExitStack()
+        matmul = torch.backends.cuda.matmul
+        saved = (matmul.allow_tf32, torch.get_float32_matmul_precision())
+        matmul.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
+
+        def restore() -> None:
+            matmul.allow_tf32 = saved[0]
+            torch.set_float32_matmul_precision(saved[1])
+
+        stack.callback(restore)
+        stack.enter_context(torch.backends.cudnn.flags(enabled=False, allow_tf32=False))
+        return stack
+
+    def synapse(self, plan: ProjectionPlan, s: Any, wrap: bool = True) -> Any:
         torch = self.torch
         p = plan.proj
         m = s.shape[0]
         out = torch.empty((m,) + plan.target_shape, dtype=torch.int64, device=self.device)
+        w = plan.prepared
         if p.kind == "dense":
             flat = s.reshape(m, -1)
-            w = plan.prepared
             rows = rows_per_block(8 * (flat.shape[1] + w.shape[1]))
-            for i in range(0, m, rows):
-                acc = self._exact(flat[i : i + rows], plan.wsum, lambda xf: xf @ w)
-                out[i : i + rows] = shift_exp(acc, p.weight_exp).reshape((-1,) + plan.target_shape)
+            with self._ieee():
+                for i in range(0, m, rows):
+                    acc = self._exact(flat[i : i + rows], plan.wsum, lambda xf, fmt: xf @ w[fmt])
+                    out[i : i + rows] = shift_exp(acc, p.weight_exp).reshape(
+                        (-1,) + plan.target_shape)
             return out
         conv2d = torch.nn.functional.conv2d
         kh, kw = p.weight.shape[2:]
@@ -145,14 +197,14 @@ class TorchOps:
         )
         rows = rows_per_block(per_row)
         xmax = 1 if s.dtype == torch.bool else (int(s.abs().max()) if s.numel() else 0)
-        wraps = xmax * plan.wsum >= WRAP_HALF  # else wrap24 is the identity
-        with torch.backends.cudnn.flags(enabled=False):
+        wraps = wrap and xmax * plan.wsum >= WRAP_HALF  # else wrap24 is the identity
+        with self._ieee():
             for i in range(0, m, rows):
                 acc = self._exact(
                     s[i : i + rows],
                     plan.wsum,
-                    lambda xf: conv2d(
-                        xf, plan.prepared, None, p.stride, p.padding, p.dilation, p.groups
+                    lambda xf, fmt: conv2d(
+                        xf, w[fmt], None, p.stride, p.padding, p.dilation, p.groups
                     ),
                 )
                 out[i : i + rows] = wrap24(acc) if wraps else acc

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..counts import NetworkCounts, PopulationCounts, ProjectionCounts
+from ..counts import NetworkCounts, PopulationCounts, ProjectionCounts, concatenate_counts
 from ..errors import SakdError
 from ..fixed_point import shift_exp
 from ..ir import Network
@@ -96,10 +96,24 @@ class _Plan:
     # populations whose static |a| bound exceeds what their model handles without a check
     checked: frozenset[str] = frozenset()
     recurrent: frozenset[str] = frozenset()  # populations of recurrent components
+    # target population -> groups of projections that share one synapse evaluation (merge_groups)
+    merged: dict[str, list[list[str]]] = field(default_factory=dict)
+    merge: bool = True  # False: every projection evaluated on its own (tests)
 
 
 #: a bound that no check passes: graded messages are not clipped to their bits in Lava
 UNBOUNDED = 1 << 62
+
+
+def projection_dense_macs(network: Network, proj: Any) -> int:
+    """Multiply-adds of one step of one sample of ``proj`` run densely (dense: out × in; conv:
+    output neurons × the kernel's taps per output; direct: 0, the host writes the input)."""
+    if proj.kind == "direct":
+        return 0
+    if proj.kind == "dense":
+        return int(proj.weight.size)
+    tgt = network.population(proj.target).shape
+    return int(np.prod(tgt)) * int(np.prod(proj.weight.shape[1:]))
 
 
 def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: Any,
@@ -136,17 +150,15 @@ def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: 
     for proj in network.projections:
         src = network.source_shape(proj.source)
         tgt = network.population(proj.target).shape
+        flops = projection_dense_macs(network, proj)
         if proj.kind == "direct":  # the host writes each neuron's input: no synapse, no SynOp
             fanout = np.zeros(int(np.prod(src)), np.int64)
-            flops = 0
         elif proj.kind == "dense":
             fanout = np.full(int(np.prod(src)), proj.weight.shape[0], np.int64)
-            flops = int(proj.weight.size)
         else:
             fanout = conv_fanout(
                 src, proj.weight.shape, proj.stride, proj.padding, proj.dilation, proj.groups
             ).reshape(-1)
-            flops = int(np.prod(tgt)) * int(np.prod(proj.weight.shape[1:]))
         wsum = 1 if proj.kind == "direct" else weight_bound(proj.weight)
         if proj.source == network.input.name:
             xmax = 1 << (network.input.bits - 1)
@@ -174,7 +186,44 @@ def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: 
     components = network.components()
     recurrent = frozenset(n for comp in components if network.is_recurrent(comp) for n in comp)
     return _Plan(network, T, free, network.topological_order(), components, windows, interval,
-                 phase, record, projections, prepared, frozenset(checked), recurrent)
+                 phase, record, projections, prepared, frozenset(checked), recurrent,
+                 merge_groups(network, projections))
+
+
+def merge_groups(network: Network, projections: dict[str, ProjectionPlan]
+                  ) -> dict[str, list[list[str]]]:
+    """Projections into one population and port with the same weights and geometry from binary
+    sources (how a SEW-ResNet's spike additions are lowered: one copy of a conv per summed
+    source, each with its own delay): they are evaluated once, on the sum of their sources'
+    spikes aligned by each projection's latency. Exact: at every target step the input is
+    ``Σ_p W·s_p(τ − lat_p) = W·(Σ_p s_p(τ − lat_p))`` in integers, provided no projection's own
+    result is rounded or wrapped on its own — a conv only when its static bound ``Σ|w| < 2^23``
+    keeps Lava's 24-bit wrap the identity for every member, a dense one only with
+    ``weight_exp ≥ 0`` (a left shift distributes over the sum; a floor does not). The GEMM on the
+    summed spikes keeps its own exactness bound (the sum's largest value is measured)."""
+    groups: dict[str, list[list[str]]] = {}
+    for pop in network.populations:
+        buckets: dict[tuple, list[Any]] = {}
+        for proj in network.projections_into(pop.name):
+            if proj.kind == "direct" or proj.source == network.input.name:
+                continue
+            if not network.population(proj.source).binary:
+                continue
+            if proj.kind == "conv2d" and projections[proj.name].wsum >= WRAP_HALF:
+                continue
+            if proj.kind == "dense" and proj.weight_exp < 0:
+                continue
+            key = (proj.port, proj.kind, network.source_shape(proj.source), proj.weight.shape,
+                   proj.stride, proj.padding, proj.dilation, proj.groups, proj.weight_exp)
+            buckets.setdefault(key, []).append(proj)
+        for members in buckets.values():
+            while len(members) > 1:  # split by exact equality of the weights
+                first, rest = members[0], members[1:]
+                same = [first] + [p for p in rest if np.array_equal(p.weight, first.weight)]
+                if len(same) > 1:
+                    groups.setdefault(pop.name, []).append([p.name for p in same])
+                members = [p for p in rest if p not in same]
+    return groups
 
 
 def _gather(plan: _Plan, ops: Any, name: str, B: int, signals: dict[str, _Signal],
@@ -187,33 +236,80 @@ def _gather(plan: _Plan, ops: Any, name: str, B: int, signals: dict[str, _Signal
     t0, n = win.t0, win.n
     shape = net.population(name).shape
     A: dict[str, Any] = {}
+    done: set[str] = set()
+    for group in plan.merged.get(name, []) if plan.merge else []:
+        members = [plan.projections[p].proj for p in group]
+        members = [p for p in members if p.source not in skip]
+        if len(members) < 2:
+            continue
+        pplan = plan.projections[members[0].name]
+        X = None
+        for proj in members:  # the summed spikes, aligned by each projection's latency
+            sig = signals[proj.source]
+            lat = proj.latency
+            lo = max(t0 - lat, sig.t0)
+            hi = min(t0 + n - 1 - lat, sig.t0 + sig.n - 1)
+            if lo <= hi:
+                if X is None:
+                    X = ops.zeros((n, B) + pplan.source_shape)
+                X[lo + lat - t0 : hi + lat - t0 + 1] += sig.arr[lo - sig.t0 : hi - sig.t0 + 1]
+            done.add(proj.name)
+            consumers[proj.source] -= 1
+            if consumers[proj.source] == 0:
+                del signals[proj.source]
+        if X is not None:
+            port = members[0].port
+            a = ops.synapse(pplan, X.reshape((n * B,) + pplan.source_shape), wrap=False)
+            a = a.reshape((n, B) + shape)
+            if port in A:
+                A[port] += a
+            else:
+                A[port] = a
     for proj in net.projections_into(name):
-        if proj.source in skip:
+        if proj.source in skip or proj.name in done:
             continue
         sig = signals[proj.source]
         lat = proj.latency
         lo = max(t0 - lat, sig.t0)
         hi = min(t0 + n - 1 - lat, sig.t0 + sig.n - 1)
         if lo <= hi:
-            if proj.port not in A:
-                A[proj.port] = ops.zeros((n, B) + shape)
             dst = slice(lo + lat - t0, hi + lat - t0 + 1)
             pplan = plan.projections[proj.name]
-            if sig.static:  # the same input every step: one synapse evaluation
-                a = sig.arr if proj.kind == "direct" else ops.synapse(pplan, sig.arr)
-                A[proj.port][dst] += a.reshape((B,) + shape)[None]
-            else:
+            k = hi - lo + 1
+            if not sig.static and proj.kind != "direct" and k == n and proj.port not in A:
+                # the first input of the port over the whole run: the synapse's own fresh
+                # result is the sum so far (no zero array and no addition)
                 src = sig.arr[lo - sig.t0 : hi - sig.t0 + 1]
-                k = hi - lo + 1
-                if proj.kind == "direct":
-                    a = src
+                a = ops.synapse(pplan, src.reshape((k * B,) + src.shape[2:]))
+                A[proj.port] = a.reshape((n, B) + shape)
+            else:
+                if proj.port not in A:
+                    A[proj.port] = ops.zeros((n, B) + shape)
+                if sig.static:  # the same input every step: one synapse evaluation
+                    a = sig.arr if proj.kind == "direct" else ops.synapse(pplan, sig.arr)
+                    A[proj.port][dst] += a.reshape((B,) + shape)[None]
                 else:
-                    a = ops.synapse(pplan, src.reshape((k * B,) + src.shape[2:]))
-                A[proj.port][dst] += a.reshape((k, B) + shape)
+                    src = sig.arr[lo - sig.t0 : hi - sig.t0 + 1]
+                    a = src if proj.kind == "direct" else ops.synapse(
+                        pplan, src.reshape((k * B,) + src.shape[2:]))
+                    A[proj.port][dst] += a.reshape((k, B) + shape)
         consumers[proj.source] -= 1
         if consumers[proj.source] == 0:
             del signals[proj.source]
     return A
+
+
+def _tile_samples(ops: Any, members: Sequence[Any], B: int, recurrent: bool) -> int:
+    """Samples per batch tile of the neuron recursion: about ``ops.tile_elements`` neurons, so
+    that the dozen elementwise passes of a step run on arrays that stay in the CPU's cache
+    (numpy allocates and streams a new array per operation; 3-4x faster than whole-batch
+    arrays, measured). The whole batch on a GPU (``tile_elements`` None) and in a recurrent
+    component (its projections inside run per step: one GEMM per tile and step)."""
+    elements = getattr(ops, "tile_elements", None)
+    if elements is None or recurrent:
+        return B
+    per_sample = max(m.size for m in members)
+    return max(1, min(B, elements // max(per_sample, 1)))
 
 
 def _run_component(plan: _Plan, ops: Any, component: tuple[str, ...], B: int,
@@ -235,49 +331,60 @@ def _run_component(plan: _Plan, ops: Any, component: tuple[str, ...], B: int,
     for proj in (p for ps in internal.values() for p in ps):
         consumers[proj.source] -= 1  # evaluated inside the loop below
     S = {m.name: ops.zeros((win[m.name].n, B) + m.shape, boolean=m.binary) for m in members}
-    state = {m.name: m.neuron.initial_state(ops, (B,) + m.shape) for m in members}
     traces = {m.name: {var.name: ops.zeros((win[m.name].n, B) + m.shape) for var in m.neuron.state}
               for m in members if m.name in plan.record}
-    no_input = {m.name: ops.zeros((B,) + m.shape) for m in members}
     active_inside = {m.name: np.zeros(B, np.int64) for m in members}
+    readouts = {m.name: [] for m in members if m.is_readout}
     R = plan.reset_interval
-    for i in range(max(w.n for w in win.values())):
-        for m in members:
-            w = win[m.name]
-            if i >= w.n:
-                continue
-            t = w.t0 + i
-            name, model = m.name, m.neuron
-            if R is not None and name in plan.reset_phase and t % R == plan.reset_phase[name] % R:
-                state[name] = model.initial_state(ops, (B,) + m.shape)
-            inputs = {port: a[i] for port, a in A[name].items()}
-            first = model.ports[0]
-            if first not in inputs:
-                inputs[first] = no_input[name]
-            for proj in internal[name]:
-                j = i - proj.latency
-                if j >= 0:
-                    a = ops.synapse(plan.projections[proj.name], S[proj.source][j])
-                    inputs[proj.port] = inputs.get(proj.port, no_input[name]) + a
-            before = state[name]
-            state[name], s = model.step(before, inputs, plan.prepared[name])
-            if name in plan.checked:
-                problem = model.overflow(before, state[name], inputs, ops, spec)
-                if problem:
-                    raise SimulationOverflowError(
-                        f"population '{name}': {problem} (at step {t}). Reduce weight_exp, the "
-                        f"input bits or the weights.")
-            S[name][i] = s
-            if recurrent and w.w0 <= i < w.w0 + w.length:
-                nz = s if m.binary else s != 0
-                for a in inputs.values():
-                    nz = nz | (a != 0)
-                active_inside[name] += ops.numpy(nz.reshape(B, -1).sum(-1)).astype(np.int64)
-            if name in traces:
-                for key in model.state:
-                    traces[name][key.name][i] = state[name][key.name]
-            if m.is_readout and i == w.read:
-                result["readouts"][name] = ops.numpy(state[name][model.readout_state])
+    tile = _tile_samples(ops, members, B, recurrent)
+    for b0 in range(0, B, tile):  # batch tiles: the state of a tile stays in the CPU's cache
+        b1 = min(B, b0 + tile)
+        rows = slice(b0, b1)
+        bt = b1 - b0
+        state = {m.name: m.neuron.initial_state(ops, (bt,) + m.shape) for m in members}
+        no_input = {m.name: ops.zeros((bt,) + m.shape) for m in members}
+        for i in range(max(w.n for w in win.values())):
+            for m in members:
+                w = win[m.name]
+                if i >= w.n:
+                    continue
+                t = w.t0 + i
+                name, model = m.name, m.neuron
+                if R is not None and name in plan.reset_phase and \
+                        t % R == plan.reset_phase[name] % R:
+                    state[name] = model.initial_state(ops, (bt,) + m.shape)
+                inputs = {port: a[i, rows] for port, a in A[name].items()}
+                first = model.ports[0]
+                if first not in inputs:
+                    inputs[first] = no_input[name]
+                for proj in internal[name]:
+                    j = i - proj.latency
+                    if j >= 0:
+                        a = ops.synapse(plan.projections[proj.name], S[proj.source][j, rows])
+                        inputs[proj.port] = inputs.get(proj.port, no_input[name]) + a
+                before = state[name]
+                state[name], s = model.step(before, inputs, plan.prepared[name])
+                if name in plan.checked:
+                    problem = model.overflow(before, state[name], inputs, ops, spec)
+                    if problem:
+                        raise SimulationOverflowError(
+                            f"population '{name}': {problem} (at step {t}). Reduce weight_exp, "
+                            f"the input bits or the weights.")
+                S[name][i, rows] = s
+                if recurrent and w.w0 <= i < w.w0 + w.length:
+                    nz = s if m.binary else s != 0
+                    for a in inputs.values():
+                        nz = nz | (a != 0)
+                    active_inside[name][rows] += ops.numpy(
+                        nz.reshape(bt, -1).sum(-1)).astype(np.int64)
+                if name in traces:
+                    for key in model.state:
+                        traces[name][key.name][i, rows] = state[name][key.name]
+                if m.is_readout and i == w.read:
+                    readouts[name].append(ops.numpy(state[name][model.readout_state]))
+    for name, parts in readouts.items():
+        if parts:
+            result["readouts"][name] = np.concatenate(parts)
     for m in members:
         _finish(plan, ops, m, B, S[m.name], A[m.name], traces.get(m.name),
                 active_inside[m.name] if recurrent else None, signals, consumers, result)
@@ -555,6 +662,39 @@ def simulate(
         reset_interval=reset_interval,
         reset_offset=int(reset_offset),
     )
+
+
+def concatenate_results(parts: Sequence[SimulationResult]) -> SimulationResult:
+    """Several results of one network and schedule on consecutive sample ranges (e.g. the
+    shards of a data-parallel run, in rank order) as the one result of all samples: what one
+    ``simulate`` call on the concatenated inputs returns, bit for bit (arrays are only moved)."""
+    if not parts:
+        raise SimulationInputError("concatenate_results needs at least one result")
+    first = parts[0]
+    for part in parts[1:]:
+        same = (part.time_steps, part.latency, part.schedule, part.reset_interval,
+                part.reset_offset, sorted(part.readouts), sorted(part.outputs),
+                sorted(part.traces))
+        if same != (first.time_steps, first.latency, first.schedule, first.reset_interval,
+                    first.reset_offset, sorted(first.readouts), sorted(first.outputs),
+                    sorted(first.traces)):
+            raise SimulationInputError("concatenate_results: the results come from different "
+                                       "networks, schedules or recordings")
+    readouts = {k: np.concatenate([p.readouts[k] for p in parts]) for k in first.readouts}
+    outputs = {k: np.concatenate([p.outputs[k] for p in parts]) for k in first.outputs}
+    traces = {name: {k: np.concatenate([p.traces[name][k] for p in parts], axis=1)
+                     for k in tr} for name, tr in first.traces.items()}
+
+    def joined(key: str) -> np.ndarray | None:
+        arrays = [getattr(p, key) for p in parts]
+        return None if arrays[0] is None else np.concatenate(arrays)
+
+    return SimulationResult(
+        readouts=readouts, readout_v=joined("readout_v"), predictions=joined("predictions"),
+        counts=concatenate_counts([p.counts for p in parts]), traces=traces,
+        time_steps=first.time_steps, latency=first.latency, backend=first.backend,
+        outputs=outputs, schedule=first.schedule, reset_interval=first.reset_interval,
+        reset_offset=first.reset_offset)
 
 
 def readout_to_float(network: Network, readout_v: np.ndarray, time_steps: int | None = None,
