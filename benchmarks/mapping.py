@@ -16,17 +16,19 @@ for its memory access) and the arithmetic-only convention, each labelled.
 - ``resnet18-cifar``: ``resnet18_cifar``, 3x32x32, 10 classes, T = 4, random weights and random
   normal inputs.
 - ``sew-resnet18-imagenet``: ``sew_resnet18`` (ImageNet stem, 1,000 classes), T = 4, random
-  weights and random normal inputs, at ``--imagenet-size`` (default 64 x 64, not the standard
-  224 x 224: see below).
+  weights and random normal inputs, at ``--imagenet-size`` (default 64 x 64: every layer, the
+  ImageNet stem and 1,000 classes, on 16 x 16 .. 2 x 2 feature maps; see below for 224).
 
-Memory. The mapper keeps, for every slice and every projection into it, arrays over all the
-source population's neurons (``ProjectionInBox.fanout`` and ``reach``), so its memory grows
-with slices x source neurons. Measured on the 23 GB, 2-core development machine: the CIFAR
-ResNet-18's partition peaks at 14.7 GB (4.4 min, 7,002 cores); the SEW-ResNet-18's partition
-was killed by the kernel's out-of-memory killer at 20.7 GB at 224 x 224 and passed 16 GB,
-unfinished, at 112 x 112. At 64 x 64 the same architecture (every layer, the ImageNet stem,
-1,000 classes; 16 x 16 .. 2 x 2 feature maps) maps here; ``--imagenet-size 224`` asks for the
-standard size on a machine with the memory.
+Memory and time. The mapper keeps, per slice and projection into it, only the source neurons
+of the slice's receptive field, so its memory grows with the network, not with slices x
+source neurons (an earlier version kept arrays over every source neuron per slice: 14.7 GB
+for the CIFAR ResNet-18's 7,002 cores, and out of memory for the SEW-ResNet-18 at 224 x 224 on
+the 23 GB development machine). The seconds and the peak resident memory of each network are
+in its row (``seconds``, ``peak_rss_gb``: the process's peak so far). At the standard 224 x 224
+the SEW-ResNet-18 partitions (in about 8 minutes here, 6 GB) into over 160,000 slices; first-
+fit packing had opened 108,000 cores (at 122 per chip, 886 of Hala Point's 1,152 chips) when
+the run was stopped after 14 minutes. The 224 row needs a faster machine and hours
+(``--imagenet-size 224``); it was not measured here.
 
 Random weights: the ANN's BatchNorm statistics from random inputs, its affine parameters drawn
 so that every layer fires (as the export tests do), spikified and lowered with
@@ -40,15 +42,16 @@ not public), the row records that verdict and maps again with the axon figure ra
 smallest power of two that holds the widest neuron (``what_if``): an assumption stated in the
 row, not a fit to any measurement.
 
-Validation: Intel's PilotNet LIF network for Loihi 2 (``--pilotnet``: the netx file
-``network.net`` of lava-dl's ``tutorials/lava/lib/dl/netx/pilotnet_snn/``, from
-https://github.com/lava-nc/lava-dl; not in this repository). If ``sakd.formats.read_any``
-reads it, its own weights are used; otherwise the same architecture is built as an IR network
-from the layer shapes and neuron parameters the file lists (read with h5py), with random
-weights scaled so that every layer fires about 10 % of its neuron-steps, on random inputs.
-The estimate is set beside Intel's measurement (lava-dl 0.6.0 ``benchmark.ipynb``, Oheo Gulch:
-74 cores, 408.91 frames/s, 1.661 mJ per inference, 1.094 mJ dynamic) with the ratio; no
-constant is fitted to it.
+Validation: Intel's PilotNet LIF network for Loihi 2, the netx file
+``tutorials/lava/lib/dl/netx/pilotnet_snn/network.net`` of lava-dl
+(https://github.com/lava-nc/lava-dl; lava-dl keeps the same file, git blob
+bd720b9e0be0700e0e787e2586e9452b9e0630c8, as ``tests/lava/lib/dl/netx/gts/pilotnet_lif/
+network.net``, which the Lava environment installs; ``--pilotnet PATH`` for another copy),
+read by ``sakd.formats.read_any`` with its own weights and simulated for 16 steps (the
+benchmark's reset interval) on the driving frame of lava-dl's ground truth (``image.npy``
+beside it). The estimate is set beside Intel's measurement (lava-dl 0.6.0
+``benchmark.ipynb``, Oheo Gulch: 74 cores, 408.91 frames/s, 1.661 mJ per inference, 1.094 mJ
+dynamic) with the ratio; no constant is fitted to it.
 
 Prints a table and saves benchmarks/results/mapping.json (atomically).
 
@@ -59,7 +62,7 @@ Prints a table and saves benchmarks/results/mapping.json (atomically).
 from __future__ import annotations
 
 import argparse
-import math
+import hashlib
 import os
 import platform
 import resource
@@ -72,11 +75,9 @@ import numpy as np
 
 from sakd.app.map import compare_like_for_like, estimate_on_chip
 from sakd.hardware.atomic import atomic_write_json
-from sakd.hardware.ir import Input, Network, Population, Projection
+from sakd.hardware.ir import Network
 from sakd.hardware.mapping import MappingError, load_chip
-from sakd.hardware.neurons import CubaLif
 from sakd.hardware.simulator import simulate
-from sakd.hardware.target import DEFAULT_TARGET
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mapping.json"
 T = 4
@@ -97,7 +98,12 @@ PILOTNET_MEASURED = {
     "total_power_w": 0.679, "static_power_w": 0.232, "dynamic_power_w": 0.447,
     "energy_per_inference_mj": 1.661, "dynamic_energy_per_inference_mj": 1.094,
 }
-PILOTNET_RATE = 0.10
+#: where lava-dl keeps the same file for its tests (tests/lava/lib/dl/netx/gts/pilotnet_lif/)
+PILOTNET_IN_WHEEL = "tests/lava/lib/dl/netx/gts/pilotnet_lif/network.net"
+#: the git blob id of tutorials/lava/lib/dl/netx/pilotnet_snn/network.net in lava-dl (the
+#: measured network; tests/lava/lib/dl/netx/gts/pilotnet_lif/network.net has the same id)
+PILOTNET_BLOB = "bd720b9e0be0700e0e787e2586e9452b9e0630c8"
+ROOT = Path(__file__).resolve().parent.parent
 #: the SEW-ResNet-18's input size by default (see the module docstring: memory)
 IMAGENET_SIZE = 64
 
@@ -213,114 +219,32 @@ def lower_student(spec: Spec, checkpoint: Path | None, input_range: tuple[float,
 # ---------------------------------------------------------------------------------------------
 
 
-def _scalar(group: Any, key: str) -> Any:
-    value = group[key][()]
-    return value.decode() if isinstance(value, bytes) else value
+def git_blob_id(path: Path) -> str:
+    """The id git gives the file's content (sha1 of "blob <size>\\0" + bytes)."""
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def pilotnet_from_shapes(path: Path, seed: int = 0) -> tuple[Network, list[str]]:
-    """PilotNet LIF as an IR network with the layer shapes and neuron parameters of the netx
-    file at ``path`` and random weights (drawn here; the file's weights are not read). The
-    file's input layer (a LIF neuron per pixel, driven by the frame) becomes a population fed
-    by a 1x1 depthwise projection from a graded input."""
-    import h5py
-
-    rng = np.random.default_rng(seed)
-    notes = []
-    with h5py.File(path, "r") as f:
-        layers = f["layer"]
-        order = sorted(layers, key=int)
-        kinds = [layers[k]["type"][0].decode() for k in order]
-        if kinds[0] != "input":
-            raise SystemExit(f"{path}: layer 0 is a {kinds[0]} layer, not PilotNet's input layer")
-        g0 = layers[order[0]]
-        shape = tuple(int(v) for v in g0["shape"][()])  # (C, H, W), as the file's conv shapes
-        inp = Input("frame", shape, "graded", bits=8, scale=127.0)
-
-        def neuron(group: Any) -> CubaLif:
-            n = group["neuron"]
-            # netx: du = iDecay - 1, dv = vDecay, vth = vThMant (fires iff v > vth << 6)
-            return CubaLif(du=int(_scalar(n, "iDecay")) - 1, dv=int(_scalar(n, "vDecay")),
-                           vth=int(_scalar(n, "vThMant")))
-
-        pops = [Population("input", shape, neuron(g0), role="spiking")]
-        projs = [Projection("frame_input", "frame", "input", "conv2d",
-                            np.full((shape[0], 1, 1, 1), 32, dtype=np.int64), groups=shape[0])]
-        prev, prev_shape, n_conv, n_fc = "input", shape, 0, 0
-        for key, kind in zip(order[1:], kinds[1:]):
-            g = layers[key]
-            if kind == "flatten":
-                continue
-            out_shape = tuple(int(v) for v in g["shape"][()])
-            w_shape = tuple(int(v) for v in g["weight"].shape)
-            last = key == order[-1]
-            if kind == "conv":
-                n_conv += 1
-                name = f"conv{n_conv}"
-                stride, padding = (tuple(int(v) for v in g[k][()]) for k in ("stride", "padding"))
-                # the file lists stride and padding per axis; take the order that gives the
-                # output shape it lists
-                for s, p in ((stride, padding), (stride[::-1], padding[::-1])):
-                    h = (prev_shape[1] + 2 * p[0] - w_shape[2]) // s[0] + 1
-                    w = (prev_shape[2] + 2 * p[1] - w_shape[3]) // s[1] + 1
-                    if (w_shape[0], h, w) == out_shape:
-                        break
-                else:
-                    raise SystemExit(f"{path}: layer {key}: no stride/padding order gives {out_shape}")
-                pop_shape = out_shape
-                proj = dict(kind="conv2d", stride=s, padding=p)
-                fan_in = w_shape[1] * w_shape[2] * w_shape[3]
-            elif kind == "dense":
-                n_fc += 1
-                name = f"fc{n_fc}"
-                pop_shape = (int(np.prod(out_shape)),)
-                w_shape = (pop_shape[0], int(np.prod(prev_shape)))
-                proj = dict(kind="dense")
-                fan_in = w_shape[1]
-            else:
-                raise SystemExit(f"{path}: layer {key}: unexpected layer type {kind!r}")
-            vth = int(_scalar(g["neuron"], "vThMant"))
-            sigma = 8.0 * vth / math.sqrt(fan_in)  # a start: calibrate_rates rescales it
-            weight = np.clip(2 * np.round(rng.normal(0.1 * sigma, sigma, w_shape) / 2), -254, 254)
-            role = "readout" if last else "spiking"
-            pops.append(Population(name, pop_shape, CubaLif.readout(DEFAULT_TARGET)
-                                   if last else neuron(g), role=role))
-            projs.append(Projection(f"{prev}_{name}", prev, name, weight=weight.astype(np.int64),
-                                    **proj))
-            prev, prev_shape = name, pop_shape
-    notes.append(f"Built from the layer shapes and neuron parameters of {path.name} (h5py) with "
-                 f"random weights; the last layer as an integrating readout.")
-    return Network(inp, tuple(pops), tuple(projs), time_steps=16,
-                   metadata={"arch_name": "pilotnet_snn (shapes of the netx file, random "
-                                          "weights)"}), notes
+def find_pilotnet() -> Path | None:
+    """lava-dl's PilotNet LIF netx file where the Lava environment installed it (lava-dl's
+    wheel ships its tests, whose ground truth folder holds the tutorial's file), else None."""
+    for path in sorted(ROOT.glob(".venv-lava/lib/python3*/site-packages/" + PILOTNET_IN_WHEEL)):
+        return path
+    return None
 
 
-def calibrate_rates(network: Network, x: np.ndarray, rate: float = PILOTNET_RATE,
-                    rounds: int = 6) -> Network:
-    """Scale each projection's weights (in topological order) so that its target fires about
-    ``rate`` of its neuron-steps on ``x``: bisection on a factor per layer."""
-    enc = network.input.encode(x)
-    pops = {p.name: p for p in network.populations}
-    projs = list(network.projections)
-    for i, proj in enumerate(projs):
-        target = pops[proj.target]
-        if target.is_readout:
-            continue
-        base = proj.weight
-        lo, hi = max(1 / 64, 2.0 / max(int(np.abs(base).max()), 1)), 64.0  # keep weights nonzero
-        for _ in range(rounds):
-            mid = math.sqrt(lo * hi)
-            w = np.clip(2 * np.round(base * mid / 2), -254, 254).astype(np.int64)
-            trial = list(projs)
-            trial[i] = replace(proj, weight=w)
-            net = replace(network, projections=tuple(trial))
-            counts = simulate(net, enc, time_steps=network.time_steps).counts
-            got = float(np.mean(counts.populations[proj.target].firing_rate))
-            lo, hi = (mid, hi) if got < rate else (lo, mid)
-        w = np.clip(2 * np.round(base * math.sqrt(lo * hi) / 2), -254, 254).astype(np.int64)
-        projs[i] = replace(proj, weight=w)
-        network = replace(network, projections=tuple(projs))
-    return network
+def pilotnet_frames(path: Path, samples: int) -> tuple[np.ndarray, str]:
+    """[N, C, H, W] frames for PilotNet: the driving frame of lava-dl's ground truth
+    (``image.npy`` beside the network file, stored W x H x C) repeated, else random frames."""
+    image = path.parent / "image.npy"
+    if image.is_file():
+        frame = np.load(image).transpose(2, 1, 0).astype(np.float64)  # (W, H, C) -> (C, H, W)
+        return (np.repeat(frame[None], samples, axis=0),
+                f"lava-dl's ground-truth driving frame ({image.name} beside the file, "
+                f"{'x'.join(map(str, frame.shape))})")
+    rng = np.random.default_rng(1)
+    return (rng.integers(0, 77, size=(samples, 3, 66, 200)).astype(np.float64),
+            f"{samples} random frames (integers 0..76, the range of lava-dl's frame)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,38 +348,30 @@ def peak_rss_gb() -> float:
 
 
 def run_pilotnet(path: Path, samples: int) -> dict[str, Any]:
-    """The PilotNet LIF row beside Intel's measurement."""
-    from sakd.errors import SakdError
+    """The PilotNet LIF row beside Intel's measurement: the netx file read by sakd (its own
+    weights), simulated for 16 steps (the benchmark's reset interval) on a driving frame."""
     from sakd.formats import read_any
 
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    notes = []
-    try:
-        network = read_any(path, time_steps=16)
-        weights = f"the file's own ({path.name}, read by sakd.formats.read_any)"
-        calibrated = False
-    except SakdError as exc:
-        notes.append(f"sakd.formats.read_any refuses the file ({exc}); the same architecture "
-                     f"was built from its layer shapes instead.")
-        network, more = pilotnet_from_shapes(path)
-        notes.extend(more)
-        weights = "random (layer shapes of the netx file)"
-        calibrated = True
-    rng = np.random.default_rng(1)
-    x = np.clip(rng.standard_normal((samples, *network.input.shape)) * 0.5 + 0.5, -1, 1)
-    if calibrated:
-        network = calibrate_rates(network, x[:1])
-        notes.append(f"Random weights scaled per layer so that each fires about "
-                     f"{PILOTNET_RATE:.0%} of its neuron-steps on these inputs (an assumed "
-                     f"activity: PilotNet's measured spike rates are not in the notebook).")
-    seconds["build"] = time.perf_counter() - start
+    blob = git_blob_id(path)
+    network = read_any(path, time_steps=16)
+    x, inputs = pilotnet_frames(path, samples)
+    seconds["read"] = time.perf_counter() - start
     start = time.perf_counter()
     counts = simulate(network, network.input.encode(x), time_steps=16).counts
     seconds["simulate"] = time.perf_counter() - start
-    row = row_for("pilotnet-lif", network, counts, None, weights=weights,
-                  inputs=f"{samples} random frames (values in [-1, 1])", seconds=seconds)
-    row["notes"] = [*notes, *row["notes"]]
+    weights = f"the file's own ({path.name}, read by sakd.formats.read_any)"
+    row = row_for("pilotnet-lif", network, counts, None, weights=weights, inputs=inputs,
+                  seconds=seconds)
+    row["file"] = {"path": str(path), "git_blob": blob,
+                   "same_as_measured": blob == PILOTNET_BLOB,
+                   "measured_file": "lava-dl tutorials/lava/lib/dl/netx/pilotnet_snn/network.net "
+                                    f"(git blob {PILOTNET_BLOB})"}
+    row["notes"] = [f"The file's git blob id is {blob}: "
+                    + ("the same file as the tutorial's measured network.net." if
+                       blob == PILOTNET_BLOB else "NOT the tutorial's measured network.net."),
+                    *row["notes"]]
     meas = PILOTNET_MEASURED
     est_fps = row["throughput_pipelined_per_s"]
     est_total_mj = row["energy_pj"]["total"] / 1e9
@@ -480,8 +396,11 @@ def run_pilotnet(path: Path, samples: int) -> dict[str, Any]:
             "frame input as its bottleneck) are not modelled; the input enters at tile (0, 0).",
             "Per-operation energies are Loihi 1 pre-silicon figures (Davies 2018) applied to "
             "Loihi 2; Loihi 2 has no public per-operation table.",
-            "Activity is random (random weights and inputs), not the trained network's on "
-            "driving frames." if calibrated else "Inputs are random frames, not driving frames.",
+            "Activity is that of one frame (lava-dl's ground-truth frame, not the benchmark's "
+            "frame 100 of the PilotNet data set, which is not public here); the benchmark "
+            "writes its frame into the input layer's bias once, here the frame enters the input "
+            "layer's a_in as lava-dl's test runs it, counted as a message per pixel and step "
+            "(an upper bound on input traffic).",
             "Lava's compiler places every layer on cores of its own and budgets synapse memory "
             "in its own units (SynMem 12,000); this mapper packs slices of different layers "
             "onto shared cores and counts memory in the Loihi 1 synapse format.",
@@ -541,8 +460,9 @@ def main() -> None:
                         help="a trained digits convnet student (else random weights)")
     parser.add_argument("--pilotnet", type=Path, default=None,
                         help="lava-dl's tutorials/lava/lib/dl/netx/pilotnet_snn/network.net "
-                             "(github.com/lava-nc/lava-dl); without it the validation row is "
-                             "skipped")
+                             "(github.com/lava-nc/lava-dl; default: the same file in the Lava "
+                             "environment's lava-dl tests, if installed); without it the "
+                             "validation row is skipped")
     parser.add_argument("--only", default=",".join([s.name for s in SPECS] + ["pilotnet"]),
                         help="comma-separated networks to run")
     parser.add_argument("--samples", type=int, default=16, help="samples of the small networks")
@@ -551,12 +471,33 @@ def main() -> None:
     parser.add_argument("--imagenet-size", type=int, default=IMAGENET_SIZE,
                         help="input height and width of the ImageNet SEW-ResNet-18 (224 is the "
                              "standard size; see the module docstring for the memory it needs)")
-    parser.add_argument("--pilotnet-samples", type=int, default=4,
-                        help="random frames through PilotNet (T = 16)")
+    parser.add_argument("--pilotnet-samples", type=int, default=1,
+                        help="frames through PilotNet (T = 16; the same frame repeated when "
+                             "lava-dl's ground-truth frame is used)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the rows of --out for networks not run this time")
     args = parser.parse_args()
     wanted = {w.strip() for w in args.only.split(",") if w.strip()}
-    rows = []
+    rows: list[dict[str, Any]] = []
+    if args.keep and args.out.is_file():
+        import json
+
+        before = json.loads(args.out.read_text())
+        args.earlier = before["command"]
+        kept = before["rows"]
+        rows = [r for r in kept if r["network"] not in wanted
+                and not (r["network"] == "pilotnet-lif" and "pilotnet" in wanted)]
+    if "pilotnet" in wanted:
+        if args.pilotnet is None:
+            args.pilotnet = find_pilotnet()
+        if args.pilotnet is None or not args.pilotnet.is_file():
+            print("· pilotnet: skipped; pass --pilotnet PATH to lava-dl's tutorials/lava/lib/dl/"
+                  "netx/pilotnet_snn/network.net (https://github.com/lava-nc/lava-dl)")
+        else:
+            print(f"· pilotnet: {args.pilotnet}", flush=True)
+            rows.append(run_pilotnet(args.pilotnet, args.pilotnet_samples))
+            save(args, rows)
     for spec in SPECS:
         if spec.name not in wanted:
             continue
@@ -566,26 +507,29 @@ def main() -> None:
         print(f"· {spec.name}: {spec.arch} {'x'.join(map(str, spec.shape))}, {n} sample(s)",
               flush=True)
         rows.append(run_network(spec, n, args.demo_checkpoint))
+        save(args, rows)
         print(f"  {rows[-1]['cores']:,} cores, {rows[-1]['chips']} chip(s); seconds "
               f"{ {k: round(v, 1) for k, v in rows[-1]['seconds'].items()} }", flush=True)
-    if "pilotnet" in wanted:
-        if args.pilotnet is None or not args.pilotnet.is_file():
-            print("· pilotnet: skipped; pass --pilotnet PATH to lava-dl's tutorials/lava/lib/dl/"
-                  "netx/pilotnet_snn/network.net (https://github.com/lava-nc/lava-dl)")
-        else:
-            print(f"· pilotnet: {args.pilotnet}", flush=True)
-            rows.append(run_pilotnet(args.pilotnet, args.pilotnet_samples))
     print()
     print_table(rows)
+    save(args, rows)
+    print(f"\nwrote {args.out}")
+
+
+def save(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """The rows so far to ``args.out`` (atomically; after every network, so that a later
+    network's failure keeps the earlier rows)."""
+    command = "benchmarks/mapping.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+        if v not in (None, False) and k not in ("out", "keep", "earlier"))
+    if getattr(args, "earlier", None):  # --keep: the rows kept came from the earlier command(s)
+        command = f"{args.earlier}` and `.venv/bin/python {command} --keep"
     atomic_write_json(args.out, {
-        "command": "benchmarks/mapping.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-            if v is not None and k not in ("out",)),
+        "command": command,
         "host": {"platform": platform.platform(), "python": platform.python_version(),
                  "cpus": os.cpu_count()},
         "chip": CHIP, "time_steps": T, "rows": rows,
     })
-    print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

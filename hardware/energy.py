@@ -602,10 +602,12 @@ class AnnLayer:
 def ann_layers_from_network(network: Any) -> list[AnnLayer]:
     """The layers of ``network`` (an IR ``Network``) as its ANN twin runs them: one per
     projection; MACs = dense out x in, or Cout x Ho x Wo x Cin/groups x kh x kw for conv2d
-    (zero padding included, as ``count_ann_macs`` counts)."""
+    (zero padding included, as ``count_ann_macs`` counts); a direct projection has none."""
     layers = []
     for proj in network.projections:
         target = network.population(proj.target)
+        if proj.kind == "direct":  # the input written into the neurons: no ANN layer
+            continue
         if proj.kind == "dense":
             macs = int(proj.weight.size)
         else:
@@ -731,8 +733,9 @@ def estimate_snn_energy_with_memory(counts: NetworkCounts, network: Any,
     Arithmetic: SynOps x ``per_synop`` (an add) + graded MACs x ``per_mac``. Memory, no reuse:
     every SynOp and graded MAC reads its weight (a graded MAC also its input); every neuron
     update reads and writes the neuron's state (``state_bits``: 48 for CUBA-LIF's u and v).
-    Full reuse: each active projection's weights read once per time step (T reads), a graded
-    input read once per step, state read and written once per step.
+    Full reuse: each weight read at most once per time step and at most once per operation
+    using it (``min(SynOps + MACs, T x weights)`` reads), a graded input likewise, state read
+    and written once per update: never more than no reuse.
     Neuron updates' arithmetic is not priced (the CMOS profiles have no such figure)."""
     prof = load_profile(arithmetic)
     mem = load_memory_model(memory)
@@ -752,8 +755,10 @@ def estimate_snn_energy_with_memory(counts: NetworkCounts, network: Any,
         e_w = mem.access_pj(w_buf, wb, dram)
         e_i = mem.access_pj(src_size * ab / 8, ab, dram)
         no_reuse = (synops + macs) * e_w + macs * e_i
-        full = (steps * proj.weight.size * e_w if synops + macs > 0 else 0.0) \
-            + (steps * src_size * e_i if macs > 0 else 0.0)
+        # full reuse: a weight (an input) read at most once per step, and never more often
+        # than the operations that use it (an event-driven layer reads only what it uses)
+        full = min(synops + macs, steps * proj.weight.size) * e_w \
+            + min(macs, steps * src_size) * e_i
         out[proj.name] = LayerMemoryEnergy(proj.name, synops + macs,
                                            synops * prof.per_synop + macs * per_mac, no_reuse,
                                            full)

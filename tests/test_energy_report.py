@@ -289,3 +289,29 @@ def test_the_chip_section_renders_in_80_columns(mapped_report):
     assert "…" not in text
     table = [line for line in text.splitlines() if "  " in line.strip()]
     assert max(map(len, table)) <= 80
+
+
+def test_the_pipeline_summary_prints_the_same_chip_section(mapped_report):
+    """The pipeline's closing summary: cores, chips, latency, throughput, dynamic and static
+    energy and the like-for-like headline, from the energy report's chip section, in 80
+    columns."""
+    from sakd.app.pipeline import PipelineResult
+    from sakd.render.map import chip_lines
+    from sakd.render.pipeline import render_summary
+
+    _, _, report = mapped_report
+    like = report.like_for_like
+    summary = PipelineResult(
+        "configs/digits.yaml", "digits", "small", 4, {"acc": 90.0}, {"acc": 88.0},
+        {}, on_chip={"accuracy": 87.5, "samples": 3, "prediction_agreement": 99.0},
+        energy={"totals": report.totals, "ann": report.ann, "ratios": report.ratios,
+                "chip": report.chip, "like_for_like": {"headline": like["headline"]}})
+    buffer = io.StringIO()
+    render_summary(summary, Console(file=buffer, width=80, color_system=None, soft_wrap=True))
+    text = buffer.getvalue()
+    assert max(map(len, text.splitlines())) <= 80
+    flat = " ".join(text.split())
+    for line in chip_lines(report.chip):
+        assert " ".join(line.split()) in flat
+    assert "headline SNN/ANN (like for like)" in text
+    assert f"{report.chip['cores']:,} core(s) on {report.chip['chips']}" in flat

@@ -237,10 +237,12 @@ def check_counts(network: Network, counts: NetworkCounts) -> None:
 def input_events_per_sample(input_size: int, input_encoding: str, counts: NetworkCounts,
                             projection: str) -> float:
     """Estimated input events per sample seen by ``projection`` (from the input): its
-    operations per sample / the mean structural fan-out of an input neuron."""
+    operations per sample / the mean structural fan-out of an input neuron. A direct
+    projection (no synapses: the host writes each neuron's input) carries every input value
+    every step: ``input_size x T``, an upper bound (zeros are counted too)."""
     pc = counts.projections[projection]
     if pc.synapses == 0:
-        return 0.0
+        return float(input_size * counts.time_steps)
     ops = pc.graded_macs if input_encoding == "graded" else pc.synops
     return float(np.mean(ops)) * input_size / pc.synapses
 
@@ -364,8 +366,9 @@ def _edges(network: Network, part: Partition,
         lab = np.zeros(network.input.size, dtype=np.int64) if from_input else labels[proj.source]
         for tid in part.by_population[proj.target]:
             share = next(p for p in part.slices[tid].usage.projections if p.projection == proj.name)
-            reach = np.bincount(lab, weights=share.reach, minlength=len(src_ids))
-            syn = np.bincount(lab, weights=share.fanout, minlength=len(src_ids))
+            k_of = lab[share.sources]  # the source slice of each source neuron with a synapse
+            reach = np.bincount(k_of, weights=share.reach, minlength=len(src_ids))
+            syn = np.bincount(k_of, weights=share.fanout, minlength=len(src_ids))
             for k, sid in enumerate(src_ids):
                 if reach[k] <= 0:
                     continue
@@ -436,6 +439,12 @@ def _report(network: Network, chip: ChipProfile, system: SystemProfile, part: Pa
     if not with_counts:
         notes.append("No counts were given: traffic is weighted by synapse counts, and no "
                      "per-sample messages or message-hops are reported.")
+    direct = [p.name for p in network.projections if p.kind == "direct"]
+    if direct:
+        notes.append(f"Direct projection(s) {', '.join(direct)} (the input written into a "
+                     f"population's neurons) are stored as an identity, one input axon and one "
+                     f"1-bit synapse per neuron, and carry every input value every step (an "
+                     f"assumption; an upper bound on their messages).")
     if chip.shared_weights:
         notes.append("Conv weights are stored once per core (shared_weights); "
                      "synapse_bits_per_target gives the per-target count.")

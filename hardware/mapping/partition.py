@@ -118,14 +118,13 @@ def partition_network(network: Network, chip: ChipProfile,
         tilings[name] = tiling
         boxes_of[name] = boxes
         for _, usage in boxes:  # this population's slices are destinations of its sources
-            union: dict[str, np.ndarray] = {}
+            reached: dict[str, list[np.ndarray]] = {}
             for part in usage.projections:
-                if part.source in union:
-                    union[part.source] |= part.reach
-                else:
-                    union[part.source] = part.reach.copy()
-            for source, reach in union.items():
-                out_counts[source] += reach
+                reached.setdefault(part.source, []).append(part.sources[part.reach])
+            for source, hits in reached.items():  # one entry per source neuron and slice
+                # (each part's sources are distinct: only several parts need a union)
+                out_counts[source][hits[0] if len(hits) == 1
+                                   else np.unique(np.concatenate(hits))] += 1
     slices: list[Slice] = []
     by_pop: dict[str, tuple[int, ...]] = {}
     for name in order:
@@ -261,6 +260,7 @@ def _tile(network: Network, pop: Population, chip: ChipProfile, out_count: np.nd
         mid_i = (lo + hi) // 2
         res = try_level(mid_i)
         if res is not None:
+            cache.pop(hi, None)  # a tiling with more boxes is not needed any more (memory)
             hi, found = mid_i, res
         else:
             lo = mid_i
@@ -278,6 +278,9 @@ def _fan_in(network: Network, pop: Population) -> np.ndarray:
     """int64 per neuron (flat): nonzero synapses into it, over all its projections."""
     total = np.zeros(pop.size, dtype=np.int64)
     for proj in network.projections_into(pop.name):
+        if proj.kind == "direct":  # one identity synapse per neuron
+            total += 1
+            continue
         if proj.kind == "dense":
             total += np.count_nonzero(proj.weight, axis=1)
             continue
@@ -391,18 +394,30 @@ def pack_cores(partition: Partition, chip: ChipProfile, network: Network,
     items = sorted(range(len(partition.slices)),
                    key=lambda i: (-size(i), order[partition.slices[i].population],
                                   partition.slices[i].index))
+    # loads of the open cores, one row per core (vectorized first fit: the first core whose
+    # every limited resource still holds the slice); unlimited resources never bind
+    limit = np.array([np.inf if caps[r] is None else float(caps[r]) for r in RESOURCES])
+    need = np.array([[float(a[r]) for r in RESOURCES] for a in amounts]).reshape(-1, len(RESOURCES))
+    loads = np.zeros((len(items), len(RESOURCES)))
     cores: list[list[int]] = []
-    loads: list[dict[str, int]] = []
+    room = np.full(len(RESOURCES), -np.inf)  # the most any open core has left, per resource
     for i in items:
-        for core, load in zip(cores, loads):
-            if all(c is None or load[r] + amounts[i][r] <= c for r, c in caps.items()):
-                core.append(i)
-                for r in RESOURCES:
-                    load[r] += amounts[i][r]
-                break
+        # a slice that needs more of some resource than any open core has left cannot fit:
+        # skip the scan (the same first fit, faster when big slices rarely share)
+        if np.all(need[i] <= room):
+            fits = np.flatnonzero(np.all(loads[:len(cores)] + need[i] <= limit, axis=1))
         else:
+            fits = ()
+        if len(fits):
+            k = int(fits[0])
+            cores[k].append(i)
+            loads[k] += need[i]
+            room = (limit - loads[:len(cores)]).max(axis=0)
+        else:
+            k = len(cores)
             cores.append([i])
-            loads.append(dict(amounts[i]))
+            loads[k] += need[i]
+            room = np.maximum(room, limit - loads[k])
     for core in cores:
         core.sort()
     return cores

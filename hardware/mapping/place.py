@@ -16,7 +16,7 @@ a chip, the cores of a tile one after the other; only the chips needed are used.
 passes of pairwise improvement: each core in turn is moved to, or swapped with the core at,
 every candidate position on the chips in use (near positions only on large systems), and the
 change that lowers the total cost most is kept; passes stop when one changes nothing (at most
-``PASSES``). The cost is
+``PASSES``; one pass over nearer positions above ``LARGE_CORES`` cores). The cost is
 sum(traffic x (e_hop_ew x east-west hops + e_hop_ns x north-south hops + e_interchip_hop x
 inter-chip hops)), i.e. routing energy when traffic is messages. Deterministic.
 """
@@ -35,6 +35,11 @@ PASSES = 4
 #: near its heaviest neighbours (radius ``WINDOW`` tiles)
 FULL_SEARCH_POSITIONS = 256
 WINDOW = 2
+#: above this many cores (a multi-chip network of thousands of slices) one pass over radius
+#: ``WINDOW_LARGE`` only, so that placement stays minutes, not hours, on a laptop
+LARGE_CORES = 2048
+PASSES_LARGE = 1
+WINDOW_LARGE = 1
 INPUT = -1  # the virtual core of the network's input
 
 
@@ -130,7 +135,8 @@ def place(chip: ChipProfile, system: SystemProfile, core_order: list[int],
     candidate position (swapping with the core there, if any); the best strictly improving
     change is kept (ties: the lowest position index). Candidates: every position when the
     chips in use have at most ``FULL_SEARCH_POSITIONS``, else the positions within ``WINDOW``
-    tiles of the core and of its four heaviest neighbours."""
+    tiles of the core and of its four heaviest neighbours (above ``LARGE_CORES`` cores: one
+    pass, ``WINDOW_LARGE`` tiles)."""
     slots = positions(chip, system)
     n = len(core_order)
     per_chip = max(1, len(slots) // system.chips)
@@ -165,10 +171,11 @@ def place(chip: ChipProfile, system: SystemProfile, core_order: list[int],
     cur = np.array([cost_at(i, xy[i]) for i in range(n + 1)])
     initial = float(cur.sum() / 2)
     full = len(slots) <= FULL_SEARCH_POSITIONS
+    passes, window = (PASSES_LARGE, WINDOW_LARGE) if n > LARGE_CORES else (PASSES, WINDOW)
     by_tile: dict[tuple[int, int], list[int]] = {}
     for i, p in enumerate(slots):
         by_tile.setdefault((p.gx, p.gy), []).append(i)
-    for _ in range(PASSES):
+    for _ in range(passes):
         changed = False
         for u in range(n):
             nb, nw = nb_of[u], nw_of[u]
@@ -181,8 +188,8 @@ def place(chip: ChipProfile, system: SystemProfile, core_order: list[int],
                 heavy = nb[np.argsort(-nw, kind="stable")[:4]]
                 pick: set[int] = set()
                 for gx, gy in [tuple(xy[u, 2:])] + [tuple(xy[o, 2:]) for o in heavy]:
-                    for dx in range(-WINDOW, WINDOW + 1):
-                        for dy in range(-WINDOW, WINDOW + 1):
+                    for dx in range(-window, window + 1):
+                        for dy in range(-window, window + 1):
                             pick.update(by_tile.get((int(gx) + dx, int(gy) + dy), []))
                 cand = np.array(sorted(pick), dtype=np.int64)
             # u's cost at every candidate (a swap partner's term is 0: it sits there)

@@ -87,7 +87,10 @@ def neuron_layout(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def box_size(box: Box) -> int:
-    return int(np.prod([hi - lo for lo, hi in box]))
+    size = 1
+    for lo, hi in box:
+        size *= hi - lo
+    return size
 
 
 def box_flat_indices(box: Box, layout: tuple[int, ...]) -> np.ndarray:
@@ -95,8 +98,12 @@ def box_flat_indices(box: Box, layout: tuple[int, ...]) -> np.ndarray:
     if len(layout) == 1:
         (lo, hi), = box
         return np.arange(lo, hi, dtype=np.int64)
-    grids = np.meshgrid(*[np.arange(lo, hi) for lo, hi in box], indexing="ij")
-    return np.ravel_multi_index([g.reshape(-1) for g in grids], layout).astype(np.int64)
+    (c0, c1), (y0, y1), (x0, x1) = box
+    _, h, w = layout
+    c = np.arange(c0, c1, dtype=np.int64)[:, None, None]
+    y = np.arange(y0, y1, dtype=np.int64)[None, :, None]
+    x = np.arange(x0, x1, dtype=np.int64)[None, None, :]
+    return ((c * h + y) * w + x).reshape(-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,8 +113,11 @@ def box_flat_indices(box: Box, layout: tuple[int, ...]) -> np.ndarray:
 
 def weight_bits(projection: Projection, chip: ChipProfile, target: TargetSpec | None = None) -> int:
     """Bits per stored weight of ``projection``: the signed (when any weight is negative) or
-    unsigned width of its weight mantissas ``w / weight_step``, at least 1. Raises ValueError
-    when it exceeds the chip's ``max_weight_bits`` (the caller names the projection)."""
+    unsigned width of its weight mantissas ``w / weight_step``, at least 1 (a direct
+    projection: 1). Raises ValueError when it exceeds the chip's ``max_weight_bits`` (the
+    caller names the projection)."""
+    if projection.kind == "direct":
+        return 1
     spec = target if target is not None else LOIHI2
     mant = projection.weight // spec.weight_step
     lo, hi = int(mant.min()), int(mant.max())
@@ -145,9 +155,11 @@ def axon_list_bits(n_synapses: np.ndarray | int, bits_per_synapse: int,
 
 @dataclass(frozen=True)
 class ProjectionInBox:
-    """What one projection puts into one box of its target (arrays over the source's flat
-    neurons). ``synapse_bits`` is the chip's choice; the other encodings are kept for the
-    report (``shared_bits`` None for dense projections)."""
+    """What one projection puts into one box of its target. ``sources``, ``fanout`` and
+    ``reach`` are aligned arrays over the source neurons with at least one structural synapse
+    into the box (a conv box's receptive field, not the whole source: memory stays
+    proportional to the box). ``synapse_bits`` is the chip's choice; the other encodings are
+    kept for the report (``shared_bits`` None for dense projections)."""
 
     projection: str
     source: str
@@ -158,8 +170,9 @@ class ProjectionInBox:
     encoding: str  # "dense" | "sparse" | "shared"
     per_target_bits: int  # the best per-target-list encoding (dense or sparse)
     shared_bits: int | None  # conv2d: kernel stored once (whatever the chip's flag)
-    fanout: np.ndarray  # int64 [source neurons]: structural synapses into the box
-    reach: np.ndarray  # bool [source neurons]: a nonzero weight into the box
+    sources: np.ndarray  # int32 [k]: flat indices of the source neurons with a synapse here
+    fanout: np.ndarray  # int32 [k]: their structural synapses into the box (zeros included)
+    reach: np.ndarray  # bool [k]: whether one of their weights into the box is nonzero
 
 
 def project_into_box(network: Network, projection: Projection, box: Box, chip: ChipProfile,
@@ -170,6 +183,15 @@ def project_into_box(network: Network, projection: Projection, box: Box, chip: C
     m = box_size(box)
     dbits = chip.delay_field_bits if projection.delay > 0 else 0
     sparse_bits_per_syn = wbits + index_bits(m, chip) + dbits
+    if projection.kind == "direct":
+        # the input's value i enters neuron i of the target (netx's input layer): stored as an
+        # identity, one input axon and one 1-bit synapse per neuron (an assumption: how the
+        # chip feeds a neuron's input port from the host is not public)
+        sources = box_flat_indices(box, layout).astype(np.int32)
+        ones = np.ones(m, dtype=np.int32)
+        bits = int(axon_list_bits(ones, 1, chip).sum())
+        return ProjectionInBox(projection.name, projection.source, m, m, m, bits, "identity",
+                               bits, None, sources, ones, np.ones(m, dtype=bool))
     if projection.kind == "dense":
         rows = box_flat_indices(box, layout)
         block = projection.weight[rows]
@@ -182,10 +204,12 @@ def project_into_box(network: Network, projection: Projection, box: Box, chip: C
             per_target, encoding = dense_bits, "dense"
         else:
             per_target, encoding = sparse_bits, "sparse"
+        sources = np.arange(block.shape[1], dtype=np.int32)
         return ProjectionInBox(projection.name, projection.source, int(m * block.shape[1]),
                                int(nnz.sum()), int(reach.sum()), per_target, encoding,
-                               per_target, None, fanout, reach)
-    fanout_nz, fanout, n_channels_in_box = _conv_fanout_into_box(network, projection, box)
+                               per_target, None, sources, fanout.astype(np.int32), reach)
+    sources, fanout_nz, fanout, n_channels_in_box = _conv_fanout_into_box(network, projection,
+                                                                          box)
     reach = fanout_nz > 0
     per_target = int(axon_list_bits(fanout_nz, sparse_bits_per_syn, chip).sum())
     _, cin_g, kh, kw = projection.weight.shape
@@ -200,7 +224,8 @@ def project_into_box(network: Network, projection: Projection, box: Box, chip: C
         bits, encoding = per_target, "sparse"
     return ProjectionInBox(projection.name, projection.source, int(fanout.sum()),
                            int(fanout_nz.sum()), n_axons, int(bits), encoding, per_target,
-                           int(shared), fanout, reach)
+                           int(shared), sources.astype(np.int32), fanout.astype(np.int32),
+                           reach)
 
 
 def _axis_reach(size: int, k: int, stride: int, pad: int, dil: int, lo: int, hi: int) -> np.ndarray:
@@ -212,30 +237,60 @@ def _axis_reach(size: int, k: int, stride: int, pad: int, dil: int, lo: int, hi:
     return (num % stride == 0) & (o >= lo) & (o < hi)
 
 
-def _conv_fanout_into_box(network: Network, projection: Projection,
-                          box: Box) -> tuple[np.ndarray, np.ndarray, int]:
-    """(nonzero fan-out, structural fan-out, channels of the box) per source neuron (flat)."""
-    cin, h, w = network.source_shape(projection.source)
+_PREFIX_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _nonzero_prefix(weight: np.ndarray) -> np.ndarray:
+    """int64 [Cout + 1, Cin/groups, kh, kw]: nonzero weights of output channels [0, c), so that
+    a box's nonzero taps over channels [lo, hi) are one subtraction. Cached per weight array
+    (the partition asks for the same projection's boxes thousands of times)."""
+    key = id(weight)
+    hit = _PREFIX_CACHE.get(key)
+    if hit is not None and hit[0] is weight:
+        return hit[1]
+    if len(_PREFIX_CACHE) >= 64:
+        _PREFIX_CACHE.clear()
+    nz = (weight != 0).astype(np.int64)
+    prefix = np.concatenate([np.zeros((1, *nz.shape[1:]), dtype=np.int64), np.cumsum(nz, axis=0)])
+    _PREFIX_CACHE[key] = (weight, prefix)
+    return prefix
+
+
+def _conv_fanout_into_box(network: Network, projection: Projection, box: Box
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(source neurons (flat, ascending), their nonzero fan-out, their structural fan-out,
+    channels of the box) over the source neurons with a structural synapse into ``box``: the
+    rows and columns of its receptive field, in the channels of its groups."""
+    _, h, w = network.source_shape(projection.source)
     cout, cin_g, kh, kw = projection.weight.shape
     (c0, c1), (y0, y1), (x0, x1) = box
     ry = _axis_reach(h, kh, projection.stride[0], projection.padding[0], projection.dilation[0],
-                     y0, y1).astype(np.int64)
+                     y0, y1)
     rx = _axis_reach(w, kw, projection.stride[1], projection.padding[1], projection.dilation[1],
-                     x0, x1).astype(np.int64)
+                     x0, x1)
+    ys, xs = np.flatnonzero(ry.any(axis=1)), np.flatnonzero(rx.any(axis=1))
+    ry, rx = ry[ys].astype(np.int64), rx[xs].astype(np.int64)
     cpg = cout // projection.groups
-    nz = (projection.weight != 0).astype(np.int64)
-    fan_nz = np.zeros((cin, h, w), dtype=np.int64)
-    fan = np.zeros((cin, h, w), dtype=np.int64)
-    spatial = np.outer(ry.sum(axis=1), rx.sum(axis=1))  # [h, w] structural taps per position
+    cum = _nonzero_prefix(projection.weight)
+    spatial = np.outer(ry.sum(axis=1), rx.sum(axis=1))  # [ny, nx] structural taps, all > 0
+    position = (ys[:, None] * w + xs[None, :]).reshape(-1)
+    srcs, fans_nz, fans = [], [], []
     for g in range(c0 // cpg, (c1 - 1) // cpg + 1):
         lo, hi = max(c0, g * cpg), min(c1, (g + 1) * cpg)
         if lo >= hi:
             continue
-        k = nz[lo:hi].sum(axis=0)  # [cin_g, kh, kw]: nonzero taps summed over box channels
-        src = slice(g * cin_g, (g + 1) * cin_g)
-        fan_nz[src] = np.einsum("ckl,yk,xl->cyx", k, ry, rx, optimize=True)
-        fan[src] = (hi - lo) * spatial[None, :, :]
-    return fan_nz.reshape(-1), fan.reshape(-1), c1 - c0
+        k = cum[hi] - cum[lo]  # [cin_g, kh, kw]: nonzero taps summed over the box's channels
+        channels = np.arange(g * cin_g, (g + 1) * cin_g, dtype=np.int64)
+        srcs.append((channels[:, None] * (h * w) + position[None, :]).reshape(-1))
+        # sum over taps (kh, kw) of k[c, kh, kw] ry[y, kh] rx[x, kw]: two matrix products
+        fans_nz.append(np.matmul(ry, np.matmul(k, rx.T)).reshape(-1))
+        fans.append(np.broadcast_to((hi - lo) * spatial.reshape(-1),
+                                    (cin_g, position.size)).reshape(-1))
+    if not srcs:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, c1 - c0
+    return (np.concatenate(srcs), np.concatenate(fans_nz).astype(np.int64),
+            np.concatenate(fans).astype(np.int64), c1 - c0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -116,19 +116,25 @@ def render_energy(report: EnergyReport, console: Console, *, notes: bool = True)
 def render_chip_section(report: EnergyReport, console: Console) -> None:
     """The network on the chip (the same mapping as ``sakd map``) and the SNN/ANN ratios with
     the ANN priced like for like; nothing when the report has no such section."""
-    from sakd.render.map import LIKE_FOR_LIKE_LEGEND, chip_lines, headline_line, like_for_like_table
+    from sakd.render.map import (
+        LIKE_FOR_LIKE_LEGEND,
+        chip_lines,
+        headline_line,
+        like_for_like_table,
+        wrap,
+    )
 
     if report.chip is not None:
         console.print("on the chip (the mapping of `sakd map`; estimates):", style="bold")
         if "error" in report.chip:
-            console.print(f"not mapped: {plain(report.chip['error'])}")
+            console.print(plain(wrap(f"not mapped: {report.chip['error']}")))
         else:
             for line in chip_lines(report.chip):
                 console.print(plain(line))
     if report.like_for_like is not None:
         console.print(like_for_like_table(report.like_for_like))
-        console.print(LIKE_FOR_LIKE_LEGEND)
-        console.print(headline_line(report.like_for_like), style="bold")
+        console.print(plain(wrap(LIKE_FOR_LIKE_LEGEND, indent="")))
+        console.print(plain(wrap(headline_line(report.like_for_like))), style="bold")
 
 
 def plot_energy(report: EnergyReport, path: str | os.PathLike[str]) -> None:

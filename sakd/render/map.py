@@ -14,7 +14,7 @@ from rich.table import Table
 from sakd.app.map import MapResult
 from sakd.hardware.atomic import atomic_path
 from sakd.hardware.mapping import Mapping
-from sakd.render.console import plain
+from sakd.render.console import WIDTH, plain
 from sakd.render.energy import format_energy
 
 RESOURCE_LABELS = {"neurons": "neurons", "neuron_memory_bits": "neuron memory",
@@ -48,9 +48,21 @@ def format_ratio(value: float | None, lower_bound: bool = False) -> str:
     return ("≥ " if lower_bound else "") + f"{value:.3g}"
 
 
-def chip_lines(summary: dict[str, Any]) -> list[str]:
+def wrap(text: str, width: int = WIDTH, indent: str = "  ", first: str = "") -> str:
+    """``text`` broken at spaces into lines of at most ``width`` columns (continuations
+    indented by ``indent``), so that a summary fits an 80-column terminal."""
+    return textwrap.fill(text, width=width, initial_indent=first, subsequent_indent=indent,
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def chip_lines(summary: dict[str, Any], width: int = WIDTH) -> list[str]:
     """The chip section's headline lines (shared with the energy report and the pipeline):
-    fit, time, energy. ``summary``: ``ChipEstimate.summary()``."""
+    fit, time, energy, each wrapped to ``width`` columns. ``summary``:
+    ``ChipEstimate.summary()``."""
+    return [wrap(line, width) for line in _chip_lines(summary)]
+
+
+def _chip_lines(summary: dict[str, Any]) -> list[str]:
     lines = [f"fits: {summary['cores']:,} core(s) on {summary['chips']} {summary['chip']} "
              f"chip(s) of {summary['cores_per_chip']} cores (system {summary['system']}, "
              f"{summary['system_chips']} chip(s))"]
@@ -107,8 +119,8 @@ def render_map(result: MapResult, console: Console, *, notes: bool = True) -> No
     notes and caveats."""
     report = result.report
     net = report.network
-    console.print(f"map: {plain(net['name'])} (digest {net['digest'][:12]}) onto "
-                  f"{report.chip}, system {report.system}", style="bold")
+    console.print(plain(wrap(f"map: {net['name']} (digest {net['digest'][:12]}) onto "
+                             f"{report.chip}, system {report.system}")), style="bold")
     act = report.activity
     if act["source"] == "simulation":
         console.print(f"activity: {act['samples']} {act['split']} sample(s) of {act['data']} "
@@ -145,16 +157,16 @@ def render_map(result: MapResult, console: Console, *, notes: bool = True) -> No
 
     if report.like_for_like is not None:
         console.print(like_for_like_table(report.like_for_like))
-        console.print(LIKE_FOR_LIKE_LEGEND)
-        console.print(headline_line(report.like_for_like))
+        console.print(plain(wrap(LIKE_FOR_LIKE_LEGEND, indent="")))
+        console.print(plain(wrap(headline_line(report.like_for_like))))
     if not notes:
         return
     console.print("\nNotes:", style="bold")
     for note in [*report.notes, *result.notes]:
-        console.print(f"- {plain(note)}")
+        console.print(plain(wrap(note, first="- ")))
     console.print("\nCaveats:", style="bold")
     for caveat in report.caveats:
-        console.print(f"- {plain(caveat)}")
+        console.print(plain(wrap(caveat, first="- ")))
 
 
 def plot_mapping(mapping: Mapping, path: str | os.PathLike[str], title: str = "") -> None:

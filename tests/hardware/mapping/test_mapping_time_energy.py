@@ -140,6 +140,14 @@ def test_the_ann_baseline_on_the_same_footing(run):
     assert snn.arithmetic_pj == pytest.approx(
         synops * 0.03 + sum(float(np.mean(p.graded_macs)) for p in counts.projections.values()) * 0.23)
     assert snn.total_no_reuse_pj > snn.arithmetic_pj
+    # reuse never costs more than no reuse, layer by layer, however sparse the activity
+    for layer in snn.layers.values():
+        assert layer.memory_full_reuse_pj <= layer.memory_no_reuse_pj + 1e-9
+    dense = next(p for p in net.projections if p.kind == "dense")
+    w_pj = mem.access_pj(dense.weight.size, 8)
+    used = float(np.mean(counts.projections[dense.name].synops))
+    assert snn.layers[dense.name].memory_full_reuse_pj == pytest.approx(
+        min(used, 4 * dense.weight.size) * w_pj)
     json.dumps(ann.as_dict())
     with pytest.raises(ProfileError, match="has no per_mac"):
         estimate_ann_energy_with_memory(net, "loihi")
