@@ -20,7 +20,7 @@ from sakd.formats.nir import read_nir
 from sakd.hardware.simulator import simulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from netx_random import random_netx_file  # noqa: E402
+from netx_random import random_netx_file
 
 runner = CliRunner()
 

@@ -62,9 +62,9 @@ def imports(path: Path, module: str) -> list[tuple[str, int, bool, list[str]]]:
 def layer_of(module: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     best = None
     for layer in LAYERS:
-        if module == layer[0] or module.startswith(layer[0] + "."):
-            if best is None or len(layer[0]) > len(best[0]):
-                best = layer
+        inside = module == layer[0] or module.startswith(layer[0] + ".")
+        if inside and (best is None or len(layer[0]) > len(best[0])):
+            best = layer
     assert best is not None, module
     return best
 

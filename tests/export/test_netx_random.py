@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hardware"))
-from netx_random import FAMILIES, random_netx_file  # noqa: E402
-from reference_free import reference_free  # noqa: E402
+from netx_random import FAMILIES, random_netx_file
+from reference_free import reference_free
 
-from sakd.formats.netx import read_netx, write_netx  # noqa: E402
-from sakd.hardware.simulator import SimulationOverflowError, simulate  # noqa: E402
+from sakd.formats.netx import read_netx, write_netx
+from sakd.hardware.simulator import SimulationOverflowError, simulate
 
 SEEDS = range(3 * len(FAMILIES))
 

@@ -53,6 +53,7 @@ def neuron_step(pop, st: dict[str, list[int]], inputs: dict[str, list[int]], bia
                 u -= 1 << 24
             if u <= -STATE_MAX:
                 u += 1 << 24
+            _check32("u", u)  # one wrap cannot bring it back: Lava's int32 u has overflowed
             v = trunc0(st["v"][i] * (4096 - m.dv)) + u + bias[i] + extra
             v = max(-(STATE_MAX - 1), min(STATE_MAX - 1, v))
             s = 0 if readout else int(v > m.vth * 64)

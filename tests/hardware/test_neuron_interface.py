@@ -13,7 +13,13 @@ import pytest
 from sakd.formats.base import FormatError
 from sakd.hardware.ir import Input, IRError, Network, Population, Projection
 from sakd.hardware.netfile import read_network, write_network
-from sakd.hardware.neurons import NEURON_MODELS, NeuronModel, StateVariable, parameter, register_model
+from sakd.hardware.neurons import (
+    NEURON_MODELS,
+    NeuronModel,
+    StateVariable,
+    parameter,
+    register_model,
+)
 from sakd.hardware.neurons.cuba_lif import CubaLif
 from sakd.hardware.simulator import simulate
 from sakd.hardware.target import LOIHI2

@@ -132,8 +132,8 @@ def _worker(conn, original_path: str) -> None:
         path = conn.recv()
         if path is None:
             return
-        read = classify(lambda: read_any(path), original)
-        shown = classify(lambda: inspect_file(path), None)
+        read = classify(lambda p=path: read_any(p), original)
+        shown = classify(lambda p=path: inspect_file(p), None)
         conn.send((read, shown))
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import cli_cases
 import pytest
 from typer.testing import CliRunner
 
-import cli_cases
 from sakd.cli import app
 
 runner = CliRunner()

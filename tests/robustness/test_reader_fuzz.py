@@ -11,12 +11,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
 
-import fuzz  # noqa: E402
-import random_snn  # noqa: E402
+import fuzz
+import random_snn
 
-from sakd.formats.netx import write_netx  # noqa: E402
-from sakd.formats.nir import write_nir  # noqa: E402
-from sakd.hardware.netfile import write_network  # noqa: E402
+from sakd.formats.netx import write_netx
+from sakd.formats.nir import write_nir
+from sakd.hardware.netfile import write_network
 
 PER_KIND = 12  # 12 mutants x 6 kinds x 3 formats = 216 cases
 
