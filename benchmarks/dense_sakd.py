@@ -1,152 +1,147 @@
-"""Detection / segmentation benchmark on the generated digit scenes: the ANN teacher, its SNN
-with level 1 only (no training), the SNN from scratch, the SNN with level 1 and the task loss
-(kd none), and SAKD (level 1 + 2) in the chosen kd modes, at the same T, epochs and seed.
-Prints a table and saves benchmarks/results/dense_sakd_<task>.json.
+"""Detection / segmentation benchmark on the generated digit scenes, through the same jobs as
+the CLI: the ANN teacher (``sakd teacher``), the SNN from scratch (``sakd distill`` with
+kd=none, student.init=scratch) and SAKD (level 1 + 2, ``sakd distill``), with the same epochs,
+T and seed; each SNN exported (``sakd export``) and its test split simulated bit-accurately
+(``sakd simulate``): mAP@.5 and mAP@[.5:.95] (detection) or mIoU (segmentation), float and on
+chip, spikes, SynOps and energy per inference (``sakd energy``'s report builder). Saves
+benchmarks/results/dense_sakd_<task>.json (``benchmarks/make_results.py`` renders it).
 
-    .venv/bin/python benchmarks/dense_sakd.py --task detection [--arch fcos_resnet_small] \
-        [--teacher-epochs 10] [--student-epochs 4] [--kd both,logits,features] [--threads 2]
+    .venv/bin/python benchmarks/dense_sakd.py --task detection [--teacher-epochs 8] \
+        [--student-epochs 3] [--train-scenes 1500] [--test-scenes 200] [--threads 2]
 
-A plain loop over the Python API of docs/detection.md (AdamW, constant learning rate, batch 32);
-the figures are the test split's at the last epoch (no selection on a validation split).
+Figures are the test split's after the last epoch (``last.pt``; no validation split, so no
+selection on the test split). The base config is configs/digit_scenes_<task>.yaml; ``--set``
+overrides any key of it.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
-from sakd.data.detection import load_dense_splits
-from sakd.distill import FeatureWeight
-from sakd.distill.detection import (
-    DetectionDistillationTask,
-    DetectionTask,
-    SegmentationDistillationTask,
-    SegmentationTask,
-    dense_student,
-)
+from sakd.app.dense import dense_report
+from sakd.app.energy import build_energy_report
+from sakd.app.export import ExportOptions, export_checkpoint
+from sakd.app.simulate import run_split
+from sakd.config import load_config, with_teacher
 from sakd.io import atomic_write_json
-from sakd.models import arch_spec, build_model, spikify
-from sakd.train.evaluate_dense import evaluate_detection, evaluate_segmentation
+from sakd.train.dense import dense_data, evaluator
+from sakd.train.distributed import DistEnv
+from sakd.train.jobs import distill_student, load_network, train_teacher
 
+ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_ARCH = {"detection": "fcos_resnet_small", "segmentation": "fcn_resnet_small"}
+PROFILES = ("loihi", "cmos45-fp32")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=("detection", "segmentation"), default="detection")
-    parser.add_argument("--arch", default=None, help="student architecture (default: the task's small ResNet)")
-    parser.add_argument("--teacher-epochs", type=int, default=10)
-    parser.add_argument("--student-epochs", type=int, default=4)
-    parser.add_argument("--time-steps", type=int, default=4)
-    parser.add_argument("--kd", default="both,logits,features")
-    parser.add_argument("--logit-weight", type=float, default=1.0)
-    parser.add_argument("--feature-weight", type=float, default=1.0)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--train-scenes", type=int, default=2000)
-    parser.add_argument("--test-scenes", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--teacher-lr", type=float, default=2e-3)
-    parser.add_argument("--student-lr", type=float, default=1e-3)
+    parser.add_argument("--teacher-epochs", type=int, default=8)
+    parser.add_argument("--student-epochs", type=int, default=3)
+    parser.add_argument("--train-scenes", type=int, default=1500)
+    parser.add_argument("--test-scenes", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="a config override key=value (repeatable)")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_dense")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    arch = args.arch or DEFAULT_ARCH[args.task]
-    teacher_arch = arch_spec(arch).teacher
-    splits = load_dense_splits("digit-scenes", args.task, train_scenes=args.train_scenes,
-                               test_scenes=args.test_scenes, seed=args.seed)
-    info = splits.info
-    shape = (info.num_classes, info.in_channels, info.image_size)
-    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "arch": arch,
-                     "teacher": teacher_arch, "machine": _machine(), "rows": {}}
+    base = ROOT / "configs" / f"digit_scenes_{args.task}.yaml"
+    overrides = [f"teacher.train.epochs={args.teacher_epochs}",
+                 f"student.train.epochs={args.student_epochs}",
+                 f"data.train_scenes={args.train_scenes}", f"data.test_scenes={args.test_scenes}",
+                 "data.val_fraction=0.0", *args.overrides]
+    config = load_config(base, overrides)
+    work = args.work / args.task
+    if work.exists():
+        shutil.rmtree(work)
+    env = DistEnv()
+    splits = dense_data(config)
+    evaluate = evaluator(config.task, splits.info.class_names)
+    rows: dict[str, Any] = {}
 
-    torch.manual_seed(args.seed)
-    teacher = build_model(teacher_arch, *shape)
-    task = DetectionTask(teacher) if args.task == "detection" else SegmentationTask(teacher)
-    seconds = _fit(task, teacher.parameters(), splits, args.teacher_epochs, args.teacher_lr, args)
-    results["rows"]["ann_teacher"] = _row(teacher, splits, args, seconds, args.teacher_epochs)
-    results["rows"]["snn_level1_untrained"] = _row(_level1(arch, teacher, shape, args), splits, args, 0.0, 0)
+    started = time.perf_counter()
+    train_teacher(config, work / "teacher", env, progress=False, splits=splits)
+    teacher_ckpt = work / "teacher" / "last.pt"
+    rows["ann_teacher"] = _float_row(teacher_ckpt, splits, evaluate, env,
+                                     time.perf_counter() - started, config.teacher.train.epochs)
 
-    students = [("snn_scratch", "none", False), ("snn_level1", "none", True)]
-    students += [(f"snn_sakd_{kd}", kd, True) for kd in args.kd.split(",") if kd]
-    for name, kd, from_teacher in students:
-        torch.manual_seed(args.seed)
-        snn = _level1(arch, teacher, shape, args) if from_teacher else spikify(build_model(arch, *shape), args.time_steps)
-        uses_teacher = kd != "none"
-        student = dense_student(snn, teacher if uses_teacher else None,
-                                None if kd in ("both", "features") else [])
-        cls = DetectionDistillationTask if args.task == "detection" else SegmentationDistillationTask
-        task = cls(student, teacher if uses_teacher else None, kd, args.logit_weight, args.temperature,
-                   FeatureWeight("constant", args.feature_weight), list(student.tap_names))
-        seconds = _fit(task, student.parameters(), splits, args.student_epochs, args.student_lr, args)
-        results["rows"][name] = _row(snn, splits, args, seconds, args.student_epochs)
-        print(name, results["rows"][name], flush=True)
+    students = {
+        "snn_scratch": [*overrides, "distill.kd=none", "student.init=scratch"],
+        "snn_sakd": [*overrides],
+    }
+    for name, student_overrides in students.items():
+        cfg = load_config(base, student_overrides)
+        if cfg.student.init == "teacher" or cfg.distill.kd != "none":
+            cfg = with_teacher(cfg, teacher_ckpt)
+        started = time.perf_counter()
+        distill_student(cfg, work / name, env, progress=False, splits=splits)
+        checkpoint = work / name / "last.pt"
+        row = _float_row(checkpoint, splits, evaluate, env, time.perf_counter() - started,
+                         cfg.student.train.epochs)
+        row.update(kd=cfg.distill.kd, init=cfg.student.init)
+        row.update(_chip_row(checkpoint, work / f"{name}_export", config))
+        rows[name] = row
+        print(name, {k: v for k, v in row.items() if not isinstance(v, dict)}, flush=True)
+
+    results = {"task": args.task, "arch": config.model.arch, "config": str(base.relative_to(ROOT)),
+               "overrides": overrides, "time_steps": config.student.time_steps,
+               "command": "PYTHONPATH=. .venv/bin/python benchmarks/dense_sakd.py --task "
+                          f"{args.task} --teacher-epochs {args.teacher_epochs} --student-epochs "
+                          f"{args.student_epochs} --train-scenes {args.train_scenes} "
+                          f"--test-scenes {args.test_scenes} --threads {args.threads}",
+               "machine": {"platform": platform.platform(), "torch": torch.__version__,
+                           "threads": torch.get_num_threads(),
+                           "note": "two CPU cores shared with other jobs: times are indicative"},
+               "rows": rows}
     out = args.out or RESULTS / f"dense_sakd_{args.task}.json"
     atomic_write_json(out, results)
-    _print(results, out)
+    print(f"saved {out}")
 
 
-def _level1(arch: str, teacher, shape, args):
-    snn = spikify(build_model(arch, *shape), args.time_steps)
-    snn.load_state_dict(teacher.state_dict())
-    return snn
+def _metrics(figures: dict[str, Any]) -> dict[str, float]:
+    keys = ("map", "map_50", "map_75", "mar_100", "miou", "pixel_acc")
+    return {k: float(figures[k]) for k in keys if k in figures}
 
 
-def _fit(task, params, splits, epochs: int, lr: float, args) -> float:
-    """AdamW at a constant ``lr`` for ``epochs``; returns seconds per epoch."""
-    optimizer = torch.optim.AdamW([p for p in params if p.requires_grad], lr=lr, weight_decay=1e-4)
-    generator = torch.Generator().manual_seed(args.seed)
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        task.train()
-        task.set_position(epoch, 0)
-        loader = DataLoader(splits.train, batch_size=args.batch_size, shuffle=True, drop_last=True,
-                            collate_fn=splits.collate_fn, generator=generator)
-        for x, y in loader:
-            out = task(x, y)
-            if not torch.isfinite(out.loss):
-                raise RuntimeError(f"the loss became {float(out.loss.detach())} at epoch {epoch + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            optimizer.step()
-    return (time.perf_counter() - start) / max(epochs, 1)
-
-
-def _row(network, splits, args, seconds: float, epochs: int) -> dict:
-    rates = network.is_spiking
-    if args.task == "detection":
-        m = evaluate_detection(network, splits.test, firing_rates=rates)
-        row = {"map": m.map, "map_50": m.map_50, "map_75": m.map_75}
-    else:
-        m = evaluate_segmentation(network, splits.test, firing_rates=rates,
-                                  class_names=splits.info.class_names)
-        row = {"miou": m.miou, "pixel_acc": m.pixel_acc}
-    if m.firing_rates:
-        row["mean_firing_rate"] = sum(m.firing_rates.values()) / len(m.firing_rates)
-    row.update({"epochs": epochs, "s_per_epoch": seconds})
+def _float_row(checkpoint: Path, splits: Any, evaluate: Any, env: DistEnv, seconds: float,
+               epochs: int) -> dict[str, Any]:
+    network, _ = load_network(checkpoint)
+    figures = evaluate(network, splits.test, env, firing_rates=network.is_spiking)
+    rates = figures.get("firing_rates") or {}
+    row: dict[str, Any] = {"float": _metrics(figures), "epochs": epochs,
+                           "train_s": round(seconds, 1), "images": int(figures["n"])}
+    if rates:
+        row["mean_firing_rate"] = sum(rates.values()) / len(rates)
     return row
 
 
-def _machine() -> dict:
-    return {"platform": platform.platform(), "torch": torch.__version__,
-            "threads": torch.get_num_threads()}
-
-
-def _print(results: dict, out: Path) -> None:
-    rows = results["rows"]
-    keys = [k for k in next(iter(rows.values())) if k not in ("epochs", "s_per_epoch")]
-    print(f"{'network':<24}" + "".join(f"{k:>18}" for k in keys) + f"{'epochs':>8}{'s/epoch':>10}")
-    for name, row in rows.items():
-        cells = "".join(f"{row.get(k, float('nan')):>18.4f}" for k in keys)
-        print(f"{name:<24}{cells}{row['epochs']:>8}{row['s_per_epoch']:>10.1f}")
-    print(f"saved {out}")
+def _chip_row(checkpoint: Path, export_dir: Path, config: Any) -> dict[str, Any]:
+    exported = export_checkpoint(ExportOptions(checkpoint=checkpoint, out_dir=export_dir,
+                                               formats=("ir",)))
+    network = exported.network
+    run = run_split(network, network.metadata["dataset"], split="test")
+    report = dense_report(network, run, network.metadata["dataset"])
+    energy = build_energy_report(run.result.counts, None, PROFILES,
+                                 network_name=config.model.arch, time_steps=run.time_steps,
+                                 network_digest=network.digest(), network=network)
+    totals = energy.totals
+    return {"on_chip": report.dense["on_chip"], "float_snn_same_images": report.dense["float_snn"],
+            "host": report.dense["host"], "chip_images": report.samples,
+            "readouts": [p.name for p in network.readouts], "latency": network.latency,
+            "spikes_per_inference": float(totals["spikes"]),
+            "synops_per_inference": float(totals["synops"]),
+            "graded_macs_per_inference": float(totals["graded_macs"]),
+            "energy_pj_per_inference": {k: float(v) for k, v in totals["energy_pj"].items()},
+            "simulated_images_per_s": report.throughput.samples_per_s}
 
 
 if __name__ == "__main__":

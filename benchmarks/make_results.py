@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/make_results.py
 
 Reads benchmarks/results/{digits_sakd,fashion_mnist,fashion_mnist_cpu,fashion_mnist_quick,training_cost,
-simulator_throughput,lava_vs_sakd,pilotnet_netx}.json, whichever exist; every table names the command that produced it.
+simulator_throughput,lava_vs_sakd,pilotnet_netx,roofline,dense_sakd_detection,
+dense_sakd_segmentation}.json, whichever exist; every table names the command that produced it.
 """
 
 from __future__ import annotations
@@ -229,6 +230,62 @@ def pilotnet_section(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def roofline_section(data: dict[str, Any]) -> list[str]:
+    """benchmarks/roofline.py: samples/s against the dense GEMM bound of the same machine."""
+    m = data.get("machine", {})
+    load = m.get("loadavg")
+    rates = data["gemm_gflops"]
+    lines = ["## Simulator roofline", "",
+             f"Command: `.venv/bin/python {data['command']}` — random weights through the export "
+             f"path, T = {data['time_steps']}; {m.get('cpus', '?')} CPUs"
+             + (f", load average {load[0]:.1f} at the end" if load else "") + ". "
+             "The bound is the machine's square-GEMM rate (measured in the same run) over the "
+             "network's dense FLOPs per sample (2 × multiply-adds × T); every run is bit-exact "
+             "(the simulator has no inexact path).", "",
+             "GEMM rate at the start (GFLOP/s): " + "; ".join(
+                 f"{lib} float32 {per['float32']:.1f}, float64 {per['float64']:.1f}"
+                 for lib, per in rates.items() if per) + "; each row's bound uses the best rate "
+             "measured just before and after it."
+             + (" A quick run on a shared machine: indicative only." if data.get("quick") else ""),
+             "",
+             "| network | backend | MFLOP / sample | samples/s | float32 bound | % of float32 | "
+             "% of float64 | target |", "|---|---|---|---|---|---|---|---|"]
+    for r in data["results"]:
+        target = r.get("target_fraction_of_float32_bound")
+        verdict = "–" if target is None else (
+            f"≥ {100 * target:.0f} %: {'met' if r['target_met'] else 'not met'}")
+        lines.append(f"| {r['network']} | {r['backend']} | {r['dense_flops_per_sample'] / 1e6:.1f} | "
+                     f"{r['samples_per_s']:.1f} | {r['bound_float32_samples_per_s']:.1f} | "
+                     f"{100 * r['fraction_of_float32_bound']:.1f} | "
+                     f"{100 * r['fraction_of_float64_bound']:.1f} | {verdict} |")
+    lines.append("")
+    missed = [r for r in data["results"] if r.get("target_met") is False and r.get("profile")]
+    for r in missed:
+        lines += [f"Profile of {r['network']} ({r['backend']}), largest own times:", "",
+                  "| function | calls | own s |", "|---|---|---|"]
+        lines += [f"| `{p['function']}` | {p['calls']} | {p['own_s']:.3f} |"
+                  for p in r["profile"][:6]]
+        lines.append("")
+    if data.get("memory"):
+        lines += ["Memory at 224×224 (peaks of the simulator's traced numpy allocations with one "
+                  "sample and with several in one chunk; a run of chunk size c needs about fixed + "
+                  "c × per sample, whatever the number of samples):", "",
+                  "| network | neurons | dense GMAC / sample | MiB per sample | fixed MiB | "
+                  "s / sample |", "|---|---|---|---|---|---|"]
+        for mem in data["memory"]:
+            if "failed" in mem:
+                lines.append(f"| {mem['network']} | – | – | not measured: "
+                             f"{mem['failed'][:120]} (within {mem['memory_limit_gib']:g} GiB) "
+                             f"| – | – |")
+                continue
+            lines.append(f"| {mem['network']} | {mem['neurons']:,} | "
+                         f"{mem['dense_macs_per_sample'] / 1e9:.1f} | "
+                         f"{mem['peak_mib_per_sample']:.0f} | {mem.get('fixed_mib', 0):.0f} | "
+                         f"{mem['seconds_per_sample']:.1f} |")
+        lines.append("")
+    return lines
+
+
 def training_cost_section(data: dict[str, Any]) -> list[str]:
     """Seconds per training epoch of the ANN, the SNN from scratch and SAKD, run alone."""
     rows = data["rows"]
@@ -278,7 +335,10 @@ def mapping_section(data: dict[str, Any] | None) -> list[str]:
         bound = "≥ " if head_lo["lower_bound"] else ""
         static = "not counted" if e["static"] is None else f"{e['static'] / 1e6:.3g} µJ"
         lines.append(
-            f"| {r['network']} ({r['arch']}) | {r['weights']} | {r['inputs']} | "
+            f"| {r['network']} ("
+            + ", ".join([*([r["arch"]] if r.get("arch") else []),
+                         "x".join(map(str, r["input_shape"]))])
+            + f") | {r['weights']} | {r['inputs']} | "
             f"{r['time_steps']} | {r['cores']:,} | {r['chips']} | {r['system']} | "
             f"{r['step_ns'] / 1e3:.3g} µs | {r['latency_s'] * 1e3:.3g} ms | "
             f"{num(r['throughput_pipelined_per_s'])} / {num(r['throughput_unpipelined_per_s'])} | "
@@ -309,10 +369,18 @@ def mapping_section(data: dict[str, Any] | None) -> list[str]:
         if "validation" not in r:
             continue
         v = r["validation"]
+        same = ""
+        if r.get("file"):
+            f = r["file"]
+            same = (f" The file read has git blob id `{f['git_blob']}`, "
+                    + ("the same as" if f["same_as_measured"] else "**not** the same as")
+                    + f" {f['measured_file']}.")
         lines += ["### Validation: PilotNet LIF on one Loihi 2", "",
                   f"Measured: {v['measured']['source']}. Estimated: the network of the "
-                  f"row `{r['network']}` above ({r['weights']}; {r['inputs']}). "
-                  "No constant was fitted to this point.", "",
+                  f"row `{r['network']}` above ({r['weights']}; {r['inputs']}).{same} "
+                  "No constant was fitted to this point; the static power (0.232 W) is this "
+                  "benchmark's own measurement, so the static part of the total is not an "
+                  "independent check.", "",
                   "| figure | estimate | measured | estimate / measured |", "|---|---|---|---|"]
         for x in v["rows"]:
             lines.append(f"| {x['figure']} | {x['estimate']:.4g} | {x['measured']:.4g} | "
@@ -323,8 +391,68 @@ def mapping_section(data: dict[str, Any] | None) -> list[str]:
                       f"Lava's compiler: {measured}.", "", "What the model leaves out:", ""]
         lines += [f"- {item}" for item in v["left_out"]]
         lines += [f"- {note}" for note in r["notes"] if "random" in note.lower()
-                  or "read_any" in note]
+                  or "read_any" in note or "Direct projection" in note]
         lines.append("")
+    return lines
+
+
+DENSE_LABELS = {"ann_teacher": "ANN teacher", "snn_scratch": "SNN from scratch (kd none)",
+                "snn_sakd": "SAKD (level 1 + 2)"}
+
+
+def _energy(row: dict[str, Any]) -> str:
+    return ", ".join(f"{v / 1e6:.3g} µJ ({k})" for k, v in row.get("energy_pj_per_inference", {}).items())
+
+
+def dense_section(data: dict[str, Any]) -> list[str]:
+    """Detection or segmentation on the generated digit scenes (benchmarks/dense_sakd.py)."""
+    task = data["task"]
+    rows = data["rows"]
+    title = "Object detection" if task == "detection" else "Semantic segmentation"
+    keys = ([("map_50", "mAP@.5"), ("map", "mAP@[.5:.95]")] if task == "detection"
+            else [("miou", "mIoU"), ("pixel_acc", "pixel acc.")])
+    lines = [f"## {title} on the generated digit scenes (SAKD beyond classification)", "",
+             f"Command: `{data['command']}` — {data['arch']} (base config `{data['config']}`, "
+             f"overrides {', '.join(data['overrides'])}), T = {data['time_steps']}, the same "
+             f"epochs and seed for every SNN; {_machine(data)}; {data['machine'].get('note', '')}. "
+             "Figures of the test split after the last epoch (no validation split, so nothing "
+             "was selected on the test split). On chip: the bit-accurate simulation of the "
+             "export (`sakd export`, `sakd simulate`) on the same test images; "
+             f"{next((r['host'] for r in rows.values() if 'host' in r), '')}.", ""]
+    header = ["network", "epochs"] + [f"{label} float" for _, label in keys] + \
+        [f"{label} on chip" for _, label in keys] + ["spikes / inference", "SynOps / inference",
+                                                     "energy / inference"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in rows.items():
+        chip = row.get("on_chip", {})
+        cells = [DENSE_LABELS.get(name, name), str(row["epochs"])]
+        cells += [f"{row['float'][k]:.3f}" for k, _ in keys]
+        cells += [f"{chip[k]:.3f}" if k in chip else "–" for k, _ in keys]
+        cells += [f"{row['spikes_per_inference']:,.0f}" if "spikes_per_inference" in row else "–",
+                  f"{row['synops_per_inference']:,.0f}" if "synops_per_inference" in row else "–",
+                  _energy(row) or "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for name, row in rows.items():
+        if "float_snn_same_images" in row and "on_chip" in row:
+            k, label = keys[0]
+            delta = row["on_chip"][k] - row["float_snn_same_images"][k]
+            lines.append(f"- {DENSE_LABELS.get(name, name)}: on chip − float = {delta:+.4f} "
+                         f"{label} ({row['chip_images']} images; readouts "
+                         f"{', '.join(row['readouts'])}; latency {row['latency']} steps).")
+    sakd, scratch, teacher = rows.get("snn_sakd"), rows.get("snn_scratch"), rows.get("ann_teacher")
+    if sakd and scratch and teacher:
+        k, label = keys[0]
+        lines.append(f"- SAKD − SNN from scratch: {sakd['float'][k] - scratch['float'][k]:+.3f} "
+                     f"{label} (float); ANN teacher − SAKD: "
+                     f"{teacher['float'][k] - sakd['float'][k]:+.3f} (the teacher trained "
+                     f"{teacher['epochs']} epochs, the SNNs {sakd['epochs']}). SAKD here is level 1 "
+                     "(the teacher's weights) and level 2 together; docs/detection.md separates "
+                     "them (on detection, level 1 with the task loss alone did as well as SAKD).")
+    lines += ["- Energy: `sakd energy`'s report builder on the simulation's exact counts "
+              "(loihi: the Loihi pre-silicon figures; cmos45-fp32: the same events priced as "
+              "45 nm fp32 operations; shared/spec/energy.md). No ANN baseline is priced for "
+              "these networks yet.", ""]
     return lines
 
 
@@ -348,7 +476,14 @@ def main() -> None:
     pilotnet = _load("pilotnet_netx")
     if pilotnet:
         lines += pilotnet_section(pilotnet)
+    roofline = _load("roofline") or _load("roofline_quick")
+    if roofline:
+        lines += roofline_section(roofline)
     lines += mapping_section(_load("mapping"))
+    for task in ("detection", "segmentation"):
+        dense = _load(f"dense_sakd_{task}")
+        if dense and "rows" in dense and "command" in dense:
+            lines += dense_section(dense)
     atomic_write_text(DOCS / "results.md", "\n".join(lines) + "\n")
     print(f"wrote {DOCS / 'results.md'}")
 

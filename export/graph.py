@@ -16,9 +16,10 @@ Node ops and their attributes (tensors are float64, shapes exclude the batch axi
 | ``avgpool`` | 1 | kernel, stride, padding (pairs) |
 | ``maxpool`` | 1 | kernel, stride, padding (pairs) |
 | ``flatten`` | 1 | |
+| ``upsample`` | 1 | factor (fh, fw): nearest upsampling by integer factors, ``y[c, i, j] = x[c, i // fh, j // fw]`` |
 | ``add`` | >= 1 | |
 | ``neuron`` | 1 | kind ``lif`` (tau, v_threshold, decay_input; hard reset to 0) or ``or`` (fires iff its input > 0) |
-| ``output`` | 1 | the logits (the readout population after lowering) |
+| ``output`` | 1 | the logits (the readout population after lowering); a network with several readouts (a detector's head outputs) has one ``output`` node per readout, named by it |
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class Node:
 
 
 class Graph:
-    """Nodes in topological order; exactly one ``input`` and one ``output`` node."""
+    """Nodes in topological order; exactly one ``input`` node and at least one ``output`` node
+    (a classifier has one, named ``readout``; a detector one per head output and level)."""
 
     def __init__(self, nodes: Iterable[Node], metadata: dict[str, Any] | None = None) -> None:
         self.nodes: list[Node] = list(nodes)
@@ -83,7 +85,17 @@ class Graph:
 
     @property
     def output(self) -> Node:
-        return next(n for n in self.nodes if n.op == "output")
+        """The only output node; an ExportError for a graph with several (use ``outputs``)."""
+        outputs = self.outputs
+        if len(outputs) != 1:
+            raise ExportError(f"graph: {len(outputs)} outputs "
+                              f"({', '.join(n.name for n in outputs)}); name the one you mean")
+        return outputs[0]
+
+    @property
+    def outputs(self) -> list[Node]:
+        """Every output node, in graph order."""
+        return [n for n in self.nodes if n.op == "output"]
 
     def consumers(self, name: str) -> list[Node]:
         return [n for n in self.nodes if name in n.inputs]
@@ -104,10 +116,11 @@ class Graph:
                     raise ExportError(f"graph: {node.describe()} reads '{source}', which is not "
                                       "computed before it")
             seen.add(node.name)
-        for op in ("input", "output"):
-            count = sum(n.op == op for n in self.nodes)
-            if count != 1:
-                raise ExportError(f"graph: expected exactly one '{op}' node, found {count}")
+        count = sum(n.op == "input" for n in self.nodes)
+        if count != 1:
+            raise ExportError(f"graph: expected exactly one 'input' node, found {count}")
+        if not any(n.op == "output" for n in self.nodes):
+            raise ExportError("graph: expected at least one 'output' node, found 0")
 
     def summary(self) -> str:
         return "\n".join(f"{n.name:<32} {n.op:<10} {n.shape!s:<18} <- {', '.join(n.inputs)}"
@@ -124,8 +137,9 @@ def apply_node(node: Node, values: list[torch.Tensor]) -> torch.Tensor:
     if node.op == "conv":
         return F.conv2d(values[0], a["weight"], a["bias"], a["stride"], a["padding"],
                         a["dilation"], a["groups"])
-    if node.op == "linear":
-        return F.linear(values[0].flatten(1), a["weight"], a["bias"])
+    if node.op == "linear":  # a (C, H, W) shape: a dense map onto a map (lowered upsampling)
+        out = F.linear(values[0].flatten(1), a["weight"], a["bias"])
+        return out.reshape(out.shape[0], *node.shape) if len(node.shape) > 1 else out
     if node.op == "batchnorm":
         view = (1, -1) + (1,) * (values[0].dim() - 2)
         return values[0] * a["scale"].view(view) + a["shift"].view(view)
@@ -137,6 +151,9 @@ def apply_node(node: Node, values: list[torch.Tensor]) -> torch.Tensor:
         return F.max_pool2d(values[0], a["kernel"], a["stride"], a["padding"])
     if node.op == "flatten":
         return values[0].flatten(1)
+    if node.op == "upsample":  # exact nearest upsampling by integer factors
+        fh, fw = a["factor"]
+        return values[0].repeat_interleave(fh, dim=2).repeat_interleave(fw, dim=3)
     if node.op == "add":
         total = values[0]
         for value in values[1:]:
@@ -149,10 +166,13 @@ def apply_node(node: Node, values: list[torch.Tensor]) -> torch.Tensor:
 
 @dataclass
 class GraphRun:
-    """Result of ``run_graph``: logits (mean over T) and, on request, spikes per neuron node."""
+    """Result of ``run_graph``: logits (mean over T) and, on request, spikes per neuron node.
+    ``outputs``: every output node's mean over T by name; ``logits`` is the only output's (None
+    when the graph has several)."""
 
-    logits: torch.Tensor  # [B, classes]
+    logits: torch.Tensor | None  # [B, classes]
     spikes: dict[str, torch.Tensor]  # neuron name -> [T, B, *shape] (0/1), only when recorded
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def run_graph(graph: Graph, x: torch.Tensor, time_steps: int, record: bool = False) -> GraphRun:
@@ -160,12 +180,13 @@ def run_graph(graph: Graph, x: torch.Tensor, time_steps: int, record: bool = Fal
 
     LIF (spikingjelly, hard reset to 0): H = (1 - 1/tau) V + X (decay_input False) or
     H = V + (X - V)/tau (True); S = H >= v_threshold; V = H (1 - S). OR: S = X > 0, no state.
-    Computed in float64; the result is the mean over T of the output node's values.
+    Computed in float64; the result is the mean over T of the output nodes' values.
     """
     x = x.to(torch.float64)
     state: dict[str, torch.Tensor] = {}
     spikes: dict[str, list[torch.Tensor]] = {}
-    total = None
+    totals: dict[str, torch.Tensor] = {}
+    names = [n.name for n in graph.outputs]
     for _ in range(time_steps):
         values: dict[str, torch.Tensor] = {}
         for node in graph.nodes:
@@ -182,9 +203,11 @@ def run_graph(graph: Graph, x: torch.Tensor, time_steps: int, record: bool = Fal
                     spikes.setdefault(node.name, []).append(spike)
             else:
                 values[node.name] = apply_node(node, [values[i] for i in node.inputs])
-        out = values[graph.output.name]
-        total = out if total is None else total + out
-    return GraphRun(total / time_steps, {k: torch.stack(v) for k, v in spikes.items()})
+        for name in names:
+            totals[name] = values[name] if name not in totals else totals[name] + values[name]
+    means = {name: total / time_steps for name, total in totals.items()}
+    return GraphRun(means[names[0]] if len(names) == 1 else None,
+                    {k: torch.stack(v) for k, v in spikes.items()}, means)
 
 
 def lif_step(v: torch.Tensor | None, x: torch.Tensor, attrs: dict[str, Any]

@@ -82,7 +82,8 @@ def balance_latency(graph: Graph, target: TargetSpec) -> tuple[dict[str, int], d
 def to_ir(qgraph: QuantizedGraph, delays: dict[str, int], target: TargetSpec,
           metadata: dict[str, Any], time_steps: int) -> Network:
     graph = qgraph.graph
-    names = {graph.output.name: READOUT}
+    outputs = graph.outputs  # one readout ("readout"), or several named by the network
+    names = {n.name: READOUT if len(outputs) == 1 else n.name for n in outputs}
     input_node = graph.input
     ir_input = Input("input", tuple(input_node.shape), "graded", qgraph.input.bits,
                      float(qgraph.input.scale))
@@ -160,7 +161,8 @@ def lower(network: TorchNetwork | TracedModule, *, input_shape: tuple[int, ...],
         **(metadata or {}),
     }
     ir = to_ir(quantized, delays, spec, meta, time_steps)
-    return Lowering(ir, graphs, quantized, delays, latencies[graph.output.name], meta)
+    latency = max(latencies[n.name] for n in graph.outputs)
+    return Lowering(ir, graphs, quantized, delays, latency, meta)
 
 
 def _git_hash() -> str | None:

@@ -9,7 +9,9 @@ In order (``FLOAT_PASSES``):
 - ``lower_residuals``: every neuron (and the output) gets one synapse (conv/linear) per source
   population summed at its input (fan-in). Identity shortcuts become depthwise 1x1 weight-1
   synapses; a synapse reading a sum of spike tensors (SEW-ResNet's ADD) is repeated for each
-  summand; flatten disappears (a linear reads its source in C,H,W order).
+  summand; flatten disappears (a linear reads its source in C,H,W order). Nearest upsampling
+  of spikes (an FPN's top-down path) becomes a dense 0/1 projection from the source population
+  onto the upsampled map (``upsample_matrix``): exact, each target neuron reads one source.
 
 After them the graph is *canonical* (``check_canonical``): input, neurons, synapses (conv/linear
 whose input is the input or a neuron), adds of synapses, and the output.
@@ -179,6 +181,20 @@ def _identity_synapse(source: Node, consumer: str) -> Node:
                 dict(weight=torch.eye(n, dtype=torch.float64), bias=None), origin=source.origin)
 
 
+def upsample_matrix(shape: tuple[int, ...], factor: tuple[int, int]) -> torch.Tensor:
+    """The (C·H·fh·W·fw, C·H·W) 0/1 matrix of nearest upsampling of a (C, H, W) map by integer
+    factors (C,H,W order on both sides): row (c, i, j) has its one 1 at column (c, i//fh, j//fw)."""
+    if len(shape) != 3:
+        raise ExportError(f"nearest upsampling needs a (C, H, W) source, got {shape}")
+    channels, height, width = shape
+    fh, fw = factor
+    index = torch.arange(channels * height * width).reshape(1, channels, height, width)
+    source = index.repeat_interleave(fh, dim=2).repeat_interleave(fw, dim=3).flatten()
+    matrix = torch.zeros(len(source), channels * height * width, dtype=torch.float64)
+    matrix[torch.arange(len(source)), source] = 1.0
+    return matrix
+
+
 def lower_residuals(graph: Graph) -> Graph:
     """Rebuild the graph in canonical form: each neuron and the output read one synapse or an
     add of synapses, each synapse reads the input or a neuron."""
@@ -204,6 +220,13 @@ def lower_residuals(graph: Graph) -> Graph:
             return [_identity_synapse(node, consumer)]
         if node.op == "add":
             return [s for i in node.inputs for s in drive(i, consumer)]
+        if node.op == "upsample":
+            made = []
+            for source in spike_sources(node.inputs[0]):
+                matrix = upsample_matrix(graph[source].shape, tuple(node.attrs["factor"]))
+                made.append(Node(f"{node.name}[{source}]", "linear", [source], node.shape,
+                                 dict(weight=matrix, bias=None), origin=node.origin or node.name))
+            return made
         if node.op in SYNAPSE_OPS:
             sources = spike_sources(node.inputs[0])
             synapses = []
@@ -268,7 +291,7 @@ def _topological(nodes: list[Node]) -> list[Node]:
 def check_canonical(graph: Graph) -> None:
     """The structure every later stage relies on; an error names the first violating node."""
     for node in graph.nodes:
-        if node.op in ("batchnorm", "avgpool", "maxpool", "flatten"):
+        if node.op in ("batchnorm", "avgpool", "maxpool", "flatten", "upsample"):
             raise ExportError(f"{node.describe()} is left after lowering")
         if node.op in SYNAPSE_OPS:
             source = graph[node.inputs[0]]

@@ -15,7 +15,8 @@ c = (1/tau if decay_input else 1) / theta (theta folded into W and b: same spike
   graded input, a worst-case synaptic sum ``|a| <= 2^17 - 1`` (so ``u = a << 6`` cannot wrap).
   Even, so that identity shortcuts (W = 1) stay exact.
 - OR populations (max pooling): weights 2, du = 4095, dv = 4095, vth = 1: fire iff any input spiked.
-- The readout (classifier): du = 4095, dv = 0 (v sums 64 * (W s + b) over the T steps), never fires.
+- The readout (classifier): du = 4095, dv = 0 (v sums 64 * (W s + b) over the T steps), never fires;
+  its S also keeps every bias within ``bias_mant_max << bias_exp_max`` (no readout bias clipped).
 
 Rounding: ``torch.round`` (half to even). Nothing is clipped silently: clipped weights and biases
 are counted in the per-population report.
@@ -151,6 +152,17 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization,
         limits = {"weights": (2 * half_w) / max_abs_w if max_abs_w > 0 else float("inf")}
         if kind == "lif":
             limits["threshold"] = float(target.vth_max)
+        bias_sum = None
+        for syn, _, _ in effective:
+            b = syn.attrs.get("bias")
+            if b is not None:
+                bias_sum = b.abs() if bias_sum is None else bias_sum + b.abs()
+        if kind == "readout" and bias_sum is not None and float(bias_sum.max()) > 0:
+            # a readout's scale also keeps its biases within the largest the mantissa and
+            # exponent hold, so none is clipped (a detector's focal-loss prior, -log(99), on
+            # class logits with small weights); spiking populations are unchanged
+            largest = target.bias_mant_max * float(1 << target.bias_exp_max)
+            limits["bias range"] = largest / (act * c * float(bias_sum.max()))
         for _syn, w, graded in effective:
             if graded:  # dense analog input: the worst case is realistic
                 rows = w.reshape(w.shape[0], -1).abs().sum(1).max()

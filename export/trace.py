@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from spikingjelly.activation_based import base as sj_base
 from spikingjelly.activation_based import functional as sj_functional
 from spikingjelly.activation_based import layer as sj_layer
@@ -57,11 +58,16 @@ SUPPORTED = ("conv2d, linear, batch norm (1d/2d, eval mode), average/adaptive-av
 
 
 class _Static(nn.Module):
+    """One step of a sakd Network: ``forward_chip`` where the network has one (a detector: its
+    readout maps by name, before the host's reshaping), else ``forward_static``."""
+
     def __init__(self, network: Network) -> None:
         super().__init__()
         self.net = network
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> Any:
+        if hasattr(self.net, "forward_chip"):
+            return self.net.forward_chip(x)
         return self.net.forward_static(x)
 
 
@@ -118,9 +124,11 @@ def trace_network(network: Network, input_shape: tuple[int, ...]) -> Graph:
     nodes = builder.build(fx_graph)
     graph = Graph(nodes, metadata={"arch": type(network).__name__,
                                    "time_steps": network.time_steps})
-    if graph.output.inputs and graph[graph.output.inputs[0]].op == "neuron":
-        raise ExportError("the network ends in a spiking neuron; the classifier must end in a "
-                          "linear layer (it becomes the readout population)")
+    for out in graph.outputs:
+        if out.inputs and graph[out.inputs[0]].op == "neuron":
+            which = "" if len(graph.outputs) == 1 else f" (readout '{out.name}')"
+            raise ExportError(f"the network ends in a spiking neuron{which}; the classifier must "
+                              "end in a linear layer (it becomes the readout population)")
     return graph
 
 
@@ -371,6 +379,8 @@ class _Builder:
         self.reduced: dict[str, str] = {}  # fx node -> "mean" | "sum" over the time axis
         self.repeats: int | None = None
         self.reduce: str | None = None
+        self.uses: dict[str, int] = {}  # conv/linear path -> times called (shared weights)
+        self.constants: dict[str, Any] = {}  # fx node -> a shape (or part of one) known here
 
     def emit(self, node: Node) -> None:
         inputs = [self.shapes[i] for i in node.inputs]
@@ -409,11 +419,26 @@ class _Builder:
             self.alias[fx_node.name] = "input"
         elif fx_node.op == "output":
             out = fx_node.args[0]
+            if isinstance(out, dict) and not self.sequence and out and all(
+                    isinstance(k, str) and isinstance(v, fx.Node) for k, v in out.items()):
+                for key, value in out.items():  # several readouts (a detector's head outputs)
+                    self.emit(Node(key, "output", [self.alias[value.name]], ()))
+                return
             if not isinstance(out, fx.Node):
                 raise ExportError("forward must return one tensor (the logits), got "
                                   f"{type(out).__name__}")
             self.reduce = self.reduced.get(out.name)
             self.emit(Node("readout", "output", [self.alias[out.name]], ()))
+        elif fx_node.op == "call_function" and fx_node.target is getattr and \
+                fx_node.args[1] == "shape" and not self.sequence:
+            self.constants[fx_node.name] = (1, *self.shapes[args[0]])  # batch axis of 1
+            self.alias[fx_node.name] = fx_node.name
+        elif fx_node.op == "call_function" and fx_node.target is operator.getitem and \
+                isinstance(fx_node.args[0], fx.Node) and fx_node.args[0].name in self.constants:
+            self.constants[fx_node.name] = self.constants[fx_node.args[0].name][fx_node.args[1]]
+            self.alias[fx_node.name] = fx_node.name
+        elif fx_node.op == "call_function" and fx_node.target is F.interpolate and not self.sequence:
+            self.visit_interpolate(fx_node, args)
         elif fx_node.op == "call_module":
             self.visit_module(fx_node, args)
         elif fx_node.op == "call_function" and fx_node.target in (operator.add, torch.add):
@@ -436,9 +461,59 @@ class _Builder:
                               f"({fx_node.op}): the exporter lowers conv, linear, batch norm, "
                               "pooling, flatten, residual add and LIF neurons only")
 
+    def visit_interpolate(self, fx_node: fx.Node, args: list[str]) -> None:
+        """``F.interpolate(x, size=... | scale_factor=..., mode="nearest")`` by integer factors:
+        an ``upsample`` node (lowered as a 0/1 projection from spikes)."""
+        kwargs = dict(fx_node.kwargs)
+        names = ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor",
+                 "antialias")
+        kwargs.update(zip(names, fx_node.args[1:]))
+        mode = kwargs.get("mode", "nearest")
+        source = self.shapes[args[0]]
+        if mode != "nearest" or kwargs.get("antialias"):
+            raise ExportError(f"'{fx_node.name}': {mode} interpolation has no exact projection "
+                              "form; only nearest upsampling by integer factors is lowered")
+        if len(source) != 3:
+            raise ExportError(f"'{fx_node.name}': interpolation of a {source} value; a (C, H, W) "
+                              "map is needed")
+        size = kwargs.get("size")
+        if isinstance(size, fx.Node):
+            if size.name not in self.constants:
+                raise ExportError(f"'{fx_node.name}': its size comes from a value the exporter "
+                                  "cannot fix; give a constant size or scale_factor")
+            size = self.constants[size.name]
+        if size is not None:
+            size = _pair(size) if isinstance(size, int) else tuple(int(v) for v in size)
+            if size[0] % source[1] or size[1] % source[2]:
+                raise ExportError(f"'{fx_node.name}': size {size} is not an integer multiple of "
+                                  f"{source[1:]}; nearest upsampling lowers exactly only by "
+                                  "integer factors")
+            factor = (size[0] // source[1], size[1] // source[2])
+        else:
+            scale = kwargs.get("scale_factor")
+            pair = (scale, scale) if not isinstance(scale, (tuple, list)) else tuple(scale)
+            if scale is None or any(float(v) != int(v) or int(v) < 1 for v in pair):
+                raise ExportError(f"'{fx_node.name}': scale_factor {scale!r}; nearest "
+                                  "upsampling lowers exactly only by integer factors")
+            factor = (int(pair[0]), int(pair[1]))
+        self.emit(Node(fx_node.name, "upsample", [args[0]], (), dict(factor=factor),
+                       origin=fx_node.name))
+        self.alias[fx_node.name] = fx_node.name
+
     def visit_module(self, fx_node: fx.Node, args: list[str]) -> None:
         path = str(fx_node.target).removeprefix(self.prefix)
         module = self.modules[path]
+        if path in self.emitted and self.contexts is None and isinstance(module, (nn.Conv2d, nn.Linear)):
+            # a layer whose weights several uses share (FCOS's head convs across pyramid
+            # levels): each use is its own projection with a copy of the weights
+            use = self.uses.get(path, 1)
+            self.uses[path] = use + 1
+            node = _module_node(path, module, args)
+            node.name = f"{path}[{use}]"
+            _check_finite(node)
+            self.emit(node)
+            self.alias[fx_node.name] = node.name
+            return
         if path in self.emitted:
             raise ExportError(f"module '{path}' ({type(module).__name__}) is called more than "
                               "once in forward; a neuron used twice would share its state, a "

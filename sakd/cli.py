@@ -133,10 +133,10 @@ def teacher(config: ConfigOpt = None, set_: SetOpt = None, out: RunOpt = Path("r
             resume: ResumeOpt = False, device: DeviceOpt = "auto", progress: ProgressOpt = True):
     """Train the ANN teacher (CE) of an experiment."""
     from sakd.app.train import TrainOptions, train_teacher_job
-    from sakd.render.evaluate import render_fit
+    from sakd.render.dense import render_training
 
     result = train_teacher_job(TrainOptions(_config(config, set_), out, resume, device, progress))
-    render_fit("teacher", result, out, _out())
+    render_training("teacher", result, out, _out())
 
 
 @app.command()
@@ -150,7 +150,7 @@ def distill(config: ConfigOpt = None, set_: SetOpt = None, out: RunOpt = Path("r
             resume: ResumeOpt = False, device: DeviceOpt = "auto", progress: ProgressOpt = True):
     """Train the SNN student: level-1 weight transfer, then SAKD (level 2)."""
     from sakd.app.train import TrainOptions, distill_job
-    from sakd.render.evaluate import render_fit
+    from sakd.render.dense import render_training
 
     extra = []
     if teacher_ckpt is not None:
@@ -164,7 +164,7 @@ def distill(config: ConfigOpt = None, set_: SetOpt = None, out: RunOpt = Path("r
     if init_from is not None:
         extra.append(f"student.init_checkpoint={init_from}")
     result = distill_job(TrainOptions(_config(config, set_, extra), out, resume, device, progress))
-    render_fit("student", result, out, _out())
+    render_training("student", result, out, _out())
 
 
 @app.command("eval")
@@ -177,10 +177,11 @@ def eval_(checkpoint: Annotated[Path, typer.Argument(help="a teacher or student 
     """Accuracy of a checkpoint and, for an SNN, each LIF layer's firing rate (a QAT checkpoint:
     float and integer forward, labelled)."""
     from sakd.app.evaluate import EvalOptions, evaluate_job
+    from sakd.render.dense import render_dense_eval
     from sakd.render.evaluate import render_eval
 
-    render_eval(evaluate_job(EvalOptions(checkpoint, split, data_root, batch_size, device, json_out)),
-                _out())
+    result = evaluate_job(EvalOptions(checkpoint, split, data_root, batch_size, device, json_out))
+    (render_eval if result.task == "classification" else render_dense_eval)(result, _out())
 
 
 @app.command()
@@ -329,8 +330,15 @@ def simulate(net: NetArg, data: DataOpt = None, split: SplitOpt = "test", limit:
         task = bar.add_task("simulating", total=None)
         report = simulate_job(options, progress=lambda done, total: bar.update(
             task, completed=done, total=total))
-    render_simulate(report, _out())
-    _out().print(f"report: {report_path(options)}")
+    import os
+
+    if os.environ.get("RANK", "0") == "0":  # under torchrun: rank 0 reports (and writes)
+        render_simulate(report, _out())
+        if report.dense:
+            from sakd.render.dense import render_dense_chip
+
+            render_dense_chip(report.dense, _out())
+        _out().print(f"report: {report_path(options)}")
 
 
 @app.command()

@@ -43,6 +43,11 @@ class DataConfig:
     val_fraction: float = 0.1  # stratified hold-out of the training split used to pick "best"
     download: bool = False  # let torchvision download CIFAR (never done unless asked)
     train_subset: int | None = None  # keep a stratified subset of this many training samples
+    # detection / segmentation sets (task != classification; docs/detection.md)
+    image_size: int | None = None  # canvas side: scenes default 64, VOC/COCO 320 (letterboxed)
+    train_scenes: int | None = None  # generated scenes: training scenes (default 2000)
+    test_scenes: int | None = None  # generated scenes: test scenes (default 500)
+    year: str | None = None  # VOC ("2012", "2007") or COCO ("2017"); None: the loader's default
 
 
 @dataclass
@@ -95,6 +100,7 @@ class DistillConfig:
     feature_epochs: int = 10  # step schedule: beta for the first N epochs ...
     feature_floor: float = 0.01  # ... then this floor
     taps: list[str] | None = None  # module names; None: the architecture's stage outputs
+    box_weight: float = 1.0  # detection: weight of the box KD (GIoU + centerness KL)
     adapter_kernel: Literal[1, 3] = 1
 
 
@@ -110,10 +116,17 @@ class EnergyConfig:
     profiles: list[str] = field(default_factory=lambda: list(DEFAULT_ENERGY_PROFILES))
 
 
+#: what a run learns: the data set's kind, the architecture's family and the metric follow it
+TASKS = ("classification", "detection", "segmentation")
+#: the registry families of each task (sakd.models.registry)
+TASK_FAMILIES = {"detection": ("detection",), "segmentation": ("segmentation",)}
+
+
 @dataclass
 class Config:
     name: str = "run"
     seed: int = 0
+    task: Literal["classification", "detection", "segmentation"] = "classification"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -270,6 +283,7 @@ def validate(config: Config) -> None:
         (config.distill.logit_weight >= 0, "distill.logit_weight", "must be >= 0"),
         (config.distill.feature_weight >= 0, "distill.feature_weight", "must be >= 0"),
         (config.distill.feature_floor >= 0, "distill.feature_floor", "must be >= 0"),
+        (config.distill.box_weight >= 0, "distill.box_weight", "must be >= 0"),
         (config.distill.feature_epochs >= 0, "distill.feature_epochs", "must be >= 0"),
     ]
     for section in ("teacher", "student"):
@@ -296,6 +310,50 @@ def validate(config: Config) -> None:
         raise ConfigError("energy.profiles is empty; name at least one profile")
     if config.teacher.checkpoint and config.teacher.weights:
         raise ConfigError("teacher.checkpoint and teacher.weights are exclusive; give one")
+    validate_task(config)
+
+
+def validate_task(config: Config) -> None:
+    """The task, the data set and the architectures must agree (before any data is loaded)."""
+    from sakd.data.detection import DENSE_DATASETS
+    from sakd.models import arch_spec
+
+    task, data = config.task, config.data.name
+    dense = task != "classification"
+    if dense and data not in DENSE_DATASETS:
+        raise ConfigError(f"task {task} needs a detection/segmentation data set "
+                          f"({', '.join(DENSE_DATASETS)}), but data.name is {data!r}")
+    if not dense and data in DENSE_DATASETS:
+        raise ConfigError(f"data.name {data!r} is a detection/segmentation set; set task: "
+                          f"detection or task: segmentation")
+    for key, arch in (("model.arch", config.model.arch), ("teacher.arch", config.teacher.arch)):
+        if arch is None:
+            continue
+        try:
+            family = arch_spec(arch).family
+        except SakdError:  # an unknown name: the job that builds it says so, with suggestions
+            continue
+        if dense and family not in TASK_FAMILIES[task]:
+            raise ConfigError(f"{key} {arch!r} is a {family} architecture, not a {task} one; "
+                              f"`sakd models` lists the {task} family")
+        if not dense and family in ("detection", "segmentation"):
+            raise ConfigError(f"{key} {arch!r} is a {family} architecture but task is "
+                              f"classification; set task: {family}")
+    if dense:
+        for key in ("image_size", "train_scenes", "test_scenes"):
+            value = getattr(config.data, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"data.{key} must be >= 1 or null (got {value})")
+        if config.data.train_subset is not None:
+            raise ConfigError("data.train_subset applies to classification sets; for generated "
+                              "scenes set data.train_scenes")
+        if config.student.qat:
+            raise ConfigError(f"student.qat: quantization-aware training is for classifiers; "
+                              f"a {task} student is quantized at export")
+    elif any(getattr(config.data, k) is not None for k in ("image_size", "train_scenes",
+                                                          "test_scenes", "year")):
+        raise ConfigError("data.image_size, train_scenes, test_scenes and year apply to "
+                          "detection/segmentation sets (task: detection | segmentation)")
 
 
 def _lookup(config: Config, dotted: str) -> Any:

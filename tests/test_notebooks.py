@@ -33,6 +33,9 @@ EXPECTED = {
         "weights.pt", "export_py/network.h5", "export_py/export_report.json",
         "export_cli/network.h5", "export_cli/network.nir", "export_cli/student.onnx",
         "firing_rates.png"]),
+    "05_detection_on_chip.ipynb": ("05_detection", [
+        "teacher/last.pt", "student/last.pt", "export/network.h5", "export/export_report.json",
+        "simulate_report.json", "boxes.png"]),
 }
 # notebook -> (the earlier notebook's output it uses when present, what it makes otherwise)
 REUSES = {

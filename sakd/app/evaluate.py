@@ -32,13 +32,17 @@ class EvalResult:
     kind: str  # "ANN" | "SNN T=..."
     data: str
     split: str
-    accuracy: float
-    loss: float
+    accuracy: float | None
+    loss: float | None
     samples: int
     firing_rates: dict[str, float] = field(default_factory=dict)
     qat: bool = False
     integer_accuracy: float | None = None
     integer_loss: float | None = None
+    #: detection / segmentation: the task and its figures (mAP in [0, 1], or mIoU and pixel
+    #: accuracy); ``accuracy`` and ``loss`` are then None (a dense task has no top-1 accuracy)
+    task: str = "classification"
+    metrics: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -67,6 +71,8 @@ def evaluate_job(options: EvalOptions) -> EvalResult:
     validate_options(options)
     env = init_distributed(options.device)
     network, record = load_network(options.checkpoint)
+    if record.get("task", "classification") != "classification":
+        return _evaluate_dense(options, network, record, env)
     data_cfg = record["config"]["data"]
     splits = load_splits(data_cfg["name"], options.data_root or data_cfg["root"], augment=False,
                          val_fraction=data_cfg["val_fraction"])
@@ -88,6 +94,38 @@ def evaluate_job(options: EvalOptions) -> EvalResult:
         integer = evaluate(network.to(env.device), dataset, env, batch_size=options.batch_size)
         handle.disable()
         result.integer_accuracy, result.integer_loss = integer["acc"], integer["loss"]
+    if options.json_out and env.is_main:
+        atomic_write_json(options.json_out, result.to_dict())
+    return result
+
+
+def _evaluate_dense(options: EvalOptions, network: Any, record: dict[str, Any], env: Any) -> EvalResult:
+    """``sakd eval`` of a detector (mAP) or segmenter (mIoU) on its data set's split."""
+    from sakd.config import config_from_dict
+    from sakd.hardware.atomic import atomic_write_json
+    from sakd.train.dense import dense_data, evaluator
+
+    config = config_from_dict(record["config"])
+    if options.data_root:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, root=options.data_root))
+    splits = dense_data(dataclasses.replace(
+        config, data=dataclasses.replace(config.data, augment=False)))
+    dataset = {"test": splits.test, "val": splits.val, "train": splits.train}[options.split]
+    if dataset is None:
+        raise JobError(f"split '{options.split}' does not exist for this run (the run kept no "
+                       f"validation split: val_fraction = 0)")
+    figures = evaluator(config.task, splits.info.class_names)(
+        network.to(env.device), dataset, env, batch_size=options.batch_size,
+        firing_rates=network.is_spiking)
+    rates = figures.pop("firing_rates", {})
+    samples = int(figures.pop("n"))
+    figures.pop("iou_per_class", None)
+    result = EvalResult(
+        checkpoint=str(options.checkpoint), arch=record["arch"],
+        kind=f"SNN T={network.time_steps}" if network.is_spiking else "ANN",
+        data=config.data.name, split=options.split, accuracy=None, loss=None,
+        samples=samples, firing_rates=rates, task=config.task,
+        metrics={k: float(v) for k, v in figures.items()})
     if options.json_out and env.is_main:
         atomic_write_json(options.json_out, result.to_dict())
     return result

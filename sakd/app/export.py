@@ -145,12 +145,25 @@ def export_checkpoint(options: ExportOptions,
     info = checkpoint_dataset(record, options.checkpoint)
     from sakd.data.common import input_value_range
 
+    dense = record.get("task", "classification") != "classification"
+    if dense and options.calibrate != 0:
+        raise JobError(f"--calibrate compares class predictions; {options.checkpoint} is a "
+                       f"{record['task']} network: run `sakd simulate` on the export for its "
+                       f"on-chip and float figures")
+
     metadata = {"dataset": info.name, "classes": list(info.class_names),
                 "num_classes": info.num_classes,
                 "normalization": {"mean": list(info.mean), "std": list(info.std)},
                 "model_args": record.get("model_args", {}), "arch_name": record.get("arch"),
                 "checkpoint": str(Path(options.checkpoint).resolve()),
                 "neuron": record.get("neuron", {})}
+    if dense:  # a detector or segmenter: its task and config instead of a classifier's fields
+        from sakd.app.dense import export_metadata
+
+        for key in ("classes", "num_classes", "model_args"):
+            metadata.pop(key)
+        metadata["class_names"] = list(info.class_names)
+        metadata.update(export_metadata(record))
     shape = (info.in_channels, *info.image_size)
     say("lowering (fold BN, quantize, balance latency)")
     low = lower(network, input_shape=shape, input_range=input_value_range(info),
@@ -206,6 +219,14 @@ def write_formats(network: Any, folder: Path, wanted: Sequence[str] | None, floa
         if fmt.write is None:
             continue
         path = folder / fmt.file_name
+        if fmt.writes == "float model" and network.metadata.get("task") in ("detection",
+                                                                             "segmentation"):
+            why = (f"the {fmt.title} writer takes a classifier's float model (one logits "
+                   f"tensor); this {network.metadata['task']} network has its own readouts")
+            if not auto:
+                raise JobError(f"--formats {name}: {why}")
+            skipped[name] = why
+            continue
         say(f"writing {fmt.title}")
         if fmt.writes == "float model":
             fmt.write(float_model, path, example_input_shape=(1, *input_shape))

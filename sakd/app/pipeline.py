@@ -50,6 +50,9 @@ class PipelineResult:
     energy: dict[str, Any] = field(default_factory=dict)
     reports: dict[str, Any] = field(default_factory=dict)  # the stage reports (typed)
     chart_path: Path | None = None  # where the energy chart goes (sakd.render.energy draws it)
+    #: detection / segmentation: teacher and student hold mAP or mIoU (in [0, 1]) instead of
+    #: accuracy, and on_chip the on-chip and float-SNN figures on the same images
+    task: str = "classification"
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -79,8 +82,8 @@ def run_pipeline(options: PipelineOptions, stage: StageHook | None = None,
     """Run every stage into ``out_dir/<stage>``; returns (and writes) ``summary.json``."""
     from sakd.app.energy import ann_macs_for
     from sakd.app.train import prepare_qat
+    from sakd.train.dense import evaluator
     from sakd.train.distributed import init_distributed
-    from sakd.train.evaluate import evaluate
     from sakd.train.jobs import distill_student, load_data, load_network, train_teacher
 
     validate_options(options)
@@ -105,12 +108,15 @@ def run_pipeline(options: PipelineOptions, stage: StageHook | None = None,
     teacher, _ = load_network(teacher_ckpt)
     student, _ = load_network(student_ckpt)
     kwargs = dict(batch_size=config.data.eval_batch_size, workers=config.data.workers)
+    evaluate = evaluator(config.task, splits.info.class_names)
+    dense = config.task != "classification"
     result = PipelineResult(
         config=config.name, data=splits.info.name, arch=config.model.arch,
         time_steps=config.student.time_steps,
         teacher=evaluate(teacher.to(env.device), splits.test, env, **kwargs),
         student=evaluate(student.to(env.device), splits.test, env, firing_rates=True, **kwargs),
-        checkpoints={"teacher": str(teacher_ckpt), "student": str(student_ckpt)})
+        checkpoints={"teacher": str(teacher_ckpt), "student": str(student_ckpt)},
+        task=config.task)
     if not env.is_main:
         return result
 
@@ -121,11 +127,18 @@ def run_pipeline(options: PipelineOptions, stage: StageHook | None = None,
     network = exported.network
 
     say(5, STAGES, "bit-accurate simulation of the test split")
-    record = [p.name for p in network.populations if not p.is_readout]
+    # a dense network's figures come from its readouts (no spike traces: they would hold every
+    # neuron of every step of every test image)
+    record = [] if dense else [p.name for p in network.populations if not p.is_readout]
     run = run_split(network, splits.info.name, split="test", record=record,
                     progress=simulate_progress)
-    agreement, why = float_agreement(run, exported.lowering.float_graph)
-    sim = make_report(run, agreement, [why] if why else [])
+    if dense:
+        from sakd.app.dense import dense_report
+
+        agreement, sim = None, dense_report(network, run, splits.info.name)
+    else:
+        agreement, why = float_agreement(run, exported.lowering.float_graph)
+        sim = make_report(run, agreement, [why] if why else [])
     atomic_write_json(out / "export" / "simulate_report.json", sim.to_dict())
 
     say(6, STAGES, "energy per inference")
@@ -142,6 +155,9 @@ def run_pipeline(options: PipelineOptions, stage: StageHook | None = None,
     result.on_chip = {"accuracy": sim.on_chip_accuracy, "samples": sim.samples,
                       "prediction_agreement": agreement.prediction_agreement if agreement else None,
                       "samples_per_s": sim.throughput.samples_per_s}
+    if dense:
+        result.on_chip.update(figures=sim.dense["on_chip"], float_snn=sim.dense["float_snn"],
+                              host=sim.dense["host"])
     like = energy.like_for_like
     result.energy = {"totals": energy.totals, "ann": energy.ann, "ratios": energy.ratios,
                      "chip": energy.chip,

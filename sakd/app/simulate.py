@@ -123,6 +123,9 @@ class SimulateReport:
     assumptions: list[str] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
     traces: str | None = None
+    #: a detector or segmenter: its task, on-chip and float-SNN figures (mAP / mIoU) on the same
+    #: images and what the host does after the readouts (sakd.app.dense.DenseFigures)
+    dense: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -152,16 +155,65 @@ def report_path(options: SimulateOptions) -> Path:
     return Path(options.out) if options.out else resolve_network_path(options.net).parent / REPORT_NAME
 
 
+def process_group(device: str = "cpu") -> Any:
+    """The torch.distributed environment (``sakd.train.distributed.DistEnv``) of a launch by
+    torchrun with several processes (the group is joined here: Gloo on CPUs, NCCL on GPUs);
+    None when this process runs alone."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from sakd.train.distributed import init_distributed
+
+    return init_distributed("cuda" if str(device).startswith("cuda") else "cpu")
+
+
+def simulate_sharded(network: Any, x: np.ndarray, *, sequence: bool = False, device: str = "cpu",
+                     progress: Callable[[int, int], Any] | None = None, **kwargs: Any) -> Any:
+    """``sakd.hardware.simulator.simulate`` of ``x`` (numpy backend on the CPU, torch on CUDA);
+    under torchrun with several processes the samples are sharded: rank r simulates the r-th
+    of W consecutive, nearly equal sample ranges (on its own GPU with NCCL), the results are
+    gathered with ``torch.distributed.all_gather_object`` and joined in rank order
+    (``concatenate_results``), so every rank holds what one process computes, bit for bit:
+    samples are independent and every count is an integer per sample, moved, never summed in
+    floating point. ``progress`` is called on rank 0, for its shard."""
+    from sakd.hardware.simulator import concatenate_results, simulate
+
+    backend = "numpy" if device == "cpu" else "torch"
+    env = process_group(device)
+    if env is None:
+        return simulate(network, x, sequence=sequence, backend=backend, device=device,
+                        progress=progress, **kwargs)
+    import torch.distributed as dist
+
+    n = int(x.shape[1] if sequence else x.shape[0])
+    lo, hi = n * env.rank // env.world_size, n * (env.rank + 1) // env.world_size
+    shard = x[:, lo:hi] if sequence else x[lo:hi]
+    here = str(env.device) if backend == "torch" else device
+    part = simulate(network, shard, sequence=sequence, backend=backend, device=here,
+                    progress=progress if env.is_main else None, **kwargs) if hi > lo else None
+    parts: list[Any] = [None] * env.world_size
+    dist.all_gather_object(parts, part)
+    return concatenate_results([p for p in parts if p is not None])
+
+
 def run_split(network: Any, data: str, *, split: str = "test", limit: int | None = None,
               batch: int | None = None, device: str = "cpu", data_root: str | None = None,
               time_steps: int | None = None, record: Sequence[str] = (),
               progress: Callable[[int, int], Any] | None = None,
-              reset_interval: int | None = None, reset_offset: int = 0) -> SimulationRun:
-    """Encode a data split for ``network`` and simulate it."""
+              reset_interval: int | None = None, reset_offset: int = 0,
+              sharded: bool = False) -> SimulationRun:
+    """Encode a data split for ``network`` and simulate it (``sharded``: over the processes of
+    a torchrun launch, ``simulate_sharded``)."""
     from sakd.hardware.simulator import simulate
 
     T = network.steps_for(time_steps)
-    samples = load_samples(data, split, limit, data_root)
+    if network.metadata.get("task") in ("detection", "segmentation"):
+        from sakd.app.dense import load_dense_samples
+
+        samples = load_dense_samples(network, split, limit, data_root)
+    else:
+        samples = load_samples(data, split, limit, data_root)
     expected = tuple(network.input.shape)
     if tuple(samples.x.shape[1:]) != expected:
         raise JobError(f"data set '{data}' gives inputs of shape {tuple(samples.x.shape[1:])} but "
@@ -169,9 +221,14 @@ def run_split(network: Any, data: str, *, split: str = "test", limit: int | None
     encoded = network.input.encode(samples.x.numpy())
     backend = "numpy" if device == "cpu" else "torch"
     start = time.perf_counter()
-    result = simulate(network, encoded, time_steps=T, backend=backend, device=device,
-                      batch_size=batch, record=record, progress=progress,
-                      reset_interval=reset_interval, reset_offset=reset_offset)
+    if sharded:
+        result = simulate_sharded(network, encoded, device=device, time_steps=T,
+                                  batch_size=batch, record=record, progress=progress,
+                                  reset_interval=reset_interval, reset_offset=reset_offset)
+    else:
+        result = simulate(network, encoded, time_steps=T, backend=backend, device=device,
+                          batch_size=batch, record=record, progress=progress,
+                          reset_interval=reset_interval, reset_offset=reset_offset)
     return SimulationRun(network, samples, result, time.perf_counter() - start, T)
 
 
@@ -311,10 +368,15 @@ def write_traces(path: Path, result: Any, network: Any) -> Path:
 
 def simulate_job(options: SimulateOptions,
                  progress: Callable[[int, int], Any] | None = None) -> SimulateReport:
-    """``sakd simulate``: run, compare with the float SNN where possible, write the report."""
+    """``sakd simulate``: run, compare with the float SNN where possible, write the report.
+    Under torchrun with several processes the samples are sharded over them
+    (``simulate_sharded``) and rank 0 writes the report, the same as one process writes
+    (its throughput apart)."""
     from sakd.app.user_inputs import parse_record
 
     validate_options(options)
+    env = process_group(options.device)
+    main = env is None or env.is_main
     path = report_path(options)
     check_output_file(path)
     read = dict(options.read)
@@ -335,18 +397,30 @@ def simulate_job(options: SimulateOptions,
         if not data:
             raise JobError("the network file does not name its data set; pass --data, or "
                            "--inputs X.npy with your own inputs")
+        if network.metadata.get("task") in ("detection", "segmentation"):
+            from sakd.app.dense import simulate_dense_split
+
+            report, result = simulate_dense_split(network, data, options, record, progress)
+            report.assumptions = assumptions + report.assumptions
+            if options.traces is not None:
+                report.traces = str(write_traces(options.traces, result, network))
+            atomic_write_json(path, report.to_dict())
+            return report
         full_record = record or tuple(p.name for p in network.populations if not p.is_readout)
         run = run_split(network, data, split=options.split, limit=options.limit,
                         batch=options.batch, device=options.device, data_root=options.data_root,
                         time_steps=options.time_steps, record=full_record, progress=progress,
-                        reset_interval=options.reset_interval, reset_offset=options.reset_offset)
-        agreement, why = float_agreement(run)
+                        reset_interval=options.reset_interval, reset_offset=options.reset_offset,
+                        sharded=True)
+        # the float SNN on rank 0 only: the other ranks write no report
+        agreement, why = float_agreement(run) if main else (None, None)
         report = make_report(run, agreement, [why] if why else [])
         report.assumptions = assumptions + report.assumptions
         report.source = f"data set {data!r}, split {options.split!r}"
-        if options.traces is not None:
+        if options.traces is not None and main:
             report.traces = str(write_traces(options.traces, run.result, network))
-    atomic_write_json(path, report.to_dict())
+    if main:
+        atomic_write_json(path, report.to_dict())
     return report
 
 
@@ -355,7 +429,6 @@ def _simulate_inputs(network: Any, options: SimulateOptions, record: tuple[str, 
                      progress: Callable[[int, int], Any] | None) -> SimulateReport:
     """``--inputs X.npy``: the user's own arrays, encoded and simulated."""
     from sakd.app.user_inputs import load_inputs
-    from sakd.hardware.simulator import simulate
 
     inputs = load_inputs(options.inputs, network, input_scale=options.input_scale,
                          labels=options.labels, time_steps=options.time_steps)
@@ -364,12 +437,11 @@ def _simulate_inputs(network: Any, options: SimulateOptions, record: tuple[str, 
     x = inputs.x
     if options.limit is not None:
         x = x[:, :options.limit] if inputs.sequence else x[:options.limit]
-    backend = "numpy" if options.device == "cpu" else "torch"
     start = time.perf_counter()
-    result = simulate(network, x, time_steps=T, sequence=inputs.sequence, backend=backend,
-                      device=options.device, batch_size=options.batch, record=record,
-                      progress=progress, reset_interval=options.reset_interval,
-                      reset_offset=options.reset_offset)
+    result = simulate_sharded(network, x, time_steps=T, sequence=inputs.sequence,
+                              device=options.device, batch_size=options.batch, record=record,
+                              progress=progress, reset_interval=options.reset_interval,
+                              reset_offset=options.reset_offset)
     seconds = time.perf_counter() - start
     n = int(x.shape[1] if inputs.sequence else x.shape[0])
     accuracy = None
@@ -388,6 +460,7 @@ def _simulate_inputs(network: Any, options: SimulateOptions, record: tuple[str, 
         notes=[] if accuracy is not None else ["no --labels: no accuracy"],
         source=f"inputs {inputs.source}", assumptions=[*assumptions, *inputs.assumptions],
         run=run_description(result))
-    if options.traces is not None:
+    env = process_group(options.device)
+    if options.traces is not None and (env is None or env.is_main):
         report.traces = str(write_traces(options.traces, result, network))
     return report

@@ -67,3 +67,38 @@ def deeplabv3_resnet_small(num_classes: int, in_channels: int, image_size: tuple
 def deeplabv3_sew_resnet_small(num_classes: int, in_channels: int, image_size: tuple[int, int],
                                **overrides: Any) -> Network:
     return deeplabv3_resnet_small(num_classes, in_channels, image_size, **{"sew": True, **overrides})
+
+
+# real-image variants (VOC / COCO at 320-512 px, for a user's GPU): ResNet-18 widths, FCOS's own
+# point sizes and centre sampling, an FPN on strides 8-16-32 (P3-P5)
+FCOS_RESNET18: dict[str, Any] = dict(layers=(2, 2, 2, 2), widths=(64, 128, 256, 512),
+                                     stem="imagenet", fpn_stages=("layer2", "layer3", "layer4"),
+                                     fpn_channels=128, head_convs=4,
+                                     anchor_scale=1.0, center_sampling_radius=1.5)
+SEGMENTATION_RESNET18: dict[str, Any] = dict(layers=(2, 2, 2, 2), widths=(64, 128, 256, 512),
+                                             stem="imagenet", out_stage="layer3")
+
+
+def fcos_resnet18(num_classes: int, in_channels: int, image_size: tuple[int, int],
+                  **overrides: Any) -> Network:
+    from sakd.models.detection import fcos_resnet
+
+    return fcos_resnet(num_classes, in_channels, image_size, **{**FCOS_RESNET18, **overrides})
+
+
+def fcos_sew_resnet18(num_classes: int, in_channels: int, image_size: tuple[int, int],
+                      **overrides: Any) -> Network:
+    return fcos_resnet18(num_classes, in_channels, image_size, **{"sew": True, **overrides})
+
+
+def fcn_resnet18(num_classes: int, in_channels: int, image_size: tuple[int, int],
+                 **overrides: Any) -> Network:
+    from sakd.models.segmentation import segmentation_resnet
+
+    return segmentation_resnet(num_classes, in_channels, image_size,
+                               **{**SEGMENTATION_RESNET18, "head": "fcn", **overrides})
+
+
+def fcn_sew_resnet18(num_classes: int, in_channels: int, image_size: tuple[int, int],
+                     **overrides: Any) -> Network:
+    return fcn_resnet18(num_classes, in_channels, image_size, **{"sew": True, **overrides})

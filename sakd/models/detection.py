@@ -172,8 +172,11 @@ class FCOSClassificationTower(nn.Module):
 
     def forward(self, features: list[Tensor]) -> Tensor:
         """Levels ``[N, C, H_l, W_l]`` -> logits ``[N, sum_l H_l W_l, K]``."""
-        return torch.cat([_locations_last(self.cls_logits(self.tower(f, level)))
-                          for level, f in enumerate(features)], dim=1)
+        return torch.cat([_locations_last(m) for m in self.level_maps(features)], dim=1)
+
+    def level_maps(self, features: list[Tensor]) -> list[Tensor]:
+        """The readout maps ``[N, K, H_l, W_l]`` of every level (what the chip's readouts hold)."""
+        return [self.cls_logits(self.tower(f, level)) for level, f in enumerate(features)]
 
 
 class FCOSRegressionTower(nn.Module):
@@ -191,12 +194,18 @@ class FCOSRegressionTower(nn.Module):
 
     def forward(self, features: list[Tensor]) -> tuple[Tensor, Tensor]:
         """Levels -> (``[N, L, 4]`` raw ltrb, ``[N, L, 1]`` centerness logits), L locations."""
+        reg, ctr = self.level_maps(features)
+        return (torch.cat([_locations_last(m) for m in reg], dim=1),
+                torch.cat([_locations_last(m) for m in ctr], dim=1))
+
+    def level_maps(self, features: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """Per level the box map ``[N, 4, H_l, W_l]`` and the centerness map ``[N, 1, H_l, W_l]``."""
         reg, ctr = [], []
         for level, f in enumerate(features):
             t = self.tower(f, level)
-            reg.append(_locations_last(self.bbox_reg(t)))
-            ctr.append(_locations_last(self.bbox_ctrness(t)))
-        return torch.cat(reg, dim=1), torch.cat(ctr, dim=1)
+            reg.append(self.bbox_reg(t))
+            ctr.append(self.bbox_ctrness(t))
+        return reg, ctr
 
 
 class LevelwiseFCOSHead(FCOSHead):
@@ -216,9 +225,35 @@ class LevelwiseFCOSHead(FCOSHead):
 
     def forward(self, x: list[Tensor]) -> dict[str, Tensor]:
         """The readouts (linear; ``bbox_reg`` before the ReLU that ``head_outputs`` applies)."""
-        bbox_reg, bbox_ctrness = self.regression_head(x)
-        return {"cls_logits": self.classification_head(x), "bbox_reg": bbox_reg,
-                "bbox_ctrness": bbox_ctrness}
+        return assemble_readouts(self.level_readouts(x))
+
+    def level_readouts(self, x: list[Tensor]) -> dict[str, Tensor]:
+        """Every readout map by ``"<readout>.<level>"`` (``cls_logits.0``: ``[N, K, H_0, W_0]``,
+        ``bbox_reg.0``: ``[N, 4, ...]``, ``bbox_ctrness.0``: ``[N, 1, ...]``, ...): the head's
+        last convs, i.e. what the chip's readout populations hold, one per output and level."""
+        cls = self.classification_head.level_maps(x)
+        reg, ctr = self.regression_head.level_maps(x)
+        out: dict[str, Tensor] = {}
+        for name, maps in zip(READOUTS, (cls, reg, ctr)):
+            for level, m in enumerate(maps):
+                out[f"{name}.{level}"] = m
+        return out
+
+
+def assemble_readouts(maps: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Per-level readout maps (``LevelwiseFCOSHead.level_readouts``) -> the detector's readouts
+    ``{name: [N, sum_l H_l W_l, k]}``: each map's locations flattened row by row and the levels
+    concatenated in pyramid order, as torchvision's FCOS head lays them out. Host work (a
+    reshape): the chip's readouts are the maps."""
+    out = {}
+    for name in READOUTS:
+        levels = sorted((int(k.rsplit(".", 1)[1]), v) for k, v in maps.items()
+                        if k.rsplit(".", 1)[0] == name)
+        if not levels or [lv for lv, _ in levels] != list(range(len(levels))):
+            raise KeyError(f"readout maps lack '{name}.<level>' for levels 0..n-1 (got "
+                           f"{sorted(maps)})")
+        out[name] = torch.cat([_locations_last(v) for _, v in levels], dim=1)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,8 +344,14 @@ class FCOSDetector(FCOS, Network):
 
     # the network ------------------------------------------------------------------------------
     def forward_static(self, x: Tensor) -> dict[str, Tensor]:
+        return assemble_readouts(self.forward_chip(x))
+
+    def forward_chip(self, x: Tensor) -> dict[str, Tensor]:
+        """One step's readout maps, one per head output and pyramid level
+        (``LevelwiseFCOSHead.level_readouts``): the part of the network the chip runs; the
+        export traces this, and ``assemble_readouts`` (host) turns it into the readouts."""
         features = list(self.backbone(x).values())
-        return self.head(features)
+        return self.head.level_readouts(features)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         """Normalized images ``[B, C, H, W]`` -> readouts ``{name: [B, N, k]}``; for an SNN each

@@ -84,6 +84,10 @@ register("fcos_sew_resnet_small", "detection", dense.fcos_sew_resnet_small, "fco
 register("fcn_resnet_small", "segmentation", dense.fcn_resnet_small, "FCN head on a ResNet (CIFAR stem, 16-32-64, output stride 4)")
 register("fcn_sew_resnet_small", "segmentation", dense.fcn_sew_resnet_small, "fcn_resnet_small on SEW-ResNet blocks", teacher="fcn_resnet_small")
 register("deeplabv3_resnet_small", "segmentation", dense.deeplabv3_resnet_small, "DeepLabV3 head (ASPP 64 ch, rates 2-4-6) on a ResNet (CIFAR stem, 16-32-64)")
+register("fcos_resnet18", "detection", dense.fcos_resnet18, "FCOS, spiking FPN (128 ch, strides 8-16-32) on ResNet-18; VOC/COCO images (320 px and up)")
+register("fcos_sew_resnet18", "detection", dense.fcos_sew_resnet18, "fcos_resnet18 on SEW-ResNet-18", teacher="fcos_resnet18")
+register("fcn_resnet18", "segmentation", dense.fcn_resnet18, "FCN head on ResNet-18 read at layer3 (output stride 16); VOC/COCO images")
+register("fcn_sew_resnet18", "segmentation", dense.fcn_sew_resnet18, "fcn_resnet18 on SEW-ResNet-18", teacher="fcn_resnet18")
 register("deeplabv3_sew_resnet_small", "segmentation", dense.deeplabv3_sew_resnet_small, "deeplabv3_resnet_small on SEW-ResNet blocks", teacher="deeplabv3_resnet_small")
 
 # tiny variants: each family, a few thousand parameters, for the tests

@@ -10,7 +10,7 @@ from rich.table import Table
 from sakd.app.pipeline import PipelineResult
 from sakd.render.console import plain
 from sakd.render.energy import format_energy
-from sakd.render.map import chip_lines, headline_line
+from sakd.render.map import chip_lines, headline_line, wrap
 
 
 def _energies(values: dict[str, float], priced_with: dict[str, str] | None = None) -> str:
@@ -21,28 +21,46 @@ def _energies(values: dict[str, float], priced_with: dict[str, str] | None = Non
     return "\n".join(parts)
 
 
+def _score(summary: PipelineResult, figures: dict | None) -> str:
+    """A row's headline figure: accuracy (%), or a dense task's mAP / mIoU (in [0, 1])."""
+    if not figures:
+        return "-"
+    if summary.task == "detection":
+        return f"mAP {figures['map']:.4f}\nmAP@.5 {figures['map_50']:.4f}"
+    if summary.task == "segmentation":
+        return f"mIoU {figures['miou']:.4f}"
+    return f"{figures['acc']:.2f} %"
+
+
 def render_summary(summary: PipelineResult, console: Console) -> None:
     table = Table(title=f"sakd pipeline: {summary.arch} on {summary.data} (T={summary.time_steps}), "
                         f"test split", title_justify="left")
-    for column in ("network", "accuracy", "ops / inference", "energy / inference"):
+    score = "accuracy" if summary.task == "classification" else summary.task
+    for column in ("network", score, "ops / inference", "energy / inference"):
         table.add_column(column, justify="left" if column == "network" else "right",
                          overflow="fold")
     energy = summary.energy or {}
     ann, totals = energy.get("ann") or {}, energy.get("totals") or {}
-    table.add_row("ANN teacher", f"{summary.teacher['acc']:.2f} %",
+    table.add_row("ANN teacher", _score(summary, summary.teacher),
                   f"{ann['macs']:,} MACs" if ann else "-",
                   _energies(ann.get("energy_pj", {}), ann.get("priced_with", {})) if ann else "-")
     rates = summary.student.get("firing_rates", {})
     mean_rate = sum(rates.values()) / len(rates) if rates else float("nan")
     table.add_row(f"SAKD student, float SNN (mean rate {mean_rate:.3f})",
-                  f"{summary.student['acc']:.2f} %", "", "")
+                  _score(summary, summary.student), "", "")
     chip = summary.on_chip
     if chip:
         ops = (f"{totals['synops']:,.0f} SynOps\n+ {totals['graded_macs']:,.0f} input MACs"
                if totals else "-")
-        table.add_row("on chip, bit-accurate", f"{chip['accuracy']:.2f} %", ops,
+        on_chip = ({"acc": chip["accuracy"]} if summary.task == "classification"
+                   else chip.get("figures"))
+        table.add_row("on chip, bit-accurate", _score(summary, on_chip), ops,
                       _energies(totals.get("energy_pj", {})))
     console.print(table)
+    if (chip or {}).get("host"):
+        console.print(f"float SNN on the simulated images: "
+                      f"{_score(summary, chip.get('float_snn')).replace(chr(10), ', ')}; "
+                      f"{chip['host']}")
     agree = (chip or {}).get("prediction_agreement")
     if agree is not None:
         console.print(f"on chip vs float SNN: predictions agree {agree:.2f} % (an agreement, not "
@@ -56,12 +74,12 @@ def render_summary(summary: PipelineResult, console: Console) -> None:
                 console.print(plain(line))
     like = energy.get("like_for_like")
     if like:
-        console.print(headline_line(like), style="bold")
-        console.print(f"  ({plain(like['headline']['label'])})")
+        console.print(plain(wrap(headline_line(like))), style="bold")
+        console.print(plain(wrap(f"({like['headline']['label']})", first="  ")))
     ratios = energy.get("ratios") or {}
     if ratios.get("energy_snn_over_ann"):
         parts = [f"{name}: {'>= ' if ratios['lower_bound'].get(name) else ''}{value:.3g}"
                  for name, value in ratios["energy_snn_over_ann"].items() if value is not None]
-        console.print("energy SNN / ANN per inference, ANN priced for arithmetic alone (not like "
-                      "for like for loihi): " + ", ".join(parts) +
-                      " (details and caveats: export/energy_report.json)")
+        console.print(plain(wrap("energy SNN / ANN per inference, ANN priced for arithmetic "
+                                 "alone (not like for like for loihi): " + ", ".join(parts) +
+                                 " (details and caveats: export/energy_report.json)")))

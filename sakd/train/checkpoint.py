@@ -4,8 +4,8 @@ written atomically; validated on load with errors that name the file and the pro
 from __future__ import annotations
 
 import pickle
-import zipfile
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 

@@ -167,3 +167,41 @@ def evaluate_segmentation(model: Network, dataset: Dataset, env: DistEnv | None 
     value = float(mean_iou)
     return SegmentationMetrics(value if math.isfinite(value) else 0.0, float(pixel_acc),
                                int(totals[0]), iou, _rates(meter, env))
+
+
+# ---------------------------------------------------------------------------------------------
+# the same figures from predictions made elsewhere (the chip's readouts, decoded on the host)
+
+
+def detection_metrics(detections: list[dict[str, torch.Tensor]],
+                      targets: list[dict[str, torch.Tensor]]) -> DetectionMetrics:
+    """COCO-style mAP of ``detections`` (per image ``boxes`` xyxy, ``scores``, ``labels``)
+    against ``targets`` (``boxes``, ``labels``, ``iscrowd``), as ``evaluate_detection`` scores
+    a detector's own postprocess."""
+    from torchmetrics.detection import MeanAveragePrecision
+
+    if len(detections) != len(targets):
+        raise ValueError(f"{len(detections)} detections for {len(targets)} targets")
+    metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox")
+    truth = [{k: t[k] for k in ("boxes", "labels", "iscrowd") if k in t} for t in targets]
+    metric.update([{k: v.float() if k != "labels" else v for k, v in d.items()} for d in detections],
+                  truth)
+    result = metric.compute()
+    return DetectionMetrics(float(result["map"]), float(result["map_50"]), float(result["map_75"]),
+                            float(result["mar_100"]), len(targets))
+
+
+def segmentation_metrics(predictions: torch.Tensor, masks: torch.Tensor, num_classes: int,
+                         ignore_index: int = IGNORE_INDEX) -> SegmentationMetrics:
+    """mIoU and pixel accuracy of class maps ``predictions`` ``[B, H, W]`` against ``masks``
+    (``ignore_index`` skipped), as ``evaluate_segmentation`` scores a segmenter's argmax."""
+    from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+
+    kwargs = dict(num_classes=num_classes, ignore_index=ignore_index)
+    miou = MulticlassJaccardIndex(average="macro", **kwargs)
+    accuracy = MulticlassAccuracy(average="micro", **kwargs)
+    miou.update(predictions, masks)
+    accuracy.update(predictions, masks)
+    value = float(miou.compute())
+    return SegmentationMetrics(value if math.isfinite(value) else 0.0, float(accuracy.compute()),
+                               int(len(masks)))

@@ -28,11 +28,22 @@ from sakd.train.checkpoint import (
     load_state_strict,
     read_state_dict_file,
 )
+from sakd.train.dense import (
+    SELECT_METRIC,
+    check_classes,
+    dense_data,
+    distillation_task,
+    evaluator,
+    plain_task,
+)
 from sakd.train.distributed import DistEnv
 from sakd.train.trainer import FitResult, Trainer, seed_everything
 
 
 def load_data(config: Config) -> DataSplits:
+    """The splits of ``config``'s data set (a ``DenseSplits`` for detection/segmentation)."""
+    if config.task != "classification":
+        return dense_data(config)
     d = config.data
     splits = load_splits(d.name, d.root, d.augment, d.val_fraction, d.download)
     if d.train_subset is not None:
@@ -75,13 +86,17 @@ def train_teacher(config: Config, run_dir: str | Path, env: DistEnv, resume: boo
 
     def describe() -> dict[str, Any]:
         return {"kind": "teacher", "arch": arch, "model_args": args, "time_steps": 0,
-                "config": config.to_dict(), "data": splits.info.to_dict()}
+                "task": config.task, "config": config.to_dict(), "data": splits.info.to_dict()}
 
-    trainer = Trainer(task=ClassificationTask(wrapped), trainable=ann, network=ann, splits=splits,
+    task = (ClassificationTask(wrapped) if config.task == "classification"
+            else plain_task(config.task, wrapped))
+    trainer = Trainer(task=task, trainable=ann, network=ann, splits=splits,
                       batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
                       workers=config.data.workers, optim=config.teacher.train, env=env,
                       run_dir=run_dir, seed=config.seed, describe=describe, progress=progress,
-                      on_start=_config_writer(config, run_dir))
+                      on_start=_config_writer(config, run_dir),
+                      evaluator=evaluator(config.task, splits.info.class_names),
+                      metric=SELECT_METRIC[config.task])
     return trainer.fit(resume=resume)
 
 
@@ -100,6 +115,10 @@ def load_teacher(config: Config, info: DatasetInfo, student_arch: str) -> tuple[
                               f"{config.teacher.checkpoint} holds a {record['arch']}: drop "
                               f"teacher.arch (the checkpoint says what it is) or pass the "
                               f"{config.teacher.arch} checkpoint")
+        held = record.get("task", "classification")
+        if held != config.task:
+            raise ConfigError(f"the teacher checkpoint {config.teacher.checkpoint} was trained "
+                              f"for {held} but this run's task is {config.task}")
         ann = build_model(record["arch"], **record["model_args"])
         load_state_strict(ann, record["state_dict"], config.teacher.checkpoint)
         source = {"checkpoint": str(config.teacher.checkpoint), "arch": record["arch"]}
@@ -112,7 +131,9 @@ def load_teacher(config: Config, info: DatasetInfo, student_arch: str) -> tuple[
         raise ConfigError("this run needs a teacher: pass --teacher CKPT (a `sakd teacher` "
                           "checkpoint) or --teacher-weights PATH (a torchvision state dict), or "
                           "set distill.kd=none and student.init=scratch for the baseline")
-    if ann.classifier.out_features != info.num_classes:
+    if config.task != "classification":
+        check_classes(ann, info.num_classes, info.name, "teacher")
+    elif ann.classifier.out_features != info.num_classes:
         raise CheckpointError(f"the teacher predicts {ann.classifier.out_features} classes but "
                               f"{info.name} has {info.num_classes}")
     return ann.eval().requires_grad_(False), source
@@ -202,13 +223,17 @@ def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: b
         teacher.to(env.device)
     schedule = FeatureWeight(config.distill.feature_schedule, config.distill.feature_weight,
                              config.distill.feature_epochs, config.distill.feature_floor)
-    task = DistillationTask(_wrap(student, env), teacher, kd, config.distill.logit_weight,
-                            config.distill.temperature, schedule, taps)
+    if config.task == "classification":
+        task = DistillationTask(_wrap(student, env), teacher, kd, config.distill.logit_weight,
+                                config.distill.temperature, schedule, taps)
+    else:
+        task = distillation_task(config.task, _wrap(student, env), teacher, config, schedule, taps)
     settings = config.student.neuron
 
     def describe() -> dict[str, Any]:
         return {"kind": "student", "arch": config.model.arch, "model_args": model_args(info),
                 "time_steps": config.student.time_steps, "neuron": dataclasses.asdict(settings),
+                "task": config.task,
                 "config": config.to_dict(), "data": info.to_dict(), "teacher": teacher_source,
                 "kd": kd, "taps": taps, "qat": config.student.qat,
                 "adapters_from": adapters_from}
@@ -217,7 +242,9 @@ def distill_student(config: Config, run_dir: str | Path, env: DistEnv, resume: b
                       batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
                       workers=config.data.workers, optim=config.student.train, env=env,
                       run_dir=run_dir, seed=config.seed, describe=describe, progress=progress,
-                      on_start=_config_writer(config, run_dir))
+                      on_start=_config_writer(config, run_dir),
+                      evaluator=evaluator(config.task, info.class_names),
+                      metric=SELECT_METRIC[config.task])
     return trainer.fit(resume=resume)
 
 

@@ -27,6 +27,7 @@ from sakd.errors import SakdError
 from sakd.io import append_jsonl, atomic_write_json, read_jsonl
 from sakd.models.base import Network
 from sakd.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sakd.train.dense import METRIC_TITLE, move_targets
 from sakd.train.distributed import DistEnv, all_reduce_sum, barrier
 from sakd.train.evaluate import autocast_context, evaluate
 
@@ -93,6 +94,11 @@ class Trainer:
     - ``describe()`` returns the static part of the checkpoint (kind, arch, config, ...).
     - ``on_start()`` runs on the main process once the run directory is accepted (after the
       overwrite and resume checks), e.g. to write the resolved config next to the outputs.
+    - ``evaluator(network, dataset, env, batch_size=, amp=, workers=, firing_rates=)`` gives a
+      split's figures (default: ``sakd.train.evaluate.evaluate``, top-1 accuracy); ``metric``
+      is the key of those figures that picks the best epoch (``acc`` %, or ``map``/``miou`` in
+      [0, 1], logged as ``select_acc`` in %). With a ``metric`` other than ``acc`` there is no
+      training accuracy (dense tasks) and no selection loss.
     """
 
     def __init__(self, *, task: nn.Module, trainable: nn.Module, network: Network,
@@ -100,8 +106,12 @@ class Trainer:
                  optim: OptimConfig, env: DistEnv, run_dir: str | Path, seed: int,
                  describe: Callable[[], dict[str, Any]], progress: bool = True,
                  on_epoch_end: Callable[[int], None] | None = None,
-                 on_start: Callable[[], None] | None = None) -> None:
+                 on_start: Callable[[], None] | None = None,
+                 evaluator: Callable[..., dict[str, Any]] | None = None,
+                 metric: str = "acc") -> None:
         self.task, self.trainable, self.network = task, trainable, network
+        self.evaluator = evaluator or evaluate
+        self.metric = metric
         self.splits, self.optim, self.env = splits, optim, env
         self.batch_size, self.eval_batch_size, self.workers = batch_size, eval_batch_size, workers
         self.run_dir, self.seed, self.describe = Path(run_dir), seed, describe
@@ -214,6 +224,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         return DataLoader(self.splits.train, batch_size=self.batch_size, sampler=sampler,
                           num_workers=self.workers, drop_last=True, generator=generator,
+                          collate_fn=getattr(self.splits, "collate_fn", None),
                           pin_memory=self.env.device.type == "cuda",
                           persistent_workers=False)
 
@@ -228,7 +239,7 @@ class Trainer:
         with bar:
             for batch_index, (x, y) in enumerate(loader):
                 x = x.to(self.env.device, non_blocking=True)
-                y = y.to(self.env.device, non_blocking=True)
+                y = move_targets(y, self.env.device)
                 self.task.set_position(epoch, batch_index)
                 with autocast_context(self.env.device, self.amp):
                     out = self.task(x, y)
@@ -246,7 +257,8 @@ class Trainer:
                 sums["loss"] = sums.get("loss", 0.0) + float(out.loss.detach()) * n
                 for name, value in out.parts.items():
                     sums[name] = sums.get(name, 0.0) + float(value.detach()) * n
-                correct += float((out.logits.detach().argmax(1) == y).sum())
+                if self.metric == "acc":
+                    correct += float((out.logits.detach().argmax(1) == y).sum())
                 seen += n
                 elapsed = time.perf_counter() - started
                 bar.advance({k: v / seen for k, v in sums.items()},
@@ -258,7 +270,8 @@ class Trainer:
         totals = all_reduce_sum([sums[k] for k in names] + [correct, seen], self.env)
         total_seen = totals[-1]
         train = {k: totals[i] / total_seen for i, k in enumerate(names)}
-        train["acc"] = 100.0 * totals[-2] / total_seen
+        if self.metric == "acc":
+            train["acc"] = 100.0 * totals[-2] / total_seen
         record: dict[str, Any] = {"epoch": epoch, "lr": lr, "train": train,
                                   "train_time_s": train_time,
                                   "samples_per_s": total_seen / max(train_time, 1e-9)}
@@ -266,13 +279,17 @@ class Trainer:
             record["feature_weight"] = self.task.current_feature_weight
         eval_kwargs = dict(batch_size=self.eval_batch_size, amp=self.amp, workers=self.workers)
         if self.splits.val is not None:
-            record["val"] = evaluate(self.network, self.splits.val, self.env, **eval_kwargs)
-        record["test"] = evaluate(self.network, self.splits.test, self.env,
-                                  firing_rates=self.network.is_spiking, **eval_kwargs)
+            record["val"] = self.evaluator(self.network, self.splits.val, self.env, **eval_kwargs)
+        record["test"] = self.evaluator(self.network, self.splits.test, self.env,
+                                        firing_rates=self.network.is_spiking, **eval_kwargs)
         selection = record["val"] if "val" in record else record["test"]
-        record["select_acc"], record["select_loss"] = selection["acc"], selection["loss"]
+        if self.metric == "acc":
+            record["select_acc"], record["select_loss"] = selection["acc"], selection["loss"]
+        else:  # a dense task's figure in [0, 1], logged in %; it has no loss to break ties
+            record["select_metric"] = self.metric
+            record["select_acc"], record["select_loss"] = 100.0 * selection[self.metric], 0.0
         if self.env.is_main:
-            _print_epoch(record, self.optim.epochs)
+            _print_epoch(record, self.optim.epochs, self.metric)
         return record
 
     def _save(self, epoch: int, record: dict[str, Any]) -> None:
@@ -326,15 +343,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _print_epoch(record: dict[str, Any], epochs: int) -> None:
+def _print_epoch(record: dict[str, Any], epochs: int, metric: str = "acc") -> None:
     from rich.console import Console
 
     train = record["train"]
     parts = "  ".join(f"{k} {v:.4f}" for k, v in train.items() if k not in ("acc", "loss"))
-    val = f"  val {record['val']['acc']:.2f}%" if "val" in record else ""
+    if metric == "acc":
+        val = f"  val {record['val']['acc']:.2f}%" if "val" in record else ""
+        figures = f"train {train['acc']:.2f}%{val}  test {record['test']['acc']:.2f}%"
+    else:
+        title = METRIC_TITLE.get(metric, metric)
+        val = f"val {title} {record['val'][metric]:.4f}  " if "val" in record else ""
+        figures = f"{val}test {title} {record['test'][metric]:.4f}"
     Console(stderr=True).print(
-        f"epoch {record['epoch'] + 1}/{epochs}: loss {train['loss']:.4f} ({parts})  train "
-        f"{train['acc']:.2f}%{val}  test {record['test']['acc']:.2f}%  "
+        f"epoch {record['epoch'] + 1}/{epochs}: loss {train['loss']:.4f} ({parts})  {figures}  "
         f"[{record['samples_per_s']:.0f} samples/s]", highlight=False, soft_wrap=True)
 
 

@@ -123,6 +123,8 @@ def check_population(q, node: Node, row) -> None:
         assert used >= min(252, 253 - 2 * m)
     elif "threshold" in limited:
         assert scale == SPEC.vth_max - 1 and m * scale <= 254
+    elif "bias" in limited:  # a readout whose biases would otherwise clip
+        assert readout and row.biases_clipped == 0 and m * scale <= 254
     else:
         assert "input" in limited and any(g for _, _, g in effective), limited
         assert m * scale <= 254
