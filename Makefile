@@ -48,12 +48,8 @@ lava-env:
 	if [ $$status = 3 ]; then echo "lava-env: no Python 3.10 found; the Lava tests will be skipped"; \
 	elif [ $$status != 0 ]; then exit $$status; fi
 
-# two workers (CI has 2 cores); the Lava and multi-process tests share one of them, in order
-# (tests/conftest.py puts them in one xdist group), so their process checks see only their own
-TEST_WORKERS ?= 2
-
 test: $(STAMP) lava-env
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not ddp and not lava"

@@ -168,15 +168,3 @@ def writers() -> SimpleNamespace:
     """Writers of small data files in the real on-disk formats."""
     return SimpleNamespace(idx=write_idx, fashion_mnist=write_fake_fashion_mnist,
                            cifar10=write_fake_cifar10, imagenet=write_fake_imagenet)
-
-
-#: markers whose tests run one after another on one pytest-xdist worker (``make test`` runs two):
-#: the Lava tests check that no Lava process outlives a run, and the multi-process tests start
-#: their own process groups and ports
-SERIAL_MARKERS = ("lava", "ddp")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if any(item.get_closest_marker(name) for name in SERIAL_MARKERS):
-            item.add_marker(pytest.mark.xdist_group("serial"))

@@ -3,8 +3,9 @@ install, ``pip install .``, installs only what it names)."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
