@@ -17,7 +17,8 @@ for its memory access) and the arithmetic-only convention, each labelled.
   normal inputs.
 - ``sew-resnet18-imagenet``: ``sew_resnet18`` (ImageNet stem, 1,000 classes), T = 4, random
   weights and random normal inputs, at ``--imagenet-size`` (default 64 x 64: every layer, the
-  ImageNet stem and 1,000 classes, on 16 x 16 .. 2 x 2 feature maps; see below for 224).
+  ImageNet stem and 1,000 classes, on 16 x 16 .. 2 x 2 feature maps, in under a minute; the
+  standard 224 x 224 does not yet map in bounded memory, see below).
 
 Memory and time. The mapper keeps, per slice and projection into it, only the source neurons
 of the slice's receptive field, so its memory grows with the network, not with slices x
@@ -25,10 +26,12 @@ source neurons (an earlier version kept arrays over every source neuron per slic
 for the CIFAR ResNet-18's 7,002 cores, and out of memory for the SEW-ResNet-18 at 224 x 224 on
 the 23 GB development machine). The seconds and the peak resident memory of each network are
 in its row (``seconds``, ``peak_rss_gb``: the process's peak so far). At the standard 224 x 224
-the SEW-ResNet-18 partitions (in about 8 minutes here, 6 GB) into over 160,000 slices; first-
-fit packing had opened 108,000 cores (at 122 per chip, 886 of Hala Point's 1,152 chips) when
-the run was stopped after 14 minutes. The 224 row needs a faster machine and hours
-(``--imagenet-size 224``); it was not measured here.
+the SEW-ResNet-18 partitions into over 160,000 slices; an earlier first-fit packing scanned
+every open core for every slice (quadratic: 108,000 cores opened after 14 minutes, unfinished);
+the packing now skips whole blocks of cores that cannot hold a slice (the same first fit,
+under a minute). Partition takes about 5 minutes here; the traffic edges (tens of millions of
+Python objects, 10 GB after 10 minutes) are the remaining bottleneck, so the 224 row has not
+been measured yet (``--imagenet-size 64`` maps in under a minute).
 
 Random weights: the ANN's BatchNorm statistics from random inputs, its affine parameters drawn
 so that every layer fires (as the export tests do), spikified and lowered with

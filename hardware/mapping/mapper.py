@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping as MappingABC
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -93,7 +93,7 @@ class PopulationMapping:
     synapse_bits_shared: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrafficEdge:
     """Spikes of ``projection`` from one slice (``source_slice`` None: the input) to another.
     ``reach``: source neurons of the slice with a nonzero synapse into the target slice;
@@ -189,7 +189,8 @@ class Mapping:
             "projections": {k: vars(v) for k, v in self.projections.items()},
             "cores": [dict(vars(c), binding_resource=c.binding_resource) for c in self.cores],
             "slices": [vars(s) for s in self.slices],
-            "edges": [dict(vars(e), hops=e.hops) for e in self.edges],
+            "edges": [dict({f.name: getattr(e, f.name) for f in fields(e)}, hops=e.hops)
+                      for e in self.edges],
             "chip_profile": self.chip.to_dict(),
             "system_profile": self.system.to_dict(),
             "notes": list(self.notes),
@@ -340,13 +341,15 @@ def map_network(network: Network, chip: str | os.PathLike[str] | ChipProfile = D
     def where(core: int) -> Position:
         return input_position(chip_p) if core == INPUT else pos[core]
 
-    edges = []
-    for i, e in enumerate(edges0):
+    edges = list(edges0)  # replaced one by one (the network's millions of edges, once each)
+    del edges0
+    for i, e in enumerate(edges):
         ew, ns, ic = hops(where(e.source_core), where(e.target_core))
-        edges.append(TrafficEdge(e.projection, e.source_slice, e.target_slice, e.source_core,
-                                 e.target_core, e.reach, e.synapses, float(weights[i]), ew, ns,
-                                 ic, None if messages is None else float(messages[i])))
+        edges[i] = TrafficEdge(e.projection, e.source_slice, e.target_slice, e.source_core,
+                               e.target_core, e.reach, e.synapses, float(weights[i]), ew, ns,
+                               ic, None if messages is None else float(messages[i]))
     edges_t = tuple(edges)
+    del edges
     return _report(network, chip_p, sys_p, part, core_slices, pos, edges_t, messages is not None,
                    (cost0, cost1))
 
@@ -367,14 +370,15 @@ def _edges(network: Network, part: Partition,
         for tid in part.by_population[proj.target]:
             share = next(p for p in part.slices[tid].usage.projections if p.projection == proj.name)
             k_of = lab[share.sources]  # the source slice of each source neuron with a synapse
-            reach = np.bincount(k_of, weights=share.reach, minlength=len(src_ids))
-            syn = np.bincount(k_of, weights=share.fanout, minlength=len(src_ids))
-            for k, sid in enumerate(src_ids):
-                if reach[k] <= 0:
-                    continue
+            # only the source slices present (not every slice of the source: O(edges))
+            ks, inv = np.unique(k_of, return_inverse=True)
+            reach_k = np.bincount(inv, weights=share.reach, minlength=len(ks))
+            syn_k = np.bincount(inv, weights=share.fanout, minlength=len(ks))
+            for j in np.flatnonzero(reach_k > 0):
+                sid = src_ids[int(ks[j])]
                 src_core = INPUT if sid is None else core_of_slice[sid]
                 out.append(TrafficEdge(proj.name, sid, tid, src_core, core_of_slice[tid],
-                                       int(reach[k]), int(syn[k]), 0.0, 0, 0, 0, None))
+                                       int(reach_k[j]), int(syn_k[j]), 0.0, 0, 0, 0, None))
     return tuple(out)
 
 
@@ -414,8 +418,11 @@ def _report(network: Network, chip: ChipProfile, system: SystemProfile, part: Pa
             sum(slices[s].synapse_bits_shared for s in sids))
     projections = {}
     total_mh = 0.0
+    edges_of: dict[str, list[TrafficEdge]] = {}
+    for e in edges:  # one pass, not one per projection
+        edges_of.setdefault(e.projection, []).append(e)
     for proj in network.projections:
-        mine = [e for e in edges if e.projection == proj.name]
+        mine = edges_of.get(proj.name, [])
         w = np.array([e.weight for e in mine], dtype=np.float64)
         h = np.array([e.hops for e in mine], dtype=np.float64)
         mean = float((w * h).sum() / w.sum()) if w.sum() > 0 else 0.0

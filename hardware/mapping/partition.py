@@ -375,6 +375,10 @@ def utilization(amounts: dict[str, int], chip: ChipProfile) -> dict[str, float |
     return out
 
 
+#: open cores per block of the first-fit search (``pack_cores``)
+PACK_BLOCK = 64
+
+
 def pack_cores(partition: Partition, chip: ChipProfile, network: Network,
                share: bool = True) -> list[list[int]]:
     """First-fit decreasing: slice ids per core. Slices are taken largest utilization first
@@ -394,30 +398,36 @@ def pack_cores(partition: Partition, chip: ChipProfile, network: Network,
     items = sorted(range(len(partition.slices)),
                    key=lambda i: (-size(i), order[partition.slices[i].population],
                                   partition.slices[i].index))
-    # loads of the open cores, one row per core (vectorized first fit: the first core whose
-    # every limited resource still holds the slice); unlimited resources never bind
+    # Exact first fit, without scanning every open core for every slice: the open cores are
+    # kept in blocks of ``PACK_BLOCK``, each with the most any of its cores has left per
+    # resource. A block whose most left falls short of the slice in some resource cannot hold
+    # it and is skipped whole; the first block that may hold it is scanned (vectorized) for
+    # its first core that does. Same cores, in the same order, as a scan of every core;
+    # unlimited resources never bind.
     limit = np.array([np.inf if caps[r] is None else float(caps[r]) for r in RESOURCES])
     need = np.array([[float(a[r]) for r in RESOURCES] for a in amounts]).reshape(-1, len(RESOURCES))
-    loads = np.zeros((len(items), len(RESOURCES)))
+    n_res = len(RESOURCES)
+    loads = np.zeros((len(items), n_res))
+    block_room = np.full((-(-len(items) // PACK_BLOCK) or 1, n_res), -np.inf)
     cores: list[list[int]] = []
-    room = np.full(len(RESOURCES), -np.inf)  # the most any open core has left, per resource
     for i in items:
-        # a slice that needs more of some resource than any open core has left cannot fit:
-        # skip the scan (the same first fit, faster when big slices rarely share)
-        if np.all(need[i] <= room):
-            fits = np.flatnonzero(np.all(loads[:len(cores)] + need[i] <= limit, axis=1))
-        else:
-            fits = ()
-        if len(fits):
-            k = int(fits[0])
-            cores[k].append(i)
-            loads[k] += need[i]
-            room = (limit - loads[:len(cores)]).max(axis=0)
-        else:
+        nb = -(-len(cores) // PACK_BLOCK)
+        k = -1
+        for b in np.flatnonzero(np.all(need[i] <= block_room[:nb], axis=1)):
+            lo = int(b) * PACK_BLOCK
+            hi = min(lo + PACK_BLOCK, len(cores))
+            fits = np.flatnonzero(np.all(loads[lo:hi] + need[i] <= limit, axis=1))
+            if len(fits):
+                k = lo + int(fits[0])
+                cores[k].append(i)
+                break
+        if k < 0:
             k = len(cores)
             cores.append([i])
-            loads[k] += need[i]
-            room = np.maximum(room, limit - loads[k])
+        loads[k] += need[i]
+        b = k // PACK_BLOCK
+        lo = b * PACK_BLOCK
+        block_room[b] = (limit - loads[lo:min(lo + PACK_BLOCK, len(cores))]).max(axis=0)
     for core in cores:
         core.sort()
     return cores

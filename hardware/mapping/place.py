@@ -23,6 +23,7 @@ inter-chip hops)), i.e. routing energy when traffic is messages. Deterministic.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +58,12 @@ class Position:
     gy: int
 
 
-def _serpentine(nx: int, ny: int) -> list[tuple[int, int]]:
+@functools.lru_cache(maxsize=16)
+def _serpentine(nx: int, ny: int) -> tuple[tuple[int, int], ...]:
+    return tuple(_serpentine_list(nx, ny))
+
+
+def _serpentine_list(nx: int, ny: int) -> list[tuple[int, int]]:
     out = []
     for j in range(ny):
         cols = range(nx) if j % 2 == 0 else range(nx - 1, -1, -1)
@@ -209,10 +215,12 @@ def place(chip: ChipProfile, system: SystemProfile, core_order: list[int],
                 h = np.bincount(seg, weights[idx] * _hop_costs(chip, here_xy[None, :],
                                                                 xy[indices[idx]]),
                                 minlength=len(vs))
-                wuv = np.zeros(n + 1)
-                wuv[nb] = nw
+                # the u-v traffic of every partner (nb is sorted: a lookup, not an array
+                # over all n cores per step)
+                at = np.minimum(np.searchsorted(nb, vs), len(nb) - 1)
+                wuv = np.where(nb[at] == vs, nw[at], 0.0)
                 d = _hop_costs(chip, here_xy[None, :], slot_xy[cand[swap]])
-                delta[swap] = move[swap] + h - (cur[u] + cur[vs] - 2 * wuv[vs] * d)
+                delta[swap] = move[swap] + h - (cur[u] + cur[vs] - 2 * wuv * d)
             delta[cand == here] = 0.0
             k = int(np.argmin(delta))
             if delta[k] >= -1e-9 * max(1.0, float(cur[u])):

@@ -308,3 +308,51 @@ def test_mismatched_inputs_are_errors():
         map_network("net.h5")
     with pytest.raises(MappingError, match="counts must be NetworkCounts"):
         map_network(net, counts={"l0": 3})
+
+
+def plain_first_fit(partition, chip, network):
+    """First-fit decreasing as first written: every open core scanned for every slice."""
+    order = {name: i for i, name in enumerate(network.topological_order())}
+    amounts = [s.usage.amounts(chip) for s in partition.slices]
+    caps = {r: capacity(chip, r) for r in RESOURCES}
+
+    def size(i):
+        fr = [amounts[i][r] / c for r, c in caps.items() if c is not None]
+        return max(fr) if fr else 0.0
+
+    items = sorted(range(len(partition.slices)),
+                   key=lambda i: (-size(i), order[partition.slices[i].population],
+                                  partition.slices[i].index))
+    cores, loads = [], []
+    for i in items:
+        for k, load in enumerate(loads):
+            if all(caps[r] is None or load[r] + amounts[i][r] <= caps[r] for r in RESOURCES):
+                cores[k].append(i)
+                for r in RESOURCES:
+                    load[r] += amounts[i][r]
+                break
+        else:
+            cores.append([i])
+            loads.append(dict(amounts[i]))
+    return [sorted(c) for c in cores]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks(), limits(), st.sampled_from([1, 2, 3, 64]))
+def test_block_first_fit_packs_exactly_as_a_scan_of_every_core(network, lim, block):
+    from sakd.hardware.mapping import load_chip
+    from sakd.hardware.mapping import partition as part_mod
+
+    chip_name, overrides = lim
+    chip = load_chip(chip_name, overrides)
+    try:
+        part = part_mod.partition_network(network, chip, network.target_spec)
+    except MappingError:
+        return
+    saved = part_mod.PACK_BLOCK
+    part_mod.PACK_BLOCK = block
+    try:
+        packed = part_mod.pack_cores(part, chip, network)
+    finally:
+        part_mod.PACK_BLOCK = saved
+    assert packed == plain_first_fit(part, chip, network)
