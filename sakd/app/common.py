@@ -95,6 +95,27 @@ class Samples:
         return int(self.x.shape[0])
 
 
+def check_split(split: str) -> None:
+    if split not in ("train", "val", "test"):
+        raise JobError(f"unknown split '{split}'; choose train, val or test")
+
+
+def take_split(splits: Any, split: str, limit: int | None, what: str,
+               noun: str) -> tuple[Any, int, list[str]]:
+    """``(dataset, n, notes)``: the split's data set, how many of it to use (``limit``, None:
+    all) and a note when the limit is above its size. An empty split is an error."""
+    dataset = {"train": splits.train, "val": splits.val, "test": splits.test}[split]
+    if dataset is None or len(dataset) == 0:
+        raise JobError(f"the {split} split of {what} is empty")
+    available = len(dataset)
+    n = available if limit is None else min(limit, available)
+    notes = []
+    if limit is not None and limit > available:
+        notes.append(f"--limit {limit} is more than the {available} {noun} of the {split} split: "
+                     f"all {available} are used")
+    return dataset, n, notes
+
+
 def load_samples(data: str, split: str, limit: int | None, root: str | None = None) -> Samples:
     """The first ``limit`` samples (None: all) of a split, without augmentation. A limit above
     the split's size is noted, not an error."""
@@ -102,22 +123,13 @@ def load_samples(data: str, split: str, limit: int | None, root: str | None = No
 
     from sakd.data import load_splits
 
-    if split not in ("train", "val", "test"):
-        raise JobError(f"unknown split '{split}'; choose train, val or test")
+    check_split(split)
     splits = load_splits(data, root, augment=False, val_fraction=0.1 if split == "val" else 0.0)
-    dataset = {"train": splits.train, "val": splits.val, "test": splits.test}[split]
-    if dataset is None or len(dataset) == 0:
-        raise JobError(f"the {split} split of '{data}' is empty")
-    available = len(dataset)
-    n = available if limit is None else min(limit, available)
-    notes = []
-    if limit is not None and limit > available:
-        notes.append(f"--limit {limit} is more than the {available} samples of the {split} split: "
-                     f"all {available} are used")
+    dataset, n, notes = take_split(splits, split, limit, f"'{data}'", "samples")
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(n)),
                                          batch_size=512, shuffle=False)
     xs, ys = zip(*loader)
-    return Samples(torch.cat(xs), torch.cat(ys), splits.info, split, available, notes)
+    return Samples(torch.cat(xs), torch.cat(ys), splits.info, split, len(dataset), notes)
 
 
 # ---------------------------------------------------------------------------------------------

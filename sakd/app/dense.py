@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sakd.app.common import JobError, Samples
+from sakd.app.common import JobError, Samples, check_split, take_split
 
 DENSE_TASKS = ("detection", "segmentation")
 HOST_WORK = {
@@ -68,24 +68,16 @@ def load_dense_samples(network: Any, split: str, limit: int | None,
 
     from sakd.train.dense import dense_data
 
-    if split not in ("train", "val", "test"):
-        raise JobError(f"unknown split '{split}'; choose train, val or test")
+    check_split(split)
     config = _dense_config(network, data_root)
     splits = dense_data(config)
-    dataset = {"train": splits.train, "val": splits.val, "test": splits.test}[split]
-    if dataset is None or len(dataset) == 0:
-        raise JobError(f"the {split} split of '{config.data.name}' is empty for this run")
-    available = len(dataset)
-    n = available if limit is None else min(limit, available)
-    notes = []
-    if limit is not None and limit > available:
-        notes.append(f"--limit {limit} is more than the {available} images of the {split} split: "
-                     f"all {available} are used")
+    dataset, n, notes = take_split(splits, split, limit, f"'{config.data.name}' for this run",
+                                   "images")
     items = [dataset[i] for i in range(n)]
     x = torch.stack([image for image, _ in items])
     targets = [t for _, t in items]
     y = targets if config.task == "detection" else torch.stack(targets)
-    return Samples(x, y, splits.info, split, available, notes)
+    return Samples(x, y, splits.info, split, len(dataset), notes)
 
 
 @dataclass

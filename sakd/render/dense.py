@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from sakd.render.console import plain
+from sakd.render.evaluate import render_firing_rates
 
 TITLES = {"map": "mAP@[.5:.95]", "map_50": "mAP@.5", "map_75": "mAP@.75", "mar_100": "mAR@100",
           "miou": "mIoU", "pixel_acc": "pixel accuracy"}
@@ -40,14 +40,7 @@ def render_dense_eval(result: Any, console: Console) -> None:
     """``sakd eval`` on a detector or segmenter (``sakd.app.evaluate.EvalResult``)."""
     console.print(f"{result.arch} ({result.kind}) on {result.data}/{result.split}, {result.task}: "
                   f"{figures_line(result.metrics)} over {result.samples} images")
-    if result.firing_rates:
-        table = Table(title="firing rate per LIF layer (spikes / neuron / step)",
-                      title_justify="left", box=None, pad_edge=False)
-        table.add_column("layer", overflow="fold")
-        table.add_column("rate", justify="right")
-        for name, rate in result.firing_rates.items():
-            table.add_row(plain(name), f"{rate:.4f}")
-        console.print(table)
+    render_firing_rates(result.firing_rates, console)
 
 
 def render_dense_chip(dense: dict[str, Any], console: Console) -> None:

@@ -11,6 +11,18 @@ from sakd.app.evaluate import EvalResult
 from sakd.render.console import plain
 
 
+def render_firing_rates(rates: dict[str, float], console: Console) -> None:
+    """The firing rate of each LIF layer (spikes / neuron / step), when there are any."""
+    if rates:
+        table = Table(title="firing rate per LIF layer (spikes / neuron / step)",
+                      title_justify="left", box=None, pad_edge=False)
+        table.add_column("layer", overflow="fold")
+        table.add_column("rate", justify="right")
+        for name, rate in rates.items():
+            table.add_row(plain(name), f"{rate:.4f}")
+        console.print(table)
+
+
 def render_eval(result: EvalResult, console: Console) -> None:
     console.print(f"{result.arch} ({result.kind}) on {result.data}/{result.split}: accuracy "
                   f"{result.accuracy:.2f} % over {result.samples} samples, loss {result.loss:.4f}"
@@ -19,14 +31,7 @@ def render_eval(result: EvalResult, console: Console) -> None:
         console.print(f"  QAT checkpoint: with the chip's integer weights, bias and input "
                       f"(what the chip computes): accuracy {result.integer_accuracy:.2f} %, loss "
                       f"{result.integer_loss:.4f}")
-    if result.firing_rates:
-        table = Table(title="firing rate per LIF layer (spikes / neuron / step)",
-                      title_justify="left", box=None, pad_edge=False)
-        table.add_column("layer", overflow="fold")
-        table.add_column("rate", justify="right")
-        for name, rate in result.firing_rates.items():
-            table.add_row(plain(name), f"{rate:.4f}")
-        console.print(table)
+    render_firing_rates(result.firing_rates, console)
 
 
 def render_fit(kind: str, result: Any, out_dir: Any, console: Console) -> None:
