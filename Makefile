@@ -48,8 +48,14 @@ lava-env:
 	if [ $$status = 3 ]; then echo "lava-env: no Python 3.10 found; the Lava tests will be skipped"; \
 	elif [ $$status != 0 ]; then exit $$status; fi
 
-test: $(STAMP) lava-env
-	$(PY) -m pytest -q
+# The two environments build side by side (downloads and unpacking, mostly I/O); the tests run
+# on two pytest-xdist workers (CI has 2 cores), one group per test module (tests/conftest.py), so
+# that a module's fixtures, such as the lava-dl exporter files, are built once.
+TEST_WORKERS ?= 2
+
+test:
+	@$(MAKE) --no-print-directory -j2 venv lava-env
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not ddp and not lava"

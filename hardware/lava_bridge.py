@@ -56,6 +56,10 @@ ENV_PYTHON = "SAKD_LAVA_PYTHON"
 #: the stamp file scripts/make_lava_env.sh writes last, once the environment is complete
 STAMP = ".sakd-lava-env"
 BUILD_HINT = "build it with `make lava-env` (scripts/make_lava_env.sh)"
+#: Lava's shared-memory manager listens on a Unix socket ``<tmp>/pymp-XXXXXXXX/listener-XXXXXXXX``
+#: (Python's multiprocessing); Linux caps a socket path at 107 bytes, 32 of which that suffix takes
+UNIX_SOCKET_PATH_MAX = 107
+LAVA_SOCKET_SUFFIX = len("/pymp-XXXXXXXX/listener-XXXXXXXX")
 
 
 class LavaUnavailable(SakdError):
@@ -239,9 +243,11 @@ def _run_runner(python: Path, args: list[str], tmp_path: Path,
     environment's sakd package (which maps only sakd.hardware). A session of its own: the runner
     leads a process group holding every Lava worker, ended whole on any exit (a timeout, an
     exception, SIGTERM here; ``--parent`` makes the runner end it if this process dies)."""
+    check_socket_room(tmp_path)
     cmd = [str(python), "-m", "sakd.hardware.lava_runner", *args,
            "--parent", str(os.getpid()), "--cleanup", str(tmp_path)]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+    env["TMPDIR"] = str(tmp_path)  # Lava's own temporary files go, and are removed, with ours
     with _terminate_as_exception():
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
@@ -262,6 +268,18 @@ def _run_runner(python: Path, args: list[str], tmp_path: Path,
     except (ProcessLookupError, PermissionError):
         pass
     return proc.returncode, stderr
+
+
+def check_socket_room(tmp_path: Path) -> None:
+    """Refuse, before Lava starts, a temporary folder too long for Lava's Unix sockets (Lava would
+    die with a bare ``EOFError`` from its shared-memory manager)."""
+    length = len(os.fsencode(str(tmp_path))) + LAVA_SOCKET_SUFFIX
+    if length > UNIX_SOCKET_PATH_MAX:
+        room = UNIX_SOCKET_PATH_MAX - LAVA_SOCKET_SUFFIX
+        raise LavaRunError(
+            f"the temporary folder {tmp_path} is {length - LAVA_SOCKET_SUFFIX} bytes long; Lava's "
+            f"Unix sockets inside it need it at most {room} bytes: set TMPDIR to a shorter folder "
+            f"(e.g. TMPDIR=/tmp)")
 
 
 def end_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:

@@ -168,3 +168,25 @@ def writers() -> SimpleNamespace:
     """Writers of small data files in the real on-disk formats."""
     return SimpleNamespace(idx=write_idx, fashion_mnist=write_fake_fashion_mnist,
                            cifar10=write_fake_cifar10, imagenet=write_fake_imagenet)
+
+
+#: ``make test`` runs two pytest-xdist workers with ``--dist loadgroup``: each test module is one
+#: group (its module fixtures are built once), and these modules share one group because they
+#: share the session fixture that builds the lava-dl exporter files in the Lava environment
+SHARED_GROUPS = {
+    "tests/lava/test_netx_reference.py": "lava-dl-exporter-files",
+    "tests/lava/test_netx_files_vs_lava.py": "lava-dl-exporter-files",
+}
+#: the longest groups start first, so that neither worker is left alone with one at the end
+LONGEST_GROUPS = ("tests/test_notebooks.py", "lava-dl-exporter-files",
+                  "tests/lava/test_random_ir_vs_lava.py", "tests/lava/test_exported_networks.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    groups = {}
+    for item in items:
+        module = Path(item.path).relative_to(config.rootpath).as_posix()
+        groups[item.nodeid] = SHARED_GROUPS.get(module, module)
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    if config.pluginmanager.hasplugin("xdist") and getattr(config.option, "numprocesses", None):
+        items.sort(key=lambda item: groups[item.nodeid] not in LONGEST_GROUPS)  # stable

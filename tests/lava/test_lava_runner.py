@@ -380,3 +380,20 @@ def test_runner_failure_raises_with_stderr(tmp_path):
     path = write_network(net, tmp_path / "network.h5")
     with pytest.raises(LavaRunError, match="fit neither"):
         run_lava(path, np.zeros((2, 4), np.int64), 2)
+
+
+def test_a_temporary_folder_too_long_for_lavas_sockets_is_refused_before_lava_starts(
+        tmp_path, monkeypatch):
+    """Lava would die with a bare EOFError from its shared-memory manager; the bridge names TMPDIR."""
+    import tempfile
+
+    net = Network(Input("x", (3,), "spikes"),
+                  (lif_population("out", (2,), du=4095, dv=0, vth=10, role="readout"),),
+                  (Projection("p", "x", "out", "dense", np.full((2, 3), 2)),))
+    path = write_network(net, tmp_path / "network.h5")
+    long_tmp = tmp_path / ("t" * 40) / ("u" * 40)
+    long_tmp.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(long_tmp))
+    with pytest.raises(LavaRunError, match="set TMPDIR to a shorter folder"):
+        run_lava(path, np.zeros((2, 3), np.int64), 2)
+    assert list(long_tmp.iterdir()) == []  # nothing left behind
