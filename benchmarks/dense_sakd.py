@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from sakd.app.dense import dense_report
-from sakd.app.energy import build_energy_report
+from sakd.app.energy import ann_macs_for, build_energy_report
 from sakd.app.export import ExportOptions, export_checkpoint
 from sakd.app.simulate import run_split
 from sakd.config import load_config, with_teacher
@@ -130,10 +130,16 @@ def _chip_row(checkpoint: Path, export_dir: Path, config: Any) -> dict[str, Any]
     network = exported.network
     run = run_split(network, network.metadata["dataset"], split="test")
     report = dense_report(network, run, network.metadata["dataset"])
-    energy = build_energy_report(run.result.counts, None, PROFILES,
+    macs, _ = ann_macs_for(network)  # the teacher's whole network up to the readouts
+    energy = build_energy_report(run.result.counts, macs, PROFILES,
                                  network_name=config.model.arch, time_steps=run.time_steps,
                                  network_digest=network.digest(), network=network)
     totals = energy.totals
+    ann = {} if energy.ann is None else {
+        "ann_macs_per_inference": int(energy.ann["macs"]),
+        "ann_energy_pj_per_inference": {k: float(v) for k, v in energy.ann["energy_pj"].items()},
+        "energy_snn_over_ann": dict(energy.ratios["energy_snn_over_ann"]),
+        "ops_snn_over_ann_macs": energy.ratios["ops_snn_over_ann_macs"]}
     return {"on_chip": report.dense["on_chip"], "float_snn_same_images": report.dense["float_snn"],
             "host": report.dense["host"], "chip_images": report.samples,
             "readouts": [p.name for p in network.readouts], "latency": network.latency,
@@ -141,7 +147,7 @@ def _chip_row(checkpoint: Path, export_dir: Path, config: Any) -> dict[str, Any]
             "synops_per_inference": float(totals["synops"]),
             "graded_macs_per_inference": float(totals["graded_macs"]),
             "energy_pj_per_inference": {k: float(v) for k, v in totals["energy_pj"].items()},
-            "simulated_images_per_s": report.throughput.samples_per_s}
+            "simulated_images_per_s": report.throughput.samples_per_s, **ann}
 
 
 if __name__ == "__main__":

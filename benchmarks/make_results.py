@@ -449,10 +449,22 @@ def dense_section(data: dict[str, Any]) -> list[str]:
                      f"{teacher['epochs']} epochs, the SNNs {sakd['epochs']}). SAKD here is level 1 "
                      "(the teacher's weights) and level 2 together; docs/detection.md separates "
                      "them (on detection, level 1 with the task loss alone did as well as SAKD).")
-    lines += ["- Energy: `sakd energy`'s report builder on the simulation's exact counts "
+    energy = ("- Energy: `sakd energy`'s report builder on the simulation's exact counts "
               "(loihi: the Loihi pre-silicon figures; cmos45-fp32: the same events priced as "
-              "45 nm fp32 operations; shared/spec/energy.md). No ANN baseline is priced for "
-              "these networks yet.", ""]
+              "45 nm fp32 operations; shared/spec/energy.md).")
+    priced = {name: row for name, row in rows.items() if "ann_macs_per_inference" in row}
+    if not priced:
+        energy += (" This run priced no ANN baseline (sakd did not count dense networks' ANN "
+                   "twins then); `sakd energy` on the export does now.")
+    lines.append(energy)
+    for name, row in priced.items():
+        ratios = ", ".join(f"{v:.3g} ({k})" for k, v in row["energy_snn_over_ann"].items()
+                           if v is not None)
+        lines.append(f"- {DENSE_LABELS.get(name, name)}: ANN baseline (the teacher's backbone, "
+                     f"FPN and heads up to the readouts) {row['ann_macs_per_inference']:,} MACs "
+                     f"per inference; SNN/ANN energy, the ANN's arithmetic alone: {ratios}; "
+                     f"SNN operations / ANN MACs {row['ops_snn_over_ann_macs']:.3g}.")
+    lines.append("")
     return lines
 
 

@@ -407,17 +407,20 @@ def verify(export_dir: Annotated[Path, typer.Argument(help="an export folder (ne
            lava: Annotated[bool, typer.Option("--lava", help="against Lava's fixed-point simulation (IR, and netx if written)")] = False,
            onnx: Annotated[bool, typer.Option("--onnx", help="onnxruntime against the torch float SNN and ANN")] = False,
            nir: Annotated[bool, typer.Option("--nir", help="network.nir through independent NIR readers (spikingjelly, nirtorch) against the simulator and the float SNN")] = False,
+           float_snn: Annotated[bool, typer.Option("--float", help="the float SNN of the checkpoint against the simulator, per readout (reported, no pass rule)")] = False,
            samples: Annotated[int, typer.Option("--samples", help="test samples to run (N >= 1)")] = 16,
            data_root: DataRootOpt = None,
            out: Annotated[Path | None, typer.Option("-o", "--out", help="report file (default: verify_report.json in the folder)")] = None):
     """Prove an export against Lava, onnxruntime and independent NIR readers.
 
     The same samples go through sakd's simulator and each reference; each has its pass rule
-    (docs/verification.md). Exit status 1 on any mismatch, with the first divergence."""
+    (docs/verification.md). Exit status 1 on any mismatch, with the first divergence. --float
+    reports how the float SNN and the chip agree per readout (a detector's or segmenter's too)."""
     from sakd.app.verify import VerifyOptions, verify_job
     from sakd.render.verify import render_verify
 
-    report = verify_job(VerifyOptions(export_dir, lava, onnx, nir, samples, data_root, out),
+    report = verify_job(VerifyOptions(export_dir, lava=lava, onnx=onnx, nir=nir, samples=samples,
+                                      data_root=data_root, out=out, float_snn=float_snn),
                         progress=_say)
     render_verify(report, _out())
     if not report.ok:

@@ -5,6 +5,7 @@ from ``sakd teacher`` to ``sakd simulate``, ``energy`` and ``map`` on the genera
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,6 +14,8 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
+from sakd.app.common import JobError
+from sakd.app.energy import ann_macs_for, build_energy_report
 from sakd.cli import app
 from sakd.config import ConfigError, load_config
 from sakd.export.graph import ExportError, run_graph
@@ -22,6 +25,7 @@ from sakd.hardware.simulator import simulate
 from sakd.hardware.simulator.runner import readout_to_float
 from sakd.models import build_model, spikify
 from sakd.models.base import Network, SpikeSite
+from sakd.models.macs import count_ann_macs
 
 runner = CliRunner()
 SCENES = ["--set", "data.train_scenes=64", "--set", "data.test_scenes=8",
@@ -164,6 +168,37 @@ def test_the_chip_follows_the_float_detector(detector_lowering):
     assert all(report[p.name].biases_clipped == 0 for p in ir.readouts)
 
 
+def _recorded(network, arch: str, classes: int, task: str):
+    """The network with the metadata ``sakd export`` records for a dense run."""
+    args = {"num_classes": classes, "in_channels": 1, "image_size": [64, 64]}
+    return dataclasses.replace(network, metadata={
+        "arch_name": arch, "task": task, "dataset": "digit-scenes",
+        "dense": {"config": {}, "model_args": args}})
+
+
+def test_the_ann_baseline_of_a_detector_is_its_whole_network(detector_lowering):
+    ir = _recorded(detector_lowering.network, "fcos_resnet_small", 3, "detection")
+    macs, why = ann_macs_for(ir)
+    assert why is None
+    assert macs == count_ann_macs(build_model("fcos_resnet_small", 3, 1, (64, 64)), (1, 64, 64))
+    # independently, from the lowered network: every conv projection once per use (the head's
+    # on each level), an upsampling one synapse per target neuron; the stem's max pool (an OR
+    # population) and the identity shortcut are no MACs of the ANN
+    skipped, total = [], 0
+    for p in ir.projections:
+        if p.name == "backbone.body.maxpool.sum" or ".identity[" in p.name:
+            skipped.append(p.name)
+        elif p.kind == "conv2d":
+            total += int(np.prod(ir.population(p.target).shape)) * int(np.prod(p.weight.shape[1:]))
+        else:
+            assert p.kind == "dense" and p.name.startswith("interpolate"), p.name
+            total += int(np.count_nonzero(p.weight))
+    assert len(skipped) == 2 and macs["total"] == total
+    assert macs["backbone.fpn.interpolate"] == 32 * (16 * 16 + 8 * 8)
+    with pytest.raises(JobError, match="describes readouts .* re-export it"):
+        ann_macs_for(_recorded(ir, "fcos_resnet_small", 5, "detection"))
+
+
 def test_a_segmenter_lowers_with_one_readout():
     snn = _trained_like(spikify(build_model("fcn_resnet_small", 11, 1, (64, 64)), 4))
     low = lower(snn, input_shape=(1, 64, 64), input_range=(-1.0, 3.0))
@@ -173,6 +208,17 @@ def test_a_segmenter_lowers_with_one_readout():
         folded = x.unsqueeze(0).expand(4, *x.shape).reshape(8, 1, 64, 64)
         want = snn.double().forward_static(folded).reshape(4, 2, 11, 16, 16).mean(0)
     assert torch.allclose(run_graph(low.float_graph, x, 4).logits, want, atol=1e-9)
+    # its ANN baseline: the teacher's backbone and head, beside the simulator's counts
+    ir = _recorded(low.network, "fcn_resnet_small", 11, "segmentation")
+    macs, why = ann_macs_for(ir)
+    assert why is None and macs == count_ann_macs(build_model("fcn_resnet_small", 11, 1, (64, 64)),
+                                                   (1, 64, 64))
+    counts = simulate(ir, ir.input.encode(x.clamp(-1, 3).numpy())).counts
+    report = build_energy_report(counts, macs, ["loihi", "cmos45-fp32"], network_name="fcn",
+                                 time_steps=4)
+    snn_ops = report.totals["synops"] + report.totals["graded_macs"]
+    assert report.ann["macs"] == macs["total"] > 0
+    assert report.ratios["ops_snn_over_ann_macs"] == pytest.approx(snn_ops / macs["total"])
 
 
 class _Up(Network):
@@ -239,6 +285,22 @@ def test_cli_trains_evaluates_exports_and_simulates(tmp_path, task):
     assert result.exit_code == 0, result.output
     energy = json.loads((out / "energy_report.json").read_text())
     assert energy["totals"]["synops"] > 0 and energy["totals"]["energy_pj"]["loihi"] > 0
+    # the ANN baseline: the teacher's whole network, beside the SNN's counts
+    assert energy["ann"]["macs"] > 0 and energy["ratios"]["ops_snn_over_ann_macs"] > 0
+    assert "SNN against the ANN baseline" in result.output
+    result = cli("verify", str(out), "--float", "--samples", "2")
+    assert result.exit_code == 0, result.output
+    checked = json.loads((out / "verify_report.json").read_text())
+    readouts = [r["readout"] for r in checked["float_snn"]["readouts"]]
+    assert checked["ok"] and len(readouts) == (9 if task == "detection" else 1)
+    assert "float SNN vs simulator" in result.output
+    result = cli("verify", str(out), "--onnx")  # not written for a dense network: the reason
+    assert result.exit_code == 2 and "the export could not write one" in result.output
+    if task == "segmentation":  # one readout map: NIR is written, predictions per location
+        result = cli("verify", str(out), "--nir", "--samples", "2")
+        assert result.exit_code == 0, result.output
+        nir = json.loads((out / "verify_report.json").read_text())["nir"]
+        assert nir["ok"] and nir["agreement_vs_simulator"] >= 0.99
     result = cli("map", str(out), "--limit", "2", "--system", "auto")  # the smallest that holds it
     assert result.exit_code == 0, result.output
     assert (out / "map_report.json").is_file()

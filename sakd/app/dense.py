@@ -108,6 +108,52 @@ def host_model(network: Any) -> Any:
     return build_model(arch, **args).eval()
 
 
+def chip_outputs(model: Any, x: Any) -> dict[str, Any]:
+    """One step of the part of ``model`` the chip runs, by readout name: a detector's
+    ``forward_chip`` (its per-level maps), else ``forward_static`` as the one readout
+    ``"readout"`` (a segmenter's map at the output stride, a classifier's logits)."""
+    if hasattr(model, "forward_chip"):
+        return dict(model.forward_chip(x))
+    return {"readout": model.forward_static(x)}
+
+
+def check_readouts(network: Any, model: Any) -> None:
+    """A JobError unless ``model`` (built from the architecture the file records) has the
+    network's readouts: the same names and shapes."""
+    import torch
+
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            outputs = chip_outputs(model.eval(), torch.zeros((1, *network.input.shape)))
+    finally:
+        model.train(was_training)
+    want = {name: tuple(int(s) for s in value.shape[1:]) for name, value in outputs.items()}
+    have = {p.name: tuple(p.shape) for p in network.readouts}
+    if want != have:
+        raise JobError(f"the network file's metadata describes readouts {want} but the network's "
+                       f"readouts are {have}: the metadata does not describe this network "
+                       f"(damaged or edited file); re-export it")
+
+
+def class_readouts(network: Any) -> dict[str, float | None]:
+    """The readouts whose channels are class scores, each with the logit that a location's best
+    class must pass to count as a prediction: None (every location) for a classifier's and a
+    segmenter's readout; for a detector's ``cls_logits.<level>`` the logit of its score
+    threshold (torchvision FCOS's ``score_thresh``; a point below it on both sides is
+    background, where every class logit is low and the largest is a near tie). A detector's box
+    and centerness readouts are not class scores."""
+    import math
+
+    if task_of(network) != "detection":
+        return {p.name: None for p in network.readouts}
+    from sakd.models.detection import READOUTS
+
+    threshold = float(host_model(network).score_thresh)
+    logit = math.log(threshold / (1.0 - threshold))
+    return {p.name: logit for p in network.readouts if p.name.rsplit(".", 1)[0] == READOUTS[0]}
+
+
 def chip_readouts(network: Any, result: Any) -> dict[str, Any]:
     """The simulation's readouts as float means over T (``v / (64 · scale · T)``), torch tensors
     ``[B, *shape]`` by readout name."""
@@ -144,13 +190,29 @@ def score(task: str, model: Any, readouts: Any, samples: Samples) -> dict[str, f
     return {k: float(v) for k, v in metrics.items()}
 
 
+def float_readouts(snn: Any, x: Any, batch: int = 64) -> dict[str, Any]:
+    """The float SNN's readouts on the images ``x`` ``[N, C, H, W]``: each readout's mean over
+    T of its per-step values (``chip_outputs``), by readout name, torch tensors ``[N, *shape]``."""
+    import torch
+
+    steps = max(int(snn.time_steps), 1)
+    parts: list[Any] = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch):
+            chunk = x[start:start + batch]
+            folded = chunk.unsqueeze(0).expand(steps, *chunk.shape).reshape(
+                steps * len(chunk), *chunk.shape[1:])
+            out = chip_outputs(snn, folded)
+            parts.append({k: v.reshape(steps, len(chunk), *v.shape[1:]).mean(0)
+                          for k, v in out.items()})
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
 def float_snn_readouts(checkpoint: str | None, samples: Samples, batch: int = 64
                        ) -> tuple[Any, str | None]:
     """The float SNN's readouts on the samples (per-level maps for a detector, the readout at
     the output stride for a segmenter), from the checkpoint the file names; (None, why) when it
     is not at hand."""
-    import torch
-
     from sakd.train.jobs import load_network
 
     if not checkpoint:
@@ -158,16 +220,7 @@ def float_snn_readouts(checkpoint: str | None, samples: Samples, batch: int = 64
     if not Path(checkpoint).exists():
         return None, f"the checkpoint named in the file ({checkpoint}) is not here: no float figures"
     snn, _ = load_network(checkpoint)
-    steps = snn.time_steps
-    parts: list[Any] = []
-    with torch.no_grad():
-        for start in range(0, len(samples), batch):
-            x = samples.x[start:start + batch]
-            folded = x.unsqueeze(0).expand(steps, *x.shape).reshape(steps * len(x), *x.shape[1:])
-            out = snn.forward_chip(folded) if hasattr(snn, "forward_chip") else {
-                "readout": snn.forward_static(folded)}
-            parts.append({k: v.reshape(steps, len(x), *v.shape[1:]).mean(0) for k, v in out.items()})
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, None
+    return float_readouts(snn.eval(), samples.x, batch), None
 
 
 def dense_figures(network: Any, samples: Samples, result: Any) -> DenseFigures:

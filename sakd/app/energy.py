@@ -477,24 +477,34 @@ def validate_profiles(names: Sequence[str]) -> None:
 def ann_macs_for(network: Any) -> tuple[dict[str, int] | None, str | None]:
     """The teacher ANN's MACs per layer for one sample (same architecture as the student), from
     the architecture the file records, checked against the network: (MACs, None) or (None, why
-    there is no ANN baseline)."""
+    there is no ANN baseline).
+
+    A classifier's count is its convs and linear layers; a detector's or segmenter's is the
+    whole network the chip runs, up to its readouts (backbone, FPN with its nearest upsamplings,
+    head convs once per pyramid level), counted as ``count_ann_macs`` counts; the host's work
+    after the readouts (box decoding, NMS, a segmenter's bilinear upsampling) is in neither.
+    """
+    from sakd.app.dense import check_readouts, task_of
     from sakd.models import arch_spec, build_model
     from sakd.models.macs import count_ann_macs
 
     meta = network.metadata
-    arch, args = meta.get("arch_name"), meta.get("model_args")
+    dense = task_of(network) != "classification"
+    arch = meta.get("arch_name")
+    args = (meta.get("dense") or {}).get("model_args") if dense else meta.get("model_args")
     if not arch or not isinstance(args, dict):
         return None, "the network file names no source architecture, so there is no ANN baseline"
     try:
         teacher_arch = arch_spec(arch).teacher
     except Exception as exc:  # ModelError: an unknown architecture
         return None, f"the recorded architecture cannot be built ({exc}); no ANN baseline"
-    readout = network.readouts[0]
-    classes = args.get("num_classes")
-    if classes != readout.size or meta.get("num_classes", classes) != readout.size:
-        raise JobError(f"the network file's metadata says {classes} classes but its readout "
-                       f"'{readout.name}' has {readout.size} neurons: the metadata does not "
-                       f"describe this network (damaged or edited file); re-export it")
+    if not dense:
+        readout = network.readouts[0]
+        classes = args.get("num_classes")
+        if classes != readout.size or meta.get("num_classes", classes) != readout.size:
+            raise JobError(f"the network file's metadata says {classes} classes but its readout "
+                           f"'{readout.name}' has {readout.size} neurons: the metadata does not "
+                           f"describe this network (damaged or edited file); re-export it")
     image = args.get("image_size")
     channels = args.get("in_channels")
     if not isinstance(image, list) or (channels, *image) != tuple(network.input.shape):
@@ -504,6 +514,8 @@ def ann_macs_for(network: Any) -> tuple[dict[str, int] | None, str | None]:
         ann = build_model(teacher_arch, **args)
     except (TypeError, ValueError) as exc:
         raise JobError(f"the network file's model_args {args} do not build {teacher_arch}: {exc}") from exc
+    if dense:
+        check_readouts(network, ann)
     return count_ann_macs(ann, tuple(network.input.shape)), None
 
 

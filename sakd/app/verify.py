@@ -12,6 +12,18 @@ rule of each (stated here and in docs/verification.md; the tests use the same fu
   ``atol`` fails.
 - **NIR**: at least one independent reader loads the file, and every reader using NIR's rule
   (``v > θ``) agrees with the simulator's predictions on at least ``NIR_AGREEMENT`` of the samples.
+- **float** (reported, no pass rule): the float SNN of the checkpoint against the simulator,
+  per readout: how often the largest channel at each location is the same (a classifier's
+  class; a segmenter's class per pixel of its readout map; a detector's best class per point)
+  and the readouts' differences. The integer network is the quantized float SNN, so their
+  differences are the quantization's (docs/verification.md), not a failure.
+
+A prediction is the channel of the largest value at each location of a readout
+(``location_predictions``): one per sample for a classifier's ``(K,)`` readout, one per pixel of
+a ``(K, H, W)`` readout map; agreements are over every (sample, location). Detection and
+segmentation exports are verified on the test split of their run's config (``sakd.app.dense``);
+a reference that cannot apply to an export (a format it skipped, Lava's one-readout runner on a
+detector) is refused before any work, with the reason (``check_references``).
 """
 
 from __future__ import annotations
@@ -152,12 +164,27 @@ def verify_lava(export_dir: Path, samples: int, data_root: str | None = None) ->
 
 
 def verification_samples(network: Any, samples: int, data_root: str | None = None) -> tuple[Any, Any]:
-    """The first ``samples`` test samples of the data set recorded in the network file."""
+    """The first ``samples`` test samples of the data set recorded in the network file: images
+    and labels; for a detector or segmenter the test split rebuilt from its run's config, and
+    its targets (``sakd.app.dense.load_dense_samples``)."""
+    from sakd.app.dense import load_dense_samples, task_of
+
+    if task_of(network) != "classification":
+        found = load_dense_samples(network, "test", samples, data_root)
+        return found.x, found.y
     data = network.metadata.get("dataset")
     if not data:
         raise JobError("the network file does not name its data set; verify needs one")
     found = load_samples(data, "test", samples, data_root)
     return found.x, found.y
+
+
+def location_predictions(values: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """The channel of the largest value at each location of a readout of ``shape``: int64
+    ``[B]`` for a ``(K,)`` readout (a classifier's class), ``[B, H, W]`` for a ``(K, H, W)``
+    map. ``values``: ``[B, *shape]`` or ``[B, prod(shape)]`` (C,H,W order); ties: lowest index."""
+    array = np.asarray(values)
+    return array.reshape(len(array), *shape).argmax(axis=1).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,12 +300,14 @@ def verify_nir(export_dir: Path, samples: int, data_root: str | None = None) -> 
     **vs the float SNN.** The file is the quantized network: its agreement with the float SNN is
     the lowering's. The ``quantization`` entry separates that loss: ``stable`` samples are those
     whose float-SNN prediction survives running the float SNN with the chip's (dequantized)
-    weights and input.
+    weights and input (for a readout map, predictions are per location: ``stable_samples``
+    then counts stable (sample, location) pairs).
     """
     import nir
     import torch
 
     from sakd.app import nir_readers as readers_mod
+    from sakd.app.dense import task_of
     from sakd.data.common import normalized_range
     from sakd.formats import get_format
     from sakd.formats.nir import DEFAULT_DT
@@ -298,27 +327,32 @@ def verify_nir(export_dir: Path, samples: int, data_root: str | None = None) -> 
     except (TypeError, ValueError):
         dt = DEFAULT_DT
     read_dt = readers_mod.reader_dt(graph, dt)
+    readout = network.readout
     sim = simulate(network, encoded)
-    sim_pred = np.asarray(sim.predictions)
-    sim_out = np.asarray(sim.readout_v, dtype=np.float64) / (1 << network.target.act_shift)
+    sim_v = np.asarray(sim.readouts[readout.name], dtype=np.float64)
+    sim_pred = location_predictions(sim_v, readout.shape)
+    sim_out = sim_v.reshape(len(encoded), -1) / (1 << network.target.act_shift)
+    dense = task_of(network) != "classification"
 
     float_pred = quantization = stable = None
     checkpoint = network.metadata.get("checkpoint")
     norm = network.metadata.get("normalization") or {}
     if checkpoint and Path(checkpoint).exists() and norm.get("mean"):
+        from sakd.app.dense import float_readouts
         from sakd.export.graph import run_graph
         from sakd.export.lower import lower
         from sakd.export.quantize import dequantized_graph
         from sakd.train.jobs import load_network
 
         snn, _ = load_network(checkpoint)
-        with torch.no_grad():
-            float_pred = snn(x).argmax(1).numpy()
+        float_pred = location_predictions(float_readouts(snn.eval(), x)[readout.name].numpy(),
+                                          readout.shape)
         low = lower(snn, input_shape=tuple(network.input.shape),
                     input_range=normalized_range(norm["mean"], norm["std"]),
                     input_bits=network.input.bits, target=network.target)
         xq = torch.as_tensor(encoded, dtype=torch.float64) / low.quantized.input.scale
-        deq_pred = run_graph(dequantized_graph(low.quantized), xq, T).logits.argmax(1).numpy()
+        deq = run_graph(dequantized_graph(low.quantized), xq, T).outputs[readout.name]
+        deq_pred = location_predictions(deq.numpy(), readout.shape)
         stable = deq_pred == float_pred
         quantization = {"float_vs_dequantized": float(stable.mean()),
                         "stable_samples": int(stable.sum()),
@@ -329,8 +363,9 @@ def verify_nir(export_dir: Path, samples: int, data_root: str | None = None) -> 
               f"run for T = {T} steps on the encoded integer input x_int; NIR edges are "
               "instantaneous ('layered' timing): NIR step t is the float SNN's step t and the "
               "simulator's window step t of each population",
-              "prediction = argmax of the readout's final voltage (sum over T; ties -> lowest "
-              "index); voltages in v_int/64"]
+              "prediction = the channel of the largest final voltage (sum over T) at each "
+              "location of the readout (a classifier: its class; a (K, H, W) map: a class per "
+              "location; ties -> lowest index); voltages in v_int/64"]
     runs: dict[str, tuple[Callable[[], Any], str, str, list[str]]] = {
         "spikingjelly": (
             lambda: readers_mod.run_nir_spikingjelly(graph, encoded, T, read_dt, strict=True),
@@ -363,13 +398,13 @@ def verify_nir(export_dir: Path, samples: int, data_root: str | None = None) -> 
             entry.error = f"{type(exc).__name__}: {exc}"
             readers[name] = entry
             continue
-        pred = out.argmax(1)
+        pred = location_predictions(out, readout.shape)
         entry.loaded = True
         entry.seconds = time.perf_counter() - start
         entry.agreement_vs_simulator = _agree(pred, sim_pred)
         entry.max_readout_diff_vs_simulator = float(np.abs(out - sim_out).max())
         entry.agreement_vs_float_snn = _agree(pred, float_pred)
-        entry.accuracy = _agree(pred, labels.numpy())
+        entry.accuracy = None if dense else _agree(pred, labels.numpy())
         if stable is not None:
             entry.agreement_vs_float_snn_on_stable = _agree(pred[stable], float_pred[stable])
         readers[name] = entry
@@ -399,6 +434,107 @@ def _agree(a: Any, b: Any) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# the float SNN, per readout
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReadoutAgreement:
+    """The float SNN against the simulator on one readout, over every (sample, location).
+    Values are the readout's mean over T in the float model's units (the simulator's
+    ``v / (64 · scale · T)``)."""
+
+    readout: str
+    shape: list[int]
+    locations: int  # per sample: 1 for a (K,) readout, H x W for a (K, H, W) map
+    #: fraction of the compared (sample, location) pairs whose largest channel (the predicted
+    #: class) is the same; None for a readout that is not class scores
+    argmax_agreement: float | None
+    #: (sample, location) pairs compared: all, or a detector's candidate points; None for a
+    #: readout that is not class scores
+    argmax_compared: int | None
+    max_abs_diff: float
+    mean_abs_diff: float
+    float_max_abs: float  # the largest |float value|: the scale of the differences
+    correlation: float | None  # Pearson, over every value; None when either side is constant
+
+
+@dataclass
+class FloatCheck:
+    """``verify --float``: the float SNN of the checkpoint against sakd's simulator on the same
+    samples, per readout. Reported, no pass rule (the difference is the quantization's)."""
+
+    checkpoint: str
+    samples: int
+    time_steps: int
+    readouts: list[ReadoutAgreement]
+    assumptions: list[str]
+
+
+def readout_agreement(name: str, shape: tuple[int, ...], chip: np.ndarray, reference: np.ndarray,
+                      classes: bool, threshold: float | None = None) -> ReadoutAgreement:
+    """``chip`` and ``reference`` ``[B, *shape]`` (float) compared as ``ReadoutAgreement``.
+    ``classes``: the channels are class scores (their argmax is compared); ``threshold``: then
+    compare only the locations whose best class logit passes it on either side (None: all)."""
+    chip = np.asarray(chip, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if chip.size != reference.size or reference.size != len(reference) * int(np.prod(shape)):
+        raise JobError(f"readout '{name}': the simulator gives {chip.shape[1:]} per sample, the "
+                       f"float SNN {reference.shape[1:]}, the network {shape}: the checkpoint "
+                       f"is not this network's")
+    chip, reference = chip.reshape(len(chip), *shape), reference.reshape(len(reference), *shape)
+    diff = np.abs(chip - reference)
+    agreement, compared = None, None
+    if classes:
+        same = location_predictions(chip, shape) == location_predictions(reference, shape)
+        if threshold is not None:
+            same = same[(chip.max(axis=1) > threshold) | (reference.max(axis=1) > threshold)]
+        agreement, compared = (float(same.mean()) if same.size else None), int(same.size)
+    a, b = chip.ravel(), reference.ravel()
+    correlation = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else None
+    return ReadoutAgreement(name, list(shape), int(np.prod(shape[1:])) if len(shape) > 1 else 1,
+                            agreement, compared, float(diff.max()), float(diff.mean()),
+                            float(np.abs(reference).max()), correlation)
+
+
+def verify_float(export_dir: Path, samples: int, data_root: str | None = None) -> FloatCheck:
+    """The float SNN of the checkpoint the network file names and sakd's simulator on the same
+    test samples, every readout compared (``readout_agreement``)."""
+    from sakd.app.dense import class_readouts, float_readouts
+    from sakd.formats import get_format
+    from sakd.hardware.netfile import read_network
+    from sakd.hardware.simulator import simulate
+    from sakd.hardware.simulator.runner import readout_to_float
+    from sakd.train.jobs import load_network
+
+    network = read_network(export_dir / get_format("ir").file_name)
+    checkpoint = str(network.metadata.get("checkpoint"))
+    x, _ = verification_samples(network, samples, data_root)
+    T = network.steps_for()
+    result = simulate(network, network.input.encode(x.numpy()))
+    snn, _ = load_network(checkpoint)
+    reference = float_readouts(snn.eval(), x)
+    missing = [p.name for p in network.readouts if p.name not in reference]
+    if missing:
+        raise JobError(f"the checkpoint {checkpoint} has no readout {', '.join(missing)} of this "
+                       f"network (its readouts: {', '.join(reference)}): it is not this network's")
+    classes = class_readouts(network)
+    rows = [readout_agreement(p.name, tuple(p.shape),
+                              readout_to_float(network, result.readouts[p.name], T, readout=p.name),
+                              reference[p.name].numpy(), p.name in classes, classes.get(p.name))
+            for p in network.readouts]
+    return FloatCheck(checkpoint, len(x), T, rows, assumptions=[
+        "float SNN: the checkpoint's model on the same normalized images, each readout the mean "
+        "over T of its per-step values; simulator: the readout's v / (64 x scale x T)",
+        "prediction = the channel of the largest value at each location (ties -> lowest index), "
+        "compared on class-score readouts only: a classifier's, a segmenter's (every location), "
+        "a detector's cls_logits (the points whose best class logit passes the detector's score "
+        "threshold on either side; elsewhere every logit is low and the largest a near tie)",
+        "the integer network is the quantized float SNN (8-bit weights and input): these "
+        "differences are the quantization's, reported, not a pass rule"])
+
+
+# ---------------------------------------------------------------------------------------------
 # the job
 # ---------------------------------------------------------------------------------------------
 
@@ -412,6 +548,7 @@ class VerifyOptions:
     samples: int = 16
     data_root: str | None = None
     out: Path | None = None
+    float_snn: bool = False  # --float: the float SNN against the simulator, per readout
 
 
 @dataclass
@@ -425,14 +562,15 @@ class VerifyReport:
     lava: list[Comparison] | None = None
     onnx: list[OnnxCheck] | None = None
     nir: NirCheck | None = None
+    float_snn: FloatCheck | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 def validate_options(options: VerifyOptions) -> Path:
-    if not (options.lava or options.onnx or options.nir):
-        raise JobError("choose at least one reference: --lava, --onnx and/or --nir")
+    if not (options.lava or options.onnx or options.nir or options.float_snn):
+        raise JobError("choose at least one reference: --lava, --onnx, --nir and/or --float")
     count_option(options.samples, "--samples")
     folder = Path(options.export_dir)
     if not folder.is_dir():
@@ -446,6 +584,51 @@ def validate_options(options: VerifyOptions) -> Path:
     return out
 
 
+def _skipped_reason(folder: Path, fmt: str) -> str | None:
+    """Why the export in ``folder`` did not write format ``fmt`` (its export_report.json), or
+    None when the report does not say."""
+    import json
+
+    from sakd.app.export import REPORT_NAME as EXPORT_REPORT
+
+    try:
+        skipped = json.loads((folder / EXPORT_REPORT).read_text()).get("skipped") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    reason = skipped.get(fmt) if isinstance(skipped, dict) else None
+    return str(reason) if reason else None
+
+
+def check_references(options: VerifyOptions, network: Any) -> None:
+    """Every requested reference can run on this export, checked before any of them runs: its
+    file is there (else the export's reason for skipping it), Lava's runner gets one readout,
+    the float SNN's checkpoint is at hand. A JobError names the option and the reason."""
+    from sakd.formats import get_format
+
+    folder = Path(options.export_dir)
+    for option, wanted, fmt in (("--onnx", options.onnx, "onnx"), ("--nir", options.nir, "nir")):
+        path = folder / get_format(fmt).file_name
+        if wanted and not path.exists():
+            why = _skipped_reason(folder, fmt)
+            raise JobError(f"{option}: no {fmt.upper()} file at {path}; " + (
+                f"the export could not write one: {why}" if why else
+                f"export with --formats {fmt} (or auto)"))
+    if options.nir and len(network.readouts) != 1:
+        names = ", ".join(p.name for p in network.readouts)
+        raise JobError(f"--nir: this network has {len(network.readouts)} readouts ({names}); the "
+                       f"NIR check compares one readout; use --float (per readout)")
+    if options.lava and len(network.readouts) != 1:
+        names = ", ".join(p.name for p in network.readouts)
+        raise JobError(f"--lava: this network has {len(network.readouts)} readouts ({names}); the "
+                       f"Lava reference runner reads one readout population, so Lava cannot check "
+                       f"it; use --float (the float SNN against the simulator, per readout)")
+    checkpoint = network.metadata.get("checkpoint")
+    for option, wanted in (("--float", options.float_snn), ("--onnx", options.onnx)):
+        if wanted and (not checkpoint or not Path(checkpoint).exists()):
+            raise JobError(f"{option}: the checkpoint recorded in the network file ({checkpoint}) "
+                           f"is missing; {option} compares against it")
+
+
 def verify_job(options: VerifyOptions, progress: Callable[[str], Any] | None = None) -> VerifyReport:
     """Run every requested reference; write ``verify_report.json``."""
     from sakd.app.common import read_network_file
@@ -455,6 +638,7 @@ def verify_job(options: VerifyOptions, progress: Callable[[str], Any] | None = N
     say = progress or (lambda _msg: None)
     folder = Path(options.export_dir)
     network = read_network_file(folder)
+    check_references(options, network)
     report = VerifyReport(export_dir=str(folder), samples=options.samples,
                           network_digest=network.digest(), ok=True)
     if options.lava:
@@ -469,5 +653,8 @@ def verify_job(options: VerifyOptions, progress: Callable[[str], Any] | None = N
         say("running the NIR file through independent readers")
         report.nir = verify_nir(folder, options.samples, options.data_root)
         report.ok &= report.nir.ok
+    if options.float_snn:  # reported: no pass rule
+        say("running the float SNN and the simulator on the same samples")
+        report.float_snn = verify_float(folder, options.samples, options.data_root)
     atomic_write_json(out, report.to_dict())
     return report

@@ -48,4 +48,19 @@ def render_verify(report: VerifyReport, console: Console) -> None:
         if not nir.ok:
             console.print(f"[red]NIR: agreement with the simulator below "
                           f"{100 * nir.threshold:.0f} %, or no reader could load the file[/]")
+    check = report.float_snn
+    if check is not None:
+        console.print(f"[bold]float SNN vs simulator[/] ({check.samples} samples, T = "
+                      f"{check.time_steps}; reported, no pass rule: the quantization's share)")
+        for row in check.readouts:
+            if row.argmax_compared is None:
+                agree = ""
+            elif row.argmax_agreement is None:
+                agree = "no point passes the score threshold, "
+            else:
+                agree = (f"class agrees {100 * row.argmax_agreement:.2f} % of "
+                         f"{row.argmax_compared}, ")
+            corr = "" if row.correlation is None else f", r = {row.correlation:.3f}"
+            console.print(f"  {plain(row.readout)}: {agree}max |diff| {row.max_abs_diff:.3g} "
+                          f"(|float| <= {row.float_max_abs:.3g}){corr}")
     console.print("[green]verified[/]" if report.ok else "[red]verification failed[/]")
