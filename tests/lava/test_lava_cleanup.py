@@ -91,6 +91,9 @@ def test_killing_the_parent_ends_the_runner_group(tmp_path, tmp, sig):
     script = textwrap.dedent(f"""
         import faulthandler, signal
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+        # Ctrl-C as under a terminal: a background job of a non-interactive shell (CI scripts,
+        # `make test &`) inherits SIGINT ignored, and then no Python program sees it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         import numpy as np
         from sakd.hardware.lava_bridge import run_lava
         x = np.random.default_rng(0).integers(-100, 100, (400, 1, 8, 8))
