@@ -16,22 +16,25 @@ for its memory access) and the arithmetic-only convention, each labelled.
 - ``resnet18-cifar``: ``resnet18_cifar``, 3x32x32, 10 classes, T = 4, random weights and random
   normal inputs.
 - ``sew-resnet18-imagenet``: ``sew_resnet18`` (ImageNet stem, 1,000 classes), T = 4, random
-  weights and random normal inputs, at ``--imagenet-size`` (default 64 x 64: every layer, the
-  ImageNet stem and 1,000 classes, on 16 x 16 .. 2 x 2 feature maps, in under a minute; the
-  standard 224 x 224 does not yet map in bounded memory, see below).
+  weights and random normal inputs, at ``--imagenet-size`` (default 224 x 224, the standard
+  size; 64 x 64 gives every layer, the ImageNet stem and 1,000 classes on 16 x 16 .. 2 x 2
+  feature maps, in under a minute).
 
 Memory and time. The mapper keeps, per slice and projection into it, only the source neurons
-of the slice's receptive field, so its memory grows with the network, not with slices x
-source neurons (an earlier version kept arrays over every source neuron per slice: 14.7 GB
-for the CIFAR ResNet-18's 7,002 cores, and out of memory for the SEW-ResNet-18 at 224 x 224 on
-the 23 GB development machine). The seconds and the peak resident memory of each network are
-in its row (``seconds``, ``peak_rss_gb``: the process's peak so far). At the standard 224 x 224
-the SEW-ResNet-18 partitions into over 160,000 slices; an earlier first-fit packing scanned
-every open core for every slice (quadratic: 108,000 cores opened after 14 minutes, unfinished);
-the packing now skips whole blocks of cores that cannot hold a slice (the same first fit,
-under a minute). Partition takes about 5 minutes here; the traffic edges (tens of millions of
-Python objects, 10 GB after 10 minutes) are the remaining bottleneck, so the 224 row has not
-been measured yet (``--imagenet-size 64`` maps in under a minute).
+of the slice's receptive field, and those compactly (a range of channels x the positions of a
+channel plane, and one reach flag per source neuron), so its memory grows with the network,
+not with slices x source neurons (an earlier version kept arrays over every source neuron per
+slice: 14.7 GB for the CIFAR ResNet-18's 7,002 cores). The seconds and the peak resident memory
+of each network are in its row (``seconds``, ``peak_rss_gb``: the process's peak so far, GiB).
+At 224 x 224 the SEW-ResNet-18 (2.7 million neurons, 2.5 billion synapses) partitions into
+162,110 slices on 118,738 cores of 974 Hala Point chips, joined by 121 million traffic edges.
+The first-fit packing skips whole blocks of cores that cannot hold a slice (it was quadratic:
+unfinished after 14 minutes); the edges are arrays of 16 bytes an edge (one Python object per
+edge had taken 10 GB after 10 minutes, unfinished), the router and link loads range updates;
+above 5 million edges the placement is the serpentine fill, without improvement passes (they
+would take hours), and the row's notes say so. On the 2-core development machine the row took
+31.5 s to lower, 2.1 s to simulate its sample and 373 s to map, time and price (most of it the
+partition), 6 minutes 51 s in all, at a peak of 5.48 GiB resident.
 
 Random weights: the ANN's BatchNorm statistics from random inputs, its affine parameters drawn
 so that every layer fires (as the export tests do), spikified and lowered with
@@ -59,7 +62,8 @@ dynamic) with the ratio; no constant is fitted to it.
 Prints a table and saves benchmarks/results/mapping.json (atomically).
 
     .venv/bin/python benchmarks/mapping.py [--demo-checkpoint PATH] [--pilotnet PATH]
-        [--only demo,fashion,...] [--samples N] [--imagenet-samples N]
+        [--only demo,fashion,...] [--samples N] [--imagenet-samples N] [--imagenet-size N]
+        [--keep]
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ import argparse
 import hashlib
 import os
 import platform
+import re
 import resource
 import time
 from dataclasses import dataclass, replace
@@ -108,7 +113,7 @@ PILOTNET_IN_WHEEL = "tests/lava/lib/dl/netx/gts/pilotnet_lif/network.net"
 PILOTNET_BLOB = "bd720b9e0be0700e0e787e2586e9452b9e0630c8"
 ROOT = Path(__file__).resolve().parent.parent
 #: the SEW-ResNet-18's input size by default (see the module docstring: memory)
-IMAGENET_SIZE = 64
+IMAGENET_SIZE = 224
 
 
 @dataclass(frozen=True)
@@ -324,7 +329,9 @@ def row_for(name: str, network: Network, counts: Any, system: str | None, *, wei
                                "lower_bound": r["lower_bound"], "label": r["label"]}
                          for key, r in rows.items()},
         "seconds": seconds,
-        "notes": [*est.notes],
+        # the mapping's own note when its placement is the serpentine fill alone (too many
+        # traffic edges for the improvement passes)
+        "notes": [*est.notes, *(n for n in m.notes if n.startswith("Placement:"))],
     }
 
 
@@ -487,7 +494,7 @@ def main() -> None:
         import json
 
         before = json.loads(args.out.read_text())
-        args.earlier = before["command"]
+        args.earlier = still_contributing(before["command"], wanted)
         kept = before["rows"]
         rows = [r for r in kept if r["network"] not in wanted
                 and not (r["network"] == "pilotnet-lif" and "pilotnet" in wanted)]
@@ -519,6 +526,22 @@ def main() -> None:
     print(f"\nwrote {args.out}")
 
 
+#: how ``save`` joins the commands behind the rows of a ``--keep`` run
+JOIN = "` and `.venv/bin/python "
+
+
+def still_contributing(earlier: str, wanted: set[str]) -> str | None:
+    """The earlier command(s) of ``--out`` (joined by ``JOIN``) less those whose every network
+    (``--only``) is run again now: their rows are all replaced. None when none is left."""
+    kept = []
+    for command in earlier.split(JOIN):
+        only = re.search(r"--only (\S+)", command)
+        names = set(only.group(1).split(",")) if only else {s.name for s in SPECS} | {"pilotnet"}
+        if not names <= wanted:
+            kept.append(command)
+    return JOIN.join(kept) or None
+
+
 def save(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     """The rows so far to ``args.out`` (atomically; after every network, so that a later
     network's failure keeps the earlier rows)."""
@@ -526,7 +549,7 @@ def save(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
         if v not in (None, False) and k not in ("out", "keep", "earlier"))
     if getattr(args, "earlier", None):  # --keep: the rows kept came from the earlier command(s)
-        command = f"{args.earlier}` and `.venv/bin/python {command} --keep"
+        command = f"{args.earlier}{JOIN}{command} --keep"
     atomic_write_json(args.out, {
         "command": command,
         "host": {"platform": platform.platform(), "python": platform.python_version(),

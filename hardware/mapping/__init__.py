@@ -23,7 +23,6 @@ from .mapper import (
     PopulationMapping,
     ProjectionMapping,
     SliceMapping,
-    TrafficEdge,
     map_network,
 )
 from .profile import (
@@ -38,6 +37,7 @@ from .profile import (
 )
 from .resources import neuron_state_bits
 from .timing import CoreTime, TimeEstimate, estimate_time
+from .traffic import TrafficEdge, TrafficEdges
 
 __all__ = [
     "CERTAINTIES",
@@ -55,6 +55,7 @@ __all__ = [
     "TimeEstimate",
     "TotalEnergy",
     "TrafficEdge",
+    "TrafficEdges",
     "estimate_time",
     "estimate_total_energy",
     "list_chips",

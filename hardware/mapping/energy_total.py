@@ -28,6 +28,7 @@ from sakd.hardware.energy import EnergyEstimate, EnergyProfile, estimate_snn_ene
 from .errors import MappingError
 from .mapper import Mapping, plain
 from .timing import TimeEstimate
+from .traffic import in_order_sum
 
 PJ_PER_J = 1e12
 
@@ -102,12 +103,14 @@ def estimate_total_energy(mapping: Mapping, time_estimate: TimeEstimate, counts:
     prof = load_profile(profile)
     snn = estimate_snn_energy(counts, prof)
     chip = mapping.chip
-    msgs = mapping.messages(counts)
+    edges, rates = mapping.edges, mapping.source_rates(counts)
     hops = {"ew": 0.0, "ns": 0.0, "interchip": 0.0}
-    for e, m in zip(mapping.edges, msgs.tolist()):
-        hops["ew"] += m * e.hops_ew
-        hops["ns"] += m * e.hops_ns
-        hops["interchip"] += m * e.hops_interchip
+    messages = 0.0
+    for rows in edges.blocks():  # message-hops added edge by edge, in order
+        msgs = edges.messages(rows, rates)
+        messages += msgs.sum()
+        for kind, h in zip(hops, edges.hops(rows)):
+            hops[kind] = in_order_sum(msgs * h, hops[kind])
     routing = {"ew": hops["ew"] * chip.e_hop_ew_pj, "ns": hops["ns"] * chip.e_hop_ns_pj,
                "interchip": hops["interchip"] * chip.e_interchip_hop_pj}
     not_counted: dict[str, float | str] = dict(snn.not_counted)
@@ -132,5 +135,5 @@ def estimate_total_energy(mapping: Mapping, time_estimate: TimeEstimate, counts:
                    "system are left out, as Intel's benchmarks do.")
     return TotalEnergy(prof.name, chip.name, mapping.system.name, mapping.chips_used,
                        mapping.cores_used, snn.total_pj, dict(snn.by_term_pj),
-                       float(sum(routing.values())), routing, hops, float(msgs.sum()), power,
+                       float(sum(routing.values())), routing, hops, float(messages), power,
                        run, run_alone, static, static_alone, not_counted, tuple(caveats), snn)

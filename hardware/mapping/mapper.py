@@ -1,14 +1,8 @@
 """``map_network``: partition, pack, route and place a network; the ``Mapping`` it returns.
 
-Traffic. Every (source slice, target slice) pair of a projection with at least one nonzero
-synapse is an *edge*. Its traffic is, with measured counts, the messages it carries per
-sample: the source population's mean spikes per sample x (source neurons of the slice that
-reach the target slice) / (neurons of the population), i.e. spikes spread evenly over the
-neurons (the counts hold population totals only). A spike to several slices sends one message
-to each. The input's events per sample are estimated from its projection's operations
-(``graded_macs`` for a graded input, ``synops`` for a spike input) divided by the mean
-structural fan-out of an input neuron. Without counts the traffic is the edge's structural
-synapse count, and nothing is reported per sample.
+Traffic (``traffic.py``): every (source slice, target slice) pair of a projection with a
+nonzero synapse is an edge, weighted by measured messages per sample (or, without counts, by
+its synapses); the edges are kept as aligned arrays (``TrafficEdges``), one row per edge.
 
 Units: messages per sample, hops per message, bits; ``to_dict`` gives plain JSON types.
 """
@@ -18,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping as MappingABC
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,11 +21,21 @@ from sakd.hardware.counts import NetworkCounts
 from sakd.hardware.ir import Network
 from sakd.hardware.target import DEFAULT_TARGET
 
+from . import place as placement
 from .errors import MappingError
-from .partition import Partition, pack_cores, partition_network, slice_neurons, utilization
-from .place import INPUT, Position, hops, input_position, place
+from .partition import Partition, pack_cores, partition_network, utilization
+from .place import Position, fill, input_position, place
 from .profile import ChipProfile, SystemProfile, load_chip, load_system, single_chip_system
 from .resources import RESOURCES, box_size, capacity
+from .traffic import (
+    SourceRates,
+    TrafficEdges,
+    build_edges,
+    core_coordinates,
+    core_pair_traffic,
+    placement_cost,
+    source_rates,
+)
 
 
 @dataclass(frozen=True)
@@ -93,31 +97,6 @@ class PopulationMapping:
     synapse_bits_shared: int
 
 
-@dataclass(frozen=True, slots=True)
-class TrafficEdge:
-    """Spikes of ``projection`` from one slice (``source_slice`` None: the input) to another.
-    ``reach``: source neurons of the slice with a nonzero synapse into the target slice;
-    ``synapses``: structural synapses between them; ``weight``: the traffic placement used
-    (messages per sample with counts, else synapses); hops of the X-Y route."""
-
-    projection: str
-    source_slice: int | None
-    target_slice: int
-    source_core: int
-    target_core: int
-    reach: int
-    synapses: int
-    weight: float
-    hops_ew: int
-    hops_ns: int
-    hops_interchip: int
-    messages_per_sample: float | None
-
-    @property
-    def hops(self) -> int:
-        return self.hops_ew + self.hops_ns + self.hops_interchip
-
-
 @dataclass(frozen=True)
 class ProjectionMapping:
     """Traffic of one projection: ``mean_hops`` weighted by traffic, ``max_hops`` over its
@@ -139,7 +118,8 @@ class Mapping:
     """A network mapped onto a chip or system. ``traffic``: "counts" (measured messages per
     sample) or "synapses" (structural synapse counts: no per-sample figures).
     ``placement_cost``: (serpentine fill, after improvement), in pJ per sample of routing
-    energy with counts, else in pJ-weighted synapse units."""
+    energy with counts, else in pJ-weighted synapse units. ``edges``: every traffic edge
+    (``TrafficEdges``: arrays; ``edges[i]`` and iteration give ``TrafficEdge`` rows)."""
 
     chip: ChipProfile
     system: SystemProfile
@@ -150,7 +130,7 @@ class Mapping:
     cores: tuple[CoreMapping, ...]
     populations: dict[str, PopulationMapping]
     projections: dict[str, ProjectionMapping]
-    edges: tuple[TrafficEdge, ...]
+    edges: TrafficEdges
     traffic: str
     message_hops_per_sample: float | None
     placement_cost: tuple[float, float]
@@ -166,11 +146,16 @@ class Mapping:
     def slice_population(self) -> dict[int, str]:
         return {s.id: s.population for s in self.slices}
 
+    def source_rates(self, counts: NetworkCounts) -> SourceRates:
+        """The messages per sample of one reaching source neuron of every slice (and of the
+        input) under ``counts``: what ``edges.messages`` multiplies by reach."""
+        return source_rates(self.input_size, self.input_encoding, counts,
+                            [s.population for s in self.slices], self.edges)
+
     def messages(self, counts: NetworkCounts) -> np.ndarray:
         """float64 [edges]: messages per sample of every edge under ``counts`` (whatever the
         traffic the placement used)."""
-        return edge_messages(self.input_size, self.input_encoding, counts, self.edges,
-                             self.slice_population())
+        return self.edges.messages(slice(None), self.source_rates(counts))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types: lists, dicts, numbers, strings, None."""
@@ -189,8 +174,7 @@ class Mapping:
             "projections": {k: vars(v) for k, v in self.projections.items()},
             "cores": [dict(vars(c), binding_resource=c.binding_resource) for c in self.cores],
             "slices": [vars(s) for s in self.slices],
-            "edges": [dict({f.name: getattr(e, f.name) for f in fields(e)}, hops=e.hops)
-                      for e in self.edges],
+            "edges": self.edges.to_list(),
             "chip_profile": self.chip.to_dict(),
             "system_profile": self.system.to_dict(),
             "notes": list(self.notes),
@@ -233,40 +217,6 @@ def check_counts(network: Network, counts: NetworkCounts) -> None:
         if proj.name not in counts.projections:
             raise MappingError(f"counts: no counts of projection '{proj.name}'; pass the counts "
                                f"of a simulation of this network")
-
-
-def input_events_per_sample(input_size: int, input_encoding: str, counts: NetworkCounts,
-                            projection: str) -> float:
-    """Estimated input events per sample seen by ``projection`` (from the input): its
-    operations per sample / the mean structural fan-out of an input neuron. A direct
-    projection (no synapses: the host writes each neuron's input) carries every input value
-    every step: ``input_size x T``, an upper bound (zeros are counted too)."""
-    pc = counts.projections[projection]
-    if pc.synapses == 0:
-        return float(input_size * counts.time_steps)
-    ops = pc.graded_macs if input_encoding == "graded" else pc.synops
-    return float(np.mean(ops)) * input_size / pc.synapses
-
-
-def edge_messages(input_size: int, input_encoding: str, counts: NetworkCounts,
-                  edges: tuple[TrafficEdge, ...], slice_population: dict[int, str]) -> np.ndarray:
-    """float64 [edges]: messages per sample each edge carries (spikes spread evenly over the
-    source population's neurons; input events estimated by ``input_events_per_sample``)."""
-    out = np.zeros(len(edges), dtype=np.float64)
-    rate: dict[str, float] = {}
-    for i, e in enumerate(edges):
-        if e.source_slice is None:
-            key = "input:" + e.projection
-            if key not in rate:
-                rate[key] = input_events_per_sample(input_size, input_encoding, counts,
-                                                    e.projection) / input_size
-        else:
-            key = slice_population[e.source_slice]
-            if key not in rate:
-                pc = counts.populations[key]
-                rate[key] = float(np.mean(pc.spikes)) / pc.neurons
-        out[i] = rate[key] * e.reach
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,77 +272,46 @@ def map_network(network: Network, chip: str | os.PathLike[str] | ChipProfile = D
             resource="cores")
 
     order = {name: i for i, name in enumerate(network.topological_order())}
-    core_of_slice = {sid: c for c, sids in enumerate(core_slices) for sid in sids}
-    edges0 = _edges(network, part, core_of_slice)
-    slice_population = {s.id: s.population for s in part.slices}
-    messages = edge_messages(network.input.size, network.input.encoding, counts, edges0,
-                             slice_population) if counts is not None else None
-    weights = messages if messages is not None else np.array([e.synapses for e in edges0],
-                                                             dtype=np.float64)
-    traffic: dict[tuple[int, int], float] = {}
-    for e, w in zip(edges0, weights):
-        key = (e.source_core, e.target_core)
-        traffic[key] = traffic.get(key, 0.0) + float(w)
+    core_of_slice = np.empty(len(part.slices), dtype=np.int64)
+    for c, sids in enumerate(core_slices):
+        core_of_slice[sids] = c
+    edges = build_edges(network, part, core_of_slice)
+    if counts is not None:
+        edges = replace(edges, rates=source_rates(network.input.size, network.input.encoding,
+                                                  counts, [s.population for s in part.slices],
+                                                  edges))
     core_order = sorted(range(len(core_slices)),
                         key=lambda c: (min(order[part.slices[s].population]
                                            for s in core_slices[c]), min(core_slices[c])))
-    pos, cost0, cost1 = place(chip_p, sys_p, core_order, traffic)
-
-    def where(core: int) -> Position:
-        return input_position(chip_p) if core == INPUT else pos[core]
-
-    edges = list(edges0)  # replaced one by one (the network's millions of edges, once each)
-    del edges0
-    for i, e in enumerate(edges):
-        ew, ns, ic = hops(where(e.source_core), where(e.target_core))
-        edges[i] = TrafficEdge(e.projection, e.source_slice, e.target_slice, e.source_core,
-                               e.target_core, e.reach, e.synapses, float(weights[i]), ew, ns,
-                               ic, None if messages is None else float(messages[i]))
-    edges_t = tuple(edges)
-    del edges
-    return _report(network, chip_p, sys_p, part, core_slices, pos, edges_t, messages is not None,
-                   (cost0, cost1))
-
-
-def _edges(network: Network, part: Partition,
-           core_of_slice: dict[int, int]) -> tuple[TrafficEdge, ...]:
-    labels: dict[str, np.ndarray] = {}
-    for name, sids in part.by_population.items():
-        lab = np.empty(network.population(name).size, dtype=np.int64)
-        for k, sid in enumerate(sids):
-            lab[slice_neurons(part, network, sid)] = k
-        labels[name] = lab
-    out = []
-    for proj in network.projections:
-        from_input = proj.source == network.input.name
-        src_ids = (None,) if from_input else part.by_population[proj.source]
-        lab = np.zeros(network.input.size, dtype=np.int64) if from_input else labels[proj.source]
-        for tid in part.by_population[proj.target]:
-            share = next(p for p in part.slices[tid].usage.projections if p.projection == proj.name)
-            k_of = lab[share.sources]  # the source slice of each source neuron with a synapse
-            # only the source slices present (not every slice of the source: O(edges))
-            ks, inv = np.unique(k_of, return_inverse=True)
-            reach_k = np.bincount(inv, weights=share.reach, minlength=len(ks))
-            syn_k = np.bincount(inv, weights=share.fanout, minlength=len(ks))
-            for j in np.flatnonzero(reach_k > 0):
-                sid = src_ids[int(ks[j])]
-                src_core = INPUT if sid is None else core_of_slice[sid]
-                out.append(TrafficEdge(proj.name, sid, tid, src_core, core_of_slice[tid],
-                                       int(reach_k[j]), int(syn_k[j]), 0.0, 0, 0, 0, None))
-    return tuple(out)
+    notes: list[str] = []
+    improve = len(edges) <= placement.IMPROVE_MAX_EDGES
+    if improve:
+        pos, cost0, cost1 = place(chip_p, sys_p, core_order, core_pair_traffic(edges))
+    else:
+        pos = fill(chip_p, sys_p, core_order)
+        notes.append(f"Placement: {len(edges):,} traffic edges, above the "
+                     f"{placement.IMPROVE_MAX_EDGES:,} "
+                     f"that the improvement passes take in reasonable time; the cores stay "
+                     f"where the serpentine fill in topological order put them.")
+    edges = replace(edges, core_xy=core_coordinates([pos[c] for c in range(len(core_slices))],
+                                                    input_position(chip_p)))
+    if not improve:  # the fill's cost, summed over the placed edges
+        cost0 = cost1 = placement_cost(chip_p, edges)
+    return _report(network, chip_p, sys_p, part, core_slices, core_of_slice, pos, edges,
+                   (cost0, cost1), notes)
 
 
 def _report(network: Network, chip: ChipProfile, system: SystemProfile, part: Partition,
-            core_slices: list[list[int]], pos: dict[int, Position],
-            edges: tuple[TrafficEdge, ...], with_counts: bool,
-            cost: tuple[float, float]) -> Mapping:
-    core_of_slice = {sid: c for c, sids in enumerate(core_slices) for sid in sids}
+            core_slices: list[list[int]], core_of_slice: np.ndarray, pos: dict[int, Position],
+            edges: TrafficEdges, cost: tuple[float, float], extra_notes: list[str]) -> Mapping:
+    with_counts = edges.rates is not None
+    core_at = core_of_slice.tolist()  # slice id -> core, as ints
     slices = []
     for s in part.slices:
-        p = pos[core_of_slice[s.id]]
+        p = pos[core_at[s.id]]
         u = s.usage
         slices.append(SliceMapping(
-            s.id, s.population, s.index, s.box, box_size(s.box), core_of_slice[s.id], p.chip,
+            s.id, s.population, s.index, s.box, box_size(s.box), core_at[s.id], p.chip,
             p.x, p.y, u.amounts(chip), u.synapses, u.synapses_nonzero,
             {q.projection: q.synapses for q in u.projections}, u.synapse_bits_per_target,
             u.synapse_bits_shared, {q.projection: q.encoding for q in u.projections}))
@@ -413,29 +332,20 @@ def _report(network: Network, chip: ChipProfile, system: SystemProfile, part: Pa
                     best, frac = r, value / cap
         populations[name] = PopulationMapping(
             name, network.population(name).size, part.tilings[name], sids,
-            tuple(sorted({core_of_slice[s] for s in sids})), best, frac,
+            tuple(sorted({core_at[s] for s in sids})), best, frac,
             sum(slices[s].synapse_bits_per_target for s in sids),
             sum(slices[s].synapse_bits_shared for s in sids))
     projections = {}
     total_mh = 0.0
-    edges_of: dict[str, list[TrafficEdge]] = {}
-    for e in edges:  # one pass, not one per projection
-        edges_of.setdefault(e.projection, []).append(e)
     for proj in network.projections:
-        mine = edges_of.get(proj.name, [])
-        w = np.array([e.weight for e in mine], dtype=np.float64)
-        h = np.array([e.hops for e in mine], dtype=np.float64)
-        mean = float((w * h).sum() / w.sum()) if w.sum() > 0 else 0.0
-        mx = int(max((e.hops for e in mine if e.weight > 0), default=0))
-        if with_counts:
-            m = np.array([e.messages_per_sample for e in mine], dtype=np.float64)
-            ic = np.array([e.hops_interchip for e in mine], dtype=np.float64)
-            msg, mh, imh = float(m.sum()), float((m * h).sum()), float((m * ic).sum())
+        rows = edges.projection_range(proj.name)
+        w_sum, wh_sum, mx, msg, mh, imh = _projection_sums(edges, rows, with_counts)
+        mean = float(wh_sum / w_sum) if w_sum > 0 else 0.0
+        if mh is not None:
             total_mh += mh
-        else:
-            msg = mh = imh = None
-        projections[proj.name] = ProjectionMapping(proj.name, proj.source, proj.target, len(mine),
-                                                   mean, mx, msg, mh, imh)
+        projections[proj.name] = ProjectionMapping(proj.name, proj.source, proj.target,
+                                                   rows.stop - rows.start, mean, mx, msg, mh,
+                                                   imh)
     notes = [
         "Output-axon entries and messages are counted per destination slice: an upper bound "
         "where small slices share a core.",
@@ -443,6 +353,7 @@ def _report(network: Network, chip: ChipProfile, system: SystemProfile, part: Pa
         "twice): a conservative count.",
         f"The input enters at chip 0, tile (0, 0) ({chip.name} host link).",
     ]
+    notes.extend(extra_notes)
     if not with_counts:
         notes.append("No counts were given: traffic is weighted by synapse counts, and no "
                      "per-sample messages or message-hops are reported.")
@@ -461,3 +372,29 @@ def _report(network: Network, chip: ChipProfile, system: SystemProfile, part: Pa
                    tuple(cores), populations, projections, edges, "counts" if with_counts
                    else "synapses", total_mh if with_counts else None, cost, inp.name,
                    inp.size, inp.encoding, inp.bits, tuple(notes))
+
+
+def _projection_sums(edges: TrafficEdges, rows: slice, with_counts: bool
+                     ) -> tuple[float, float, int, float | None, float | None, float | None]:
+    """(sum of weights, of weight x hops, the most hops of an edge with traffic, and with
+    counts the sums of messages, messages x hops, messages x chip-to-chip hops) over ``rows``;
+    each sum over blocks of ``traffic.BLOCK_ROWS`` rows (one block: ``np.sum``'s own order)."""
+    w_sum = wh_sum = 0.0
+    msg = mh = imh = 0.0
+    mx = 0
+    for block in edges.blocks(rows):
+        w = edges.weight(block)
+        ew, ns, ic = edges.hops(block)
+        h = (ew.astype(np.int64) + ns + ic).astype(np.float64)
+        w_sum += w.sum()
+        wh_sum += (w * h).sum()
+        busy = h[w > 0]
+        mx = max(mx, int(busy.max()) if len(busy) else 0)
+        if with_counts:
+            m = edges.messages(block)
+            msg += m.sum()
+            mh += (m * h).sum()
+            imh += (m * ic.astype(np.float64)).sum()
+    if not with_counts:
+        return float(w_sum), float(wh_sum), mx, None, None, None
+    return float(w_sum), float(wh_sum), mx, float(msg), float(mh), float(imh)

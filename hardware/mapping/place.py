@@ -16,7 +16,8 @@ a chip, the cores of a tile one after the other; only the chips needed are used.
 passes of pairwise improvement: each core in turn is moved to, or swapped with the core at,
 every candidate position on the chips in use (near positions only on large systems), and the
 change that lowers the total cost most is kept; passes stop when one changes nothing (at most
-``PASSES``; one pass over nearer positions above ``LARGE_CORES`` cores). The cost is
+``PASSES``; one pass over nearer positions above ``LARGE_CORES`` cores; none above
+``IMPROVE_MAX_EDGES`` traffic edges, where ``fill`` alone places). The cost is
 sum(traffic x (e_hop_ew x east-west hops + e_hop_ns x north-south hops + e_interchip_hop x
 inter-chip hops)), i.e. routing energy when traffic is messages. Deterministic.
 """
@@ -41,6 +42,11 @@ WINDOW = 2
 LARGE_CORES = 2048
 PASSES_LARGE = 1
 WINDOW_LARGE = 1
+#: above this many traffic edges no improvement pass: the serpentine fill stands (a core's
+#: every candidate is priced over all its neighbours: the CIFAR ResNet-18's 1.7 M edges take
+#: minutes, the SEW-ResNet-18 at 224 x 224, 121 M edges between 119,000 cores, would take
+#: hours)
+IMPROVE_MAX_EDGES = 5_000_000
 INPUT = -1  # the virtual core of the network's input
 
 
@@ -131,11 +137,27 @@ def _hop_costs(chip: ChipProfile, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return chip.e_hop_ew_pj * ew + chip.e_hop_ns_pj * ns + chip.e_interchip_hop_pj * (ix + iy)
 
 
+def _slots(chip: ChipProfile, system: SystemProfile, n: int) -> list[Position]:
+    """The positions of the chips that ``n`` cores need, in fill order."""
+    slots = positions(chip, system)
+    per_chip = max(1, len(slots) // system.chips)
+    used_chips = -(-n // per_chip) if n else 0
+    return [p for p in slots if p.chip < used_chips]
+
+
+def fill(chip: ChipProfile, system: SystemProfile, core_order: list[int]) -> dict[int, Position]:
+    """Step (1) alone: the cores of ``core_order`` along the serpentine, in that order."""
+    slots = _slots(chip, system, len(core_order))
+    return {core: slots[row] for row, core in enumerate(core_order)}
+
+
 def place(chip: ChipProfile, system: SystemProfile, core_order: list[int],
-          traffic: dict[tuple[int, int], float]) -> tuple[dict[int, Position], float, float]:
+          traffic: tuple[np.ndarray, np.ndarray, np.ndarray]
+          ) -> tuple[dict[int, Position], float, float]:
     """Positions of the cores (``core_order``: cores in fill order) given ``traffic``
-    ({(core a, core b): weight}, ``INPUT`` for the input). Returns (positions by core, initial
-    cost, final cost).
+    ((core a, core b, weight): aligned arrays, one row per pair of cores, each pair once,
+    ``INPUT`` for the input; ``traffic.core_pair_traffic``). Returns (positions by core,
+    initial cost, final cost).
 
     Each improvement step takes one core and evaluates, vectorized, moving it to every
     candidate position (swapping with the core there, if any); the best strictly improving
@@ -143,26 +165,13 @@ def place(chip: ChipProfile, system: SystemProfile, core_order: list[int],
     chips in use have at most ``FULL_SEARCH_POSITIONS``, else the positions within ``WINDOW``
     tiles of the core and of its four heaviest neighbours (above ``LARGE_CORES`` cores: one
     pass, ``WINDOW_LARGE`` tiles)."""
-    slots = positions(chip, system)
+    slots = _slots(chip, system, len(core_order))
     n = len(core_order)
-    per_chip = max(1, len(slots) // system.chips)
-    used_chips = -(-n // per_chip) if n else 0
-    slots = [p for p in slots if p.chip < used_chips]
     slot_xy = _coords(slots)
-    index = {core: i for i, core in enumerate(core_order)}  # core -> row (fill order)
-    inp = n  # the input's row: a fixed point
-    adj: list[dict[int, float]] = [{} for _ in range(n + 1)]
-    for (a, b), w in sorted(traffic.items()):
-        if a == b or w <= 0:
-            continue
-        ra, rb = (inp if a == INPUT else index[a]), (inp if b == INPUT else index[b])
-        adj[ra][rb] = adj[ra].get(rb, 0.0) + w
-        adj[rb][ra] = adj[rb].get(ra, 0.0) + w
-    nb_of = [np.array(sorted(d), dtype=np.int64) for d in adj]
-    nw_of = [np.array([d[k] for k in sorted(d)], dtype=np.float64) for d in adj]
-    indptr = np.concatenate([[0], np.cumsum([len(a) for a in nb_of])]).astype(np.int64)
-    indices = np.concatenate(nb_of) if n + 1 else np.zeros(0, np.int64)
-    weights = np.concatenate(nw_of) if n + 1 else np.zeros(0)
+    # rows: the cores in fill order, then the input (row n, a fixed point)
+    indptr, indices, weights = _adjacency(n, core_order, *traffic)
+    nb_of = [indices[indptr[i]:indptr[i + 1]] for i in range(n + 1)]
+    nw_of = [weights[indptr[i]:indptr[i + 1]] for i in range(n + 1)]
     slot_of = np.arange(n, dtype=np.int64)  # row -> slot: the serpentine fill
     occupant = np.full(len(slots), -1, dtype=np.int64)
     occupant[:n] = np.arange(n)
@@ -245,7 +254,29 @@ def place(chip: ChipProfile, system: SystemProfile, core_order: list[int],
         if not changed:
             break
     final = float(sum(cost_at(i, xy[i]) for i in range(n + 1)) / 2)
-    return {core: slots[int(slot_of[index[core]])] for core in core_order}, initial, final
+    return {core: slots[int(slot_of[row])] for row, core in enumerate(core_order)}, initial, final
+
+
+def _adjacency(n: int, core_order: list[int], a: np.ndarray, b: np.ndarray,
+               w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The undirected traffic between the rows of the placement (row i: ``core_order[i]``,
+    row n: the input), as CSR arrays (indptr, neighbour rows ascending, weights): a pair's
+    weight is the sum of its two directions; pairs of a core with itself and pairs of no
+    positive weight are left out."""
+    row_of = np.full(max(core_order, default=-1) + 2, -1, dtype=np.int64)
+    row_of[np.asarray(core_order, dtype=np.int64)] = np.arange(n)
+    row_of[INPUT] = n  # the last entry: the input
+    keep = (np.asarray(a) != np.asarray(b)) & (np.asarray(w) > 0)
+    ra, rb, wk = row_of[np.asarray(a)[keep]], row_of[np.asarray(b)[keep]], np.asarray(w)[keep]
+    lo, hi = np.minimum(ra, rb), np.maximum(ra, rb)
+    pairs, inv = np.unique(lo * (n + 1) + hi, return_inverse=True)
+    both = np.bincount(inv.reshape(-1), weights=wk, minlength=len(pairs))  # a->b + b->a
+    lo, hi = pairs // (n + 1), pairs % (n + 1)
+    rows, cols = np.concatenate([lo, hi]), np.concatenate([hi, lo])
+    vals = np.concatenate([both, both])
+    order = np.lexsort((cols, rows))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n + 1))]).astype(np.int64)
+    return indptr, cols[order].astype(np.int64), vals[order].astype(np.float64)
 
 
 def position_of(chip: ChipProfile, system: SystemProfile, chip_index: int, x: int,

@@ -31,6 +31,7 @@ numpy only; Python 3.10 compatible.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -153,13 +154,61 @@ def axon_list_bits(n_synapses: np.ndarray | int, bits_per_synapse: int,
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, eq=False)
+class SourceBlock:
+    """The source neurons of one projection into one box and their structural synapses into
+    it, kept compact (the partition keeps one per slice and projection: hundreds of thousands):
+    source neuron ``c x plane + q`` for every channel c of ``channels`` (lo, hi) and every
+    position q of ``positions`` (in that order, ascending), sending ``per_channel[c - lo] x
+    per_position[q's index]`` synapses into the box (scalars stand for a constant). A flat
+    source is one plane (``plane`` 1, ``positions`` [0]), its neurons the "channels"."""
+
+    channels: tuple[int, int]
+    plane: int
+    positions: np.ndarray  # int64 [p]: positions within a channel plane, ascending
+    per_channel: np.ndarray | int  # int64 [channels] or one value for all
+    per_position: np.ndarray | int  # int64 [p] or one value for all
+
+    def __len__(self) -> int:
+        return (self.channels[1] - self.channels[0]) * len(self.positions)
+
+    def sources(self) -> np.ndarray:
+        """int32 [k]: flat indices of the source neurons."""
+        c = np.arange(*self.channels, dtype=np.int64)
+        return (c[:, None] * self.plane + self.positions[None, :]).reshape(-1).astype(np.int32)
+
+    def fanout(self) -> np.ndarray:
+        """int32 [k]: their structural synapses into the box (zero weights included)."""
+        n_c, n_p = self.channels[1] - self.channels[0], len(self.positions)
+        per_c = np.full(n_c, self.per_channel, dtype=np.int64) \
+            if np.ndim(self.per_channel) == 0 else self.per_channel
+        per_p = np.full(n_p, self.per_position, dtype=np.int64) \
+            if np.ndim(self.per_position) == 0 else self.per_position
+        return (per_c[:, None] * per_p[None, :]).reshape(-1).astype(np.int32)
+
+    def synapses(self) -> int:
+        """The sum of ``fanout()``, without making it."""
+        n_c, n_p = self.channels[1] - self.channels[0], len(self.positions)
+        per_c = n_c * int(self.per_channel) if np.ndim(self.per_channel) == 0 \
+            else int(np.sum(self.per_channel))
+        per_p = n_p * int(self.per_position) if np.ndim(self.per_position) == 0 \
+            else int(np.sum(self.per_position))
+        return per_c * per_p
+
+
+def flat_block(lo: int, hi: int, fanout: int) -> SourceBlock:
+    """The flat source neurons [lo, hi), each with ``fanout`` synapses into the box."""
+    return SourceBlock((lo, hi), 1, np.zeros(1, dtype=np.int64), fanout, 1)
+
+
 @dataclass(frozen=True)
 class ProjectionInBox:
     """What one projection puts into one box of its target. ``sources``, ``fanout`` and
     ``reach`` are aligned arrays over the source neurons with at least one structural synapse
     into the box (a conv box's receptive field, not the whole source: memory stays
-    proportional to the box). ``synapse_bits`` is the chip's choice; the other encodings are
-    kept for the report (``shared_bits`` None for dense projections)."""
+    proportional to the box); ``block`` keeps the first two compact (made on request), ``reach``
+    is kept. ``synapse_bits`` is the chip's choice; the other encodings are kept for the report
+    (``shared_bits`` None for dense projections)."""
 
     projection: str
     source: str
@@ -170,9 +219,18 @@ class ProjectionInBox:
     encoding: str  # "dense" | "sparse" | "shared"
     per_target_bits: int  # the best per-target-list encoding (dense or sparse)
     shared_bits: int | None  # conv2d: kernel stored once (whatever the chip's flag)
-    sources: np.ndarray  # int32 [k]: flat indices of the source neurons with a synapse here
-    fanout: np.ndarray  # int32 [k]: their structural synapses into the box (zeros included)
+    block: SourceBlock  # the source neurons with a synapse here, and their fan-out into the box
     reach: np.ndarray  # bool [k]: whether one of their weights into the box is nonzero
+
+    @property
+    def sources(self) -> np.ndarray:
+        """int32 [k]: flat indices of the source neurons with a synapse here (ascending)."""
+        return self.block.sources()
+
+    @property
+    def fanout(self) -> np.ndarray:
+        """int32 [k]: their structural synapses into the box (zeros included)."""
+        return self.block.fanout()
 
 
 def project_into_box(network: Network, projection: Projection, box: Box, chip: ChipProfile,
@@ -187,29 +245,31 @@ def project_into_box(network: Network, projection: Projection, box: Box, chip: C
         # the input's value i enters neuron i of the target (netx's input layer): stored as an
         # identity, one input axon and one 1-bit synapse per neuron (an assumption: how the
         # chip feeds a neuron's input port from the host is not public)
-        sources = box_flat_indices(box, layout).astype(np.int32)
-        ones = np.ones(m, dtype=np.int32)
-        bits = int(axon_list_bits(ones, 1, chip).sum())
+        if len(layout) == 1:
+            block = flat_block(box[0][0], box[0][1], 1)
+        else:
+            (c0, c1), (y0, y1), (x0, x1) = box
+            _, h, w = layout
+            rows = np.arange(y0, y1, dtype=np.int64)[:, None] * w + np.arange(x0, x1)[None, :]
+            block = SourceBlock((c0, c1), h * w, rows.reshape(-1), 1, 1)
+        bits = int(axon_list_bits(np.ones(m, dtype=np.int32), 1, chip).sum())
         return ProjectionInBox(projection.name, projection.source, m, m, m, bits, "identity",
-                               bits, None, sources, ones, np.ones(m, dtype=bool))
+                               bits, None, block, np.ones(m, dtype=bool))
     if projection.kind == "dense":
         rows = box_flat_indices(box, layout)
         block = projection.weight[rows]
         nnz = np.count_nonzero(block, axis=0).astype(np.int64)
         reach = nnz > 0
-        fanout = np.full(block.shape[1], m, dtype=np.int64)
         dense_bits = int(axon_list_bits(np.where(reach, m, 0), wbits + dbits, chip).sum())
         sparse_bits = int(axon_list_bits(nnz, sparse_bits_per_syn, chip).sum())
         if dense_bits <= sparse_bits:
             per_target, encoding = dense_bits, "dense"
         else:
             per_target, encoding = sparse_bits, "sparse"
-        sources = np.arange(block.shape[1], dtype=np.int32)
         return ProjectionInBox(projection.name, projection.source, int(m * block.shape[1]),
                                int(nnz.sum()), int(reach.sum()), per_target, encoding,
-                               per_target, None, sources, fanout.astype(np.int32), reach)
-    sources, fanout_nz, fanout, n_channels_in_box = _conv_fanout_into_box(network, projection,
-                                                                          box)
+                               per_target, None, flat_block(0, block.shape[1], m), reach)
+    field, fanout_nz, n_channels_in_box = _conv_fanout_into_box(network, projection, box)
     reach = fanout_nz > 0
     per_target = int(axon_list_bits(fanout_nz, sparse_bits_per_syn, chip).sum())
     _, cin_g, kh, kw = projection.weight.shape
@@ -222,10 +282,9 @@ def project_into_box(network: Network, projection: Projection, box: Box, chip: C
         bits, encoding = shared, "shared"
     else:
         bits, encoding = per_target, "sparse"
-    return ProjectionInBox(projection.name, projection.source, int(fanout.sum()),
+    return ProjectionInBox(projection.name, projection.source, field.synapses(),
                            int(fanout_nz.sum()), n_axons, int(bits), encoding, per_target,
-                           int(shared), sources.astype(np.int32), fanout.astype(np.int32),
-                           reach)
+                           int(shared), field, reach)
 
 
 def _axis_reach(size: int, k: int, stride: int, pad: int, dil: int, lo: int, hi: int) -> np.ndarray:
@@ -235,6 +294,35 @@ def _axis_reach(size: int, k: int, stride: int, pad: int, dil: int, lo: int, hi:
     num = i + pad - j * dil
     o = num // stride
     return (num % stride == 0) & (o >= lo) & (o < hi)
+
+
+@functools.lru_cache(maxsize=4096)
+def _axis_field(size: int, k: int, stride: int, pad: int, dil: int, lo: int,
+                hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 input positions that feed an output in [lo, hi), int64 [positions, k]: which of
+    their taps do), read-only: the same rows and columns recur in box after box (cached)."""
+    reach = _axis_reach(size, k, stride, pad, dil, lo, hi)
+    idx = np.flatnonzero(reach.any(axis=1))
+    taps = reach[idx].astype(np.int64)
+    idx.flags.writeable = taps.flags.writeable = False
+    return idx, taps
+
+
+@functools.lru_cache(maxsize=4096)
+def _conv_field(h: int, w: int, kh: int, kw: int, geometry: tuple[int, ...], y0: int, y1: int,
+                x0: int, x1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The receptive field of output rows [y0, y1) x columns [x0, x1) in an h x w source
+    (``geometry``: stride, padding, dilation, each (y, x)): (int64 [rows, kh] taps of its
+    rows, int64 [columns, kw] taps of its columns, int64 positions (y x w + x) in a channel
+    plane, ascending, int64 structural taps of each position), read-only; cached: the same
+    rows and columns recur in box after box."""
+    sy, sx, py, px, dy, dx = geometry
+    ys, ry = _axis_field(h, kh, sy, py, dy, y0, y1)
+    xs, rx = _axis_field(w, kw, sx, px, dx, x0, x1)
+    spatial = np.outer(ry.sum(axis=1), rx.sum(axis=1)).reshape(-1)  # all > 0
+    position = (ys[:, None] * w + xs[None, :]).reshape(-1)
+    spatial.flags.writeable = position.flags.writeable = False
+    return ry, rx, position, spatial
 
 
 _PREFIX_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -257,40 +345,29 @@ def _nonzero_prefix(weight: np.ndarray) -> np.ndarray:
 
 
 def _conv_fanout_into_box(network: Network, projection: Projection, box: Box
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(source neurons (flat, ascending), their nonzero fan-out, their structural fan-out,
-    channels of the box) over the source neurons with a structural synapse into ``box``: the
-    rows and columns of its receptive field, in the channels of its groups."""
+                          ) -> tuple[SourceBlock, np.ndarray, int]:
+    """(the source neurons with a structural synapse into ``box`` and their structural
+    fan-out, their nonzero fan-out (int64, aligned), channels of the box): the rows and
+    columns of its receptive field, in the channels of its groups."""
     _, h, w = network.source_shape(projection.source)
     cout, cin_g, kh, kw = projection.weight.shape
     (c0, c1), (y0, y1), (x0, x1) = box
-    ry = _axis_reach(h, kh, projection.stride[0], projection.padding[0], projection.dilation[0],
-                     y0, y1)
-    rx = _axis_reach(w, kw, projection.stride[1], projection.padding[1], projection.dilation[1],
-                     x0, x1)
-    ys, xs = np.flatnonzero(ry.any(axis=1)), np.flatnonzero(rx.any(axis=1))
-    ry, rx = ry[ys].astype(np.int64), rx[xs].astype(np.int64)
+    ry, rx, position, spatial = _conv_field(
+        h, w, kh, kw, tuple(int(v) for v in (*projection.stride, *projection.padding,
+                                              *projection.dilation)), y0, y1, x0, x1)
     cpg = cout // projection.groups
     cum = _nonzero_prefix(projection.weight)
-    spatial = np.outer(ry.sum(axis=1), rx.sum(axis=1))  # [ny, nx] structural taps, all > 0
-    position = (ys[:, None] * w + xs[None, :]).reshape(-1)
-    srcs, fans_nz, fans = [], [], []
-    for g in range(c0 // cpg, (c1 - 1) // cpg + 1):
+    g0, g1 = c0 // cpg, (c1 - 1) // cpg + 1  # the groups the box's channels fall in
+    per_channel, fans_nz = [], []
+    for g in range(g0, g1):
         lo, hi = max(c0, g * cpg), min(c1, (g + 1) * cpg)
-        if lo >= hi:
-            continue
         k = cum[hi] - cum[lo]  # [cin_g, kh, kw]: nonzero taps summed over the box's channels
-        channels = np.arange(g * cin_g, (g + 1) * cin_g, dtype=np.int64)
-        srcs.append((channels[:, None] * (h * w) + position[None, :]).reshape(-1))
         # sum over taps (kh, kw) of k[c, kh, kw] ry[y, kh] rx[x, kw]: two matrix products
         fans_nz.append(np.matmul(ry, np.matmul(k, rx.T)).reshape(-1))
-        fans.append(np.broadcast_to((hi - lo) * spatial.reshape(-1),
-                                    (cin_g, position.size)).reshape(-1))
-    if not srcs:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty, c1 - c0
-    return (np.concatenate(srcs), np.concatenate(fans_nz).astype(np.int64),
-            np.concatenate(fans).astype(np.int64), c1 - c0)
+        per_channel.append(np.full(cin_g, hi - lo, dtype=np.int64))
+    block = SourceBlock((g0 * cin_g, g1 * cin_g), h * w, position,
+                        np.concatenate(per_channel), spatial)
+    return block, np.concatenate(fans_nz).astype(np.int64), c1 - c0
 
 
 # ---------------------------------------------------------------------------------------------

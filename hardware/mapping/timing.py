@@ -32,7 +32,6 @@ at a time, (T + L) steps each). Units: ns per step, seconds, samples per second.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -42,8 +41,9 @@ from sakd.hardware.ir import Network
 
 from .errors import MappingError
 from .mapper import Mapping, check_counts, plain
-from .place import hops, input_position, position_of, route_tiles
-from .profile import Figure, SystemProfile
+from .place import INPUT, position_of
+from .profile import Figure
+from .routes import MeshLoads
 
 #: the chip figures the time model uses
 TIME_FIGURES = ("t_synop_ns", "t_update_active_ns", "t_update_inactive_ns", "t_message_send_ns",
@@ -175,7 +175,6 @@ def estimate_time(mapping: Mapping, network: Network, counts: NetworkCounts,
                            "populations differ); map this network first")
     chip, system = mapping.chip, mapping.system
     steps_c = float(counts.time_steps)
-    msgs = mapping.messages(counts) / steps_c  # per step
     # bits of a message relative to a binary spike's: graded payloads load routers and links more
     def scale(payload_bits: int) -> float:
         return (chip.message_bits + payload_bits) / chip.message_bits
@@ -198,19 +197,39 @@ def estimate_time(mapping: Mapping, network: Network, counts: NetworkCounts,
         pop = counts.populations[s.population]
         active = float(np.mean(pop.active_updates)) / pop.neurons / steps_c * s.neurons
         updates[s.id] = (active, s.neurons - active)
-    msg_in: dict[int, float] = {}
-    msg_out: dict[int, float] = {}
-    for e, m in zip(mapping.edges, msgs):
-        msg_in[e.target_core] = msg_in.get(e.target_core, 0.0) + m
-        if e.source_slice is not None:
-            msg_out[e.source_core] = msg_out.get(e.source_core, 0.0) + m
+    # block by block over the edges: per-core messages (added in edge order), router and
+    # chip-link loads (X-Y routes over the global tile grid, ``MeshLoads``), the longest route
+    edges, rates = mapping.edges, mapping.source_rates(counts)
+    msg_in, msg_out = np.zeros(len(mapping.cores)), np.zeros(len(mapping.cores))
+    slice_scale = np.array([pop_scale[s.population] for s in mapping.slices], dtype=np.float64)
+    mesh = MeshLoads.empty(chip, system)
+    traverse = 0.0
+    for rows in edges.blocks():
+        msgs = edges.messages(rows, rates) / steps_c  # per step
+        src, dst = edges.source_core(rows), edges.target_core(rows)
+        np.add.at(msg_in, dst, msgs)
+        inner = src != INPUT
+        np.add.at(msg_out, src[inner], msgs[inner])
+        busy = msgs > 0
+        src, dst = src[busy], dst[busy]
+        scales = np.where(src == INPUT, input_scale,
+                          slice_scale[np.maximum(edges.source_slice[rows][busy], 0)])
+        mesh.add(edges.core_xy[src, 2:], edges.core_xy[dst, 2:], msgs[busy] * scales)
+        ew, ns, ic = (h[busy] for h in edges.hops(rows))
+        traverse = max(traverse, float(np.max(
+            chip.t_within_tile_ns + ew * chip.t_hop_ew_ns + ns * chip.t_hop_ns_ns
+            + ic * chip.t_interchip_hop_ns, initial=0.0)))
+    router, links, width = mesh.router(), mesh.links(), mesh.width
+    tiles = np.flatnonzero(mesh.visited())
+    tiles = tiles[np.lexsort((tiles // width, tiles % width))]  # by (gx, gy)
+    chips_crossed = np.flatnonzero(mesh.crossed())
 
     core_times = []
     for c in mapping.cores:
         syn = sum(synops_slice[s] for s in c.slices)
         act = sum(updates[s][0] for s in c.slices)
         ina = sum(updates[s][1] for s in c.slices)
-        out, inc = msg_out.get(c.id, 0.0), msg_in.get(c.id, 0.0)
+        out, inc = float(msg_out[c.id]), float(msg_in[c.id])
         terms = {"synops": syn * chip.t_synop_ns,
                  "updates": act * chip.t_update_active_ns + ina * chip.t_update_inactive_ns,
                  "messages_in": inc * chip.t_message_receive_ns,
@@ -218,36 +237,10 @@ def estimate_time(mapping: Mapping, network: Network, counts: NetworkCounts,
         pops = tuple(sorted({mapping.slices[s].population for s in c.slices}))
         core_times.append(CoreTime(c.id, pops, syn, act, ina, inc, out, terms))
 
-    # routers and chip links (X-Y routes over the global tile grid)
-    where = {c.id: position_of(chip, system, c.chip, c.x, c.y) for c in mapping.cores}
-    origin = input_position(chip)
-    router: dict[tuple[int, int], float] = {}
-    links: dict[int, float] = {}
-    tiles_x, tiles_y = chip.mesh_tiles_x, chip.mesh_tiles_y
-    traverse = 0.0
-    for e, m in zip(mapping.edges, msgs):
-        if m <= 0:
-            continue
-        a = origin if e.source_slice is None else where[e.source_core]
-        b = where[e.target_core]
-        load = m * (input_scale if e.source_slice is None
-                    else pop_scale[mapping.slices[e.source_slice].population])
-        route = route_tiles(a, b)
-        for tile in route:
-            router[tile] = router.get(tile, 0.0) + load
-        for (x0, y0), (x1, y1) in pairwise(route):
-            c0, c1 = (x0 // tiles_x, y0 // tiles_y), (x1 // tiles_x, y1 // tiles_y)
-            if c0 != c1:
-                for cc in (c0, c1):
-                    k = _chip_index(system, cc)
-                    links[k] = links.get(k, 0.0) + load
-        ew, ns, ic = hops(a, b)
-        traverse = max(traverse, chip.t_within_tile_ns + ew * chip.t_hop_ew_ns
-                       + ns * chip.t_hop_ns_ns + ic * chip.t_interchip_hop_ns)
-
     compute = max((ct.time_ns for ct in core_times), default=0.0)
-    router_ns = max(router.values(), default=0.0) / chip.tile_message_rate_per_s * 1e9
-    inter_ns = max(links.values(), default=0.0) / chip.interchip_message_rate_per_s * 1e9
+    router_ns = float(router[tiles].max(initial=0.0)) / chip.tile_message_rate_per_s * 1e9
+    inter_ns = float(links[chips_crossed].max(initial=0.0)) / chip.interchip_message_rate_per_s \
+        * 1e9
     bar = barrier_ns(mapping)
     step = max(compute, router_ns, inter_ns) + traverse + bar
 
@@ -263,11 +256,12 @@ def estimate_time(mapping: Mapping, network: Network, counts: NetworkCounts,
         bottleneck = (f"core {ct.core} (chip {mapping.cores[ct.core].chip}, population(s) "
                       f"{', '.join(ct.populations)}): {what}, {ct.time_ns:.1f} ns per step")
     elif kind == "router":
-        tile = max(router, key=lambda t: (router[t], -t[0], -t[1]))
-        bottleneck = (f"the router of global tile {tile}: {router[tile]:.1f} messages per step, "
+        top = int(tiles[np.argmax(router[tiles])])  # ties: the first by (gx, gy)
+        tile = (top % width, top // width)
+        bottleneck = (f"the router of global tile {tile}: {router[top]:.1f} messages per step, "
                       f"{router_ns:.1f} ns")
     else:
-        k = max(links, key=lambda t: (links[t], -t))
+        k = int(chips_crossed[np.argmax(links[chips_crossed])])  # ties: the lowest number
         bottleneck = (f"the chip-to-chip links of chip {k}: {links[k]:.1f} messages per step, "
                       f"{inter_ns:.1f} ns")
     notes = [
@@ -281,14 +275,8 @@ def estimate_time(mapping: Mapping, network: Network, counts: NetworkCounts,
     assumed = [k for k in TIME_FIGURES if chip.figures[k].certainty in ("assumed", "user")]
     if assumed:
         notes.append("Assumed (or overridden) time constants: " + ", ".join(assumed) + ".")
-    router_out = {f"{t[0]},{t[1]}": v for t, v in sorted(router.items())}
+    router_out = {f"{t % width},{t // width}": float(router[t]) for t in tiles.tolist()}
     return TimeEstimate(chip.name, system.name, int(time_steps), int(network.latency), step,
                         compute, router_ns, inter_ns, traverse, bar, bottleneck, kind, bcore,
                         tuple(core_times), router_out,
                         {k: chip.figures[k] for k in TIME_FIGURES}, tuple(notes))
-
-
-def _chip_index(system: SystemProfile, cc: tuple[int, int]) -> int:
-    """The chip number of the chip at (cx, cy) of the system's layout (serpentine order)."""
-    cx, cy = cc
-    return cy * system.chips_x + (cx if cy % 2 == 0 else system.chips_x - 1 - cx)
