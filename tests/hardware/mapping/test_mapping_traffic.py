@@ -6,6 +6,7 @@ hypothesis-drawn networks, limits and systems."""
 
 from __future__ import annotations
 
+import json
 import re
 from itertools import pairwise
 
@@ -23,8 +24,17 @@ from sakd.hardware.mapping import (
     estimate_time,
     estimate_total_energy,
     map_network,
+    place,
+    traffic,
 )
-from sakd.hardware.mapping.place import INPUT, hops, input_position, position_of, route_tiles
+from sakd.hardware.mapping.place import (
+    INPUT,
+    hops,
+    input_position,
+    position_of,
+    positions,
+    route_tiles,
+)
 from sakd.hardware.simulator import simulate
 
 
@@ -110,8 +120,9 @@ def check_edges(network, mapping, counts):
 
 def check_loads(network, mapping, counts):
     """Every core's messages, every router's and chip link's load, the traversal and the
-    energy's message-hops equal a loop over single edges (the same additions in the same
-    order: equal to the last bit)."""
+    energy's message-hops equal a loop over single edges (the per-route walk of the per-edge
+    code): to the last bit, but for router and link loads (summed as range updates: to
+    rounding)."""
     chip, system = mapping.chip, mapping.system
     t = estimate_time(mapping, network, counts, 4)
     msgs = mapping.messages(counts) / counts.time_steps
@@ -258,9 +269,6 @@ def test_small_blocks_give_the_same_mapping_time_and_energy(monkeypatch):
     """Edges built, summed and routed in blocks of a few rows: the same figures (the
     additions of a loop over edges keep their order across blocks; the other sums agree to
     rounding)."""
-    import json
-
-    from sakd.hardware.mapping import traffic
 
     net = conv_net(c_in=2, size=16, c1=16, c2=16, hidden=64)
     counts = counts_of(net)
@@ -292,9 +300,6 @@ def test_small_blocks_give_the_same_mapping_time_and_energy(monkeypatch):
 
 
 def test_above_the_improvement_limit_the_serpentine_fill_stands(monkeypatch):
-    from sakd.hardware.mapping import place
-    from sakd.hardware.mapping.place import positions
-
     net = conv_net(size=12, c1=8, c2=8)
     counts = counts_of(net)
     improved = map_network(net, counts=counts, overrides={"max_neurons_per_core": 16})
