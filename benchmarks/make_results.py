@@ -316,8 +316,12 @@ def mapping_section(data: dict[str, Any] | None) -> list[str]:
         return "–" if value is None else f"{value:.{digits}g}"
 
     rows = data["rows"]
+    commands = data.get("commands") or [{"command": data["command"],
+                                         "networks": [r["network"] for r in rows]}]
+    said = "; ".join(f"`.venv/bin/python {c['command']}` (rows {', '.join(c['networks'])})"
+                     for c in commands)
     lines = ["## Mapping onto Loihi 2", "",
-             f"Command: `.venv/bin/python {data['command']}` then `benchmarks/make_results.py`; "
+             f"Commands: {said}; then `benchmarks/make_results.py`; "
              f"{data['host']['cpus']} CPUs. Each network is simulated on the samples named, "
              "mapped by `sakd.hardware.mapping` (partition, packing, placement on the mesh), "
              "timed by its time model and priced by its energy model (docs/mapping.md): "
@@ -354,7 +358,10 @@ def mapping_section(data: dict[str, Any] | None) -> list[str]:
               "*Arithmetic only*: Loihi's operations over the ANN's MACs alone (0.23 pJ), the "
               "convention of earlier reports, kept for comparison with papers. ≥: the SNN side "
               "lacks the graded-input MACs its profile cannot price. Static energy (0.232 W per "
-              "Loihi 2 chip in use, measured by Intel, x run time) is reported apart.", ""]
+              "Loihi 2 chip in use, measured by Intel, x run time) is reported apart. "
+              "pilotnet-sdnn's T = 16 is the simulated input sequence (an inference here is "
+              "those 16 steps); Intel's SDNN benchmark counts a frame per step, as its "
+              "validation table below does.", ""]
     lines += ["| network | neurons | binding resources (populations) | bottleneck | "
               "as shipped |", "|---|---|---|---|---|"]
     for r in rows:
@@ -366,33 +373,85 @@ def mapping_section(data: dict[str, Any] | None) -> list[str]:
                      f"{shipped} |")
     lines.append("")
     for r in rows:
-        if "validation" not in r:
-            continue
-        v = r["validation"]
-        same = ""
-        if r.get("file"):
-            f = r["file"]
-            same = (f" The file read has git blob id `{f['git_blob']}`, "
-                    + ("the same as" if f["same_as_measured"] else "**not** the same as")
-                    + f" {f['measured_file']}.")
-        lines += ["### Validation: PilotNet LIF on one Loihi 2", "",
-                  f"Measured: {v['measured']['source']}. Estimated: the network of the "
-                  f"row `{r['network']}` above ({r['weights']}; {r['inputs']}).{same} "
-                  "No constant was fitted to this point; the static power (0.232 W) is this "
-                  "benchmark's own measurement, so the static part of the total is not an "
-                  "independent check.", "",
-                  "| figure | estimate | measured | estimate / measured |", "|---|---|---|---|"]
-        for x in v["rows"]:
-            lines.append(f"| {x['figure']} | {x['estimate']:.4g} | {x['measured']:.4g} | "
-                         f"{num(x['estimate_over_measured'])} |")
+        if "validation" in r:
+            lines += validation_section(r, num)
+    return lines
+
+
+VALIDATION_TITLES = {"pilotnet-lif": "PilotNet LIF on one Loihi 2",
+                     "pilotnet-sdnn": "PilotNet SDNN (sigma-delta) on one Loihi 2"}
+
+
+def validation_section(r: dict[str, Any], num: Any) -> list[str]:
+    """One network beside Intel's measurements: the estimate, the headline run, the ratio;
+    every stored run of Intel's notebook with the ratios against it; what the model leaves
+    out."""
+    v = r["validation"]
+    m = v["measured"]
+    same = ""
+    if r.get("file"):
+        f = r["file"]
+        same = (f" The file read has git blob id `{f['git_blob']}`, "
+                + ("the same as" if f["same_as_measured"] else "**not** the same as")
+                + f" {f['measured_file']}.")
+    checked = ""
+    if v.get("verified"):
+        cells = [line.split(": ", 1)[1] for line in v["verified"] if m["commit"][:7] in line]
+        checked = (" Every measured figure below was checked against the notebooks' stored "
+                   "outputs in lava-dl's git history (`--lava-dl`); headline run: "
+                   + "; ".join(cells) + " (cell = index in the notebook's `cells`).")
+    low = any(x.get("estimate_low") is not None for x in v["rows"])
+    lines = [f"### Validation: {VALIDATION_TITLES.get(r['network'], r['network'])}", "",
+             f"Measured: {m['source']}: cells printing `Throughput`, `Total/Dynamic/Static "
+             f"Power` and `Total/Dynamic Energy per inference`, and the compiler's core table "
+             f"(`| Total | {m['cores']}|`). Estimated: the row `{r['network']}` above "
+             f"({r['weights']}; {r['inputs']}).{same}{checked} No constant was fitted to "
+             "these points.", ""]
+    if low:
+        lines += ["| figure | estimate (upper-activity bound) | estimate (lower-activity bound) | "
+                  "measured | estimate / measured (lower .. upper bound) |", "|---|---|---|---|---|"]
+    else:
+        lines += ["| figure | estimate | measured | estimate / measured |", "|---|---|---|---|"]
+    for x in v["rows"]:
+        ratio = num(x["estimate_over_measured"])
+        if x.get("estimate_low_over_measured") is not None:
+            ratio = f"{num(x['estimate_low_over_measured'])} .. {ratio}"
+        elif x["estimate_over_measured"] is None:
+            ratio = "– (measured value not positive: below the board's resolution)"
+        cells = [f"{x['estimate']:.4g}"]
+        if low:
+            cells.append("–" if x.get("estimate_low") is None else f"{x['estimate_low']:.4g}")
+        lines.append(f"| {x['figure']} | {' | '.join(cells)} | {x['measured']:.4g} | {ratio} |")
+    lines += ["", "Every stored run of Intel's notebook (lava-dl's history: main and the heads of "
+              "pull requests #119 and #121), the same file each time; the last is the headline "
+              "above:", "",
+              "| commit | date | board | cores | frames/s | power total / dynamic / static (W) | "
+              "energy per inference total / dynamic (mJ) | estimate / measured: throughput, "
+              f"total energy{' (upper-activity bound)' if low else ''} |", "|---|---|---|---|---|---|---|---|"]
+    per_run = {p["commit"]: p for p in v.get("per_run", [])}
+    for run in v["runs"]:
+        p = per_run.get(run["commit"], {})
+        lines.append(
+            f"| `{run['commit'][:7]}` ({run['ref']}) | {run['date']} | {run['board_words']} | "
+            f"{run['cores']} | {run['frames_per_s']:g} | {run['total_power_w']:.3f} / "
+            f"{run['dynamic_power_w']:.3f} / {run['static_power_w']:.3f} | "
+            f"{run['energy_per_inference_mj']:.3f} / {run['dynamic_energy_per_inference_mj']:.3f} "
+            f"| {num(p.get('throughput'))}, {num(p.get('total_energy'))} |")
+    if "cores_per_population" in v:
         per_pop = ", ".join(f"{k} {n}" for k, n in v["cores_per_population"].items())
-        measured = ", ".join(f"{k} {n}" for k, n in v["measured"]["cores_per_layer"].items())
+        measured = ", ".join(f"{k} {n}" for k, n in v["measured_cores_per_layer"].items())
         lines += ["", f"Cores per layer, estimated (slices may share cores): {per_pop}; "
-                      f"Lava's compiler: {measured}.", "", "What the model leaves out:", ""]
-        lines += [f"- {item}" for item in v["left_out"]]
-        lines += [f"- {note}" for note in r["notes"] if "random" in note.lower()
-                  or "read_any" in note or "Direct projection" in note]
-        lines.append("")
+                      f"Lava's compiler: {measured}."]
+    if "cores_without_skipped" in r:
+        c = r["cores_without_skipped"]
+        lines += ["", f"Cores: {r['cores']} in all, {c['cores']} holding a population other "
+                      f"than {', '.join(c['skipped'])} (the input layer the benchmark leaves "
+                      "off the chip with `skip_layers=1`); Lava's compiler used 61 for the rest."]
+    lines += ["", "What the model leaves out:", ""]
+    lines += [f"- {item}" for item in v["left_out"]]
+    lines += [f"- {note}" for note in r["notes"] if "random" in note.lower()
+              or "read_any" in note or "Direct projection" in note]
+    lines.append("")
     return lines
 
 
