@@ -84,6 +84,22 @@ def parameter(description: str, limits: Limits, *, array: bool = False,
 
 
 @dataclass(frozen=True, eq=False)
+class WindowRun:
+    """What ``NeuronModel.run_window`` returns (B samples, N neurons, n steps, L counted).
+
+    ``spikes`` bool [n, B, N]; ``per_step`` int64 [L, B]: spikes per counted step; ``active``
+    int64 [B]: counted neuron-steps that fired or received a nonzero input; ``fired`` int64
+    [B, N]: spikes per neuron over the counted steps; ``read`` int64 [B, N]: the readout state
+    after step ``read`` (zeros when none was asked)."""
+
+    spikes: np.ndarray
+    per_step: np.ndarray
+    active: np.ndarray
+    fired: np.ndarray
+    read: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
 class NeuronModel:
     """Base class of a neuron model's parameters (see the module docstring)."""
 
@@ -139,6 +155,19 @@ class NeuronModel:
 
     def prepare(self, ops: Any, shape: tuple[int, ...], target: TargetSpec, readout: bool) -> Any:
         raise NotImplementedError
+
+    def run_window(self, ops: Any, inputs: Mapping[str, Any], prepared: Any, resets: np.ndarray,
+                   count: tuple[int, int], read: int, batch: int,
+                   shape: tuple[int, ...]) -> WindowRun | None:
+        """The whole window of a population at once, in a fused kernel, or None when this model
+        has none for ``ops`` (the runner then calls ``step`` per step). ``inputs``: port ->
+        int64 [n, B, N] (the summed input of every step, N the neurons flattened; a port that
+        gets the same input every step may be a read-only broadcast view); ``resets`` bool [n]:
+        reset to the initial state before step i; ``count``: (first step, steps) of the counted
+        window; ``read``: the step after which the readout state is kept (-1: none). Must equal
+        ``step`` applied n times, bit for bit. ``batch``, ``shape``: the samples and the
+        population's shape."""
+        return None
 
     def initial_state(self, ops: Any, shape: tuple[int, ...]) -> dict[str, Any]:
         return {var.name: ops.zeros(shape) for var in self.state}

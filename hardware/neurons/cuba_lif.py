@@ -25,14 +25,23 @@ compatible.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..jit import kernels_enabled
 from ..target import TargetSpec
 from ..values import IRError
-from .base import NeuronModel, StateVariable, broadcast_per_channel, check_per_channel, parameter
+from .base import (
+    NeuronModel,
+    StateVariable,
+    WindowRun,
+    broadcast_per_channel,
+    check_per_channel,
+    parameter,
+)
 
 #: Lava keeps a_in, u and v in int32 (fixed-point.md §1.1): ``a << 6`` must fit int32, so |a| < 2^25
 A_IN_LIMIT = 1 << 25
@@ -115,6 +124,37 @@ class CubaLif(NeuronModel):
         v *= ~s  # reset v only (v is lif_dynamics' fresh array); u keeps its value
         return {"u": u, "v": v}, s
 
+    def run_window(self, ops: Any, inputs: Mapping[str, Any], prepared: Any, resets: np.ndarray,
+                   count: tuple[int, int], read: int, batch: int,
+                   shape: tuple[int, ...]) -> WindowRun | None:
+        """The window in one compiled loop (``cuba_lif_fused``) on the numpy backend when numba
+        is there (``sakd.hardware.jit``); None otherwise."""
+        if getattr(ops, "name", None) != "numpy" or not kernels_enabled():
+            return None
+        from .cuba_lif_fused import lif_window
+
+        n, size = len(resets), int(np.prod(shape))
+        a = inputs.get("a_in")
+        bias_in = inputs.get("bias")
+        target: TargetSpec = prepared["target"]
+        bias = prepared["bias"]
+        bias = (np.zeros(size, np.int64) if isinstance(bias, int)
+                else np.ascontiguousarray(np.broadcast_to(bias, shape), np.int64).reshape(size))
+        spikes = np.empty((n, batch, size), np.bool_)
+        length = count[1]
+        run = WindowRun(spikes, np.zeros((length, batch), np.int64), np.zeros(batch, np.int64),
+                        np.zeros((batch, size), np.int64), np.zeros((batch, size), np.int64))
+        no_bias = np.zeros((1, 1, 1), np.int64)  # never read: has_bias_in is False
+        lif_window()(bias_in is not None)(
+                     _per_step_input(a, batch, size),
+                     no_bias if bias_in is None else _per_step_input(bias_in, batch, size),
+                     bias, self.bias_exp, self.du + 1, self.dv,
+                     target.decay_unity, target.decay_bits, target.act_shift, target.state_max,
+                     int(prepared["threshold"]), np.ascontiguousarray(resets, np.bool_),
+                     count[0], length, read, spikes, run.per_step, run.active, run.fired,
+                     run.read)
+        return run
+
     def safe_input(self, target: TargetSpec) -> int:
         """|a| < 2^18: ``a << 6`` stays below 2^24 and the single wrap keeps u within 24 bits."""
         return ((2 * target.state_max) >> target.act_shift) - 1
@@ -189,6 +229,16 @@ def lif_dynamics(u: Any, v: Any, a: Any, du: int, dv: int, bias: Any,
     if new_v.max() > limit or new_v.min() < -limit:
         new_v = new_v.clip(-limit, limit)
     return new_u, new_v
+
+
+def _per_step_input(x: np.ndarray | None, batch: int, size: int) -> np.ndarray:
+    """A port's input as C-contiguous int64 [n, B, N], or [1, B, N] when every step gets the same
+    value (a broadcast view over the steps is not copied; zeros for a port without input)."""
+    if x is None:
+        return np.zeros((1, batch, size), np.int64)
+    if x.shape[0] > 1 and x.strides[0] == 0:  # the same input every step
+        x = x[:1]
+    return np.ascontiguousarray(x, np.int64).reshape(x.shape[0], batch, size)
 
 
 def _truncate_in_place(p: Any, bits: int) -> Any:

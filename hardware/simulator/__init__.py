@@ -35,7 +35,12 @@ The choice is made per projection and block from the IR's weights and the data; 
 falls back, it never rounds. Never TF32, fp16 or bf16 (the torch backend switches TF32 and
 cuDNN off around every synapse, ``backends``).
 
-**Batch tiles.** The neuron recursion of a population runs over tiles of the batch of about
+**Fused kernels.** On the numpy backend a population whose model has a compiled window
+kernel (CUBA-LIF: ``sakd.hardware.neurons.cuba_lif_fused``, numba when installed) runs its
+whole window in one call when it is not recorded, not recurrent and not overflow-checked; the
+kernel equals the model's ``step`` bit for bit (``SAKD_SIM_KERNELS=0`` switches it off).
+
+**Batch tiles.** Otherwise the neuron recursion of a population runs over tiles of the batch of about
 ``CPU_TILE_ELEMENTS`` neurons (every sample is independent, so the order of samples does not
 matter): the dozen elementwise passes of each step then stay in the CPU's cache instead of
 streaming whole-batch arrays through memory (3-4× faster on the LIF step, measured). The GPU

@@ -81,6 +81,14 @@ class NumpyOps:
     def zeros(self, shape: tuple[int, ...], boolean: bool = False) -> np.ndarray:
         return np.zeros(shape, np.bool_ if boolean else np.int64)
 
+    def repeat_steps(self, x: np.ndarray, n: int) -> np.ndarray:
+        """``x`` [B, ...] as a read-only [n, B, ...] view (stride 0 over the steps)."""
+        return np.broadcast_to(x[None], (n,) + x.shape)
+
+    def materialize(self, x: np.ndarray) -> np.ndarray:
+        """A writeable copy of a view made by ``repeat_steps``."""
+        return np.array(x)
+
     def synapse(self, plan: ProjectionPlan, s: np.ndarray, wrap: bool = True) -> np.ndarray:
         """The projection's ``a`` for the rows of ``s``; ``wrap=False``: a conv's exact sum
         without Lava's 24-bit wrap (for merged projections, whose own sums never wrap)."""
@@ -142,6 +150,14 @@ class TorchOps:
     def zeros(self, shape: tuple[int, ...], boolean: bool = False) -> Any:
         dtype = self.torch.bool if boolean else self.torch.int64
         return self.torch.zeros(shape, dtype=dtype, device=self.device)
+
+    def repeat_steps(self, x: Any, n: int) -> Any:
+        """``x`` [B, ...] as an [n, B, ...] expanded view (stride 0 over the steps)."""
+        return x[None].expand((n,) + tuple(x.shape))
+
+    def materialize(self, x: Any) -> Any:
+        """A writeable contiguous copy of a view made by ``repeat_steps``."""
+        return x.contiguous()
 
     def _exact(self, x: Any, wsum: int, f: Callable[[Any, str], Any]) -> Any:
         torch = self.torch

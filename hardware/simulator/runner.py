@@ -17,6 +17,7 @@ from ..counts import NetworkCounts, PopulationCounts, ProjectionCounts, concaten
 from ..errors import SakdError
 from ..fixed_point import shift_exp
 from ..ir import Network
+from ..neurons.base import WindowRun
 from .backends import ProjectionPlan, SimulationInputError, make_ops
 from .synapses import WRAP_HALF, conv_fanout, weight_bound
 
@@ -99,6 +100,7 @@ class _Plan:
     # target population -> groups of projections that share one synapse evaluation (merge_groups)
     merged: dict[str, list[list[str]]] = field(default_factory=dict)
     merge: bool = True  # False: every projection evaluated on its own (tests)
+    fuse: bool = True  # False: every population stepped by its model's step (tests)
 
 
 #: a bound that no check passes: graded messages are not clipped to their bits in Lava
@@ -236,6 +238,7 @@ def _gather(plan: _Plan, ops: Any, name: str, B: int, signals: dict[str, _Signal
     t0, n = win.t0, win.n
     shape = net.population(name).shape
     A: dict[str, Any] = {}
+    views: set[str] = set()  # ports whose A is a read-only view (one static input)
     done: set[str] = set()
     for group in plan.merged.get(name, []) if plan.merge else []:
         members = [plan.projections[p].proj for p in group]
@@ -261,6 +264,9 @@ def _gather(plan: _Plan, ops: Any, name: str, B: int, signals: dict[str, _Signal
             port = members[0].port
             a = ops.synapse(pplan, X.reshape((n * B,) + pplan.source_shape), wrap=False)
             a = a.reshape((n, B) + shape)
+            if port in views:
+                A[port] = ops.materialize(A[port])
+                views.discard(port)
             if port in A:
                 A[port] += a
             else:
@@ -283,8 +289,21 @@ def _gather(plan: _Plan, ops: Any, name: str, B: int, signals: dict[str, _Signal
                 a = ops.synapse(pplan, src.reshape((k * B,) + src.shape[2:]))
                 A[proj.port] = a.reshape((n, B) + shape)
             else:
+                if sig.static and k == n and proj.port not in A:
+                    # the first input of the port, the same at every step of the run: one
+                    # synapse evaluation, held as a read-only view over the steps
+                    a = sig.arr if proj.kind == "direct" else ops.synapse(pplan, sig.arr)
+                    A[proj.port] = ops.repeat_steps(a.reshape((B,) + shape), n)
+                    views.add(proj.port)
+                    consumers[proj.source] -= 1
+                    if consumers[proj.source] == 0:
+                        del signals[proj.source]
+                    continue
                 if proj.port not in A:
                     A[proj.port] = ops.zeros((n, B) + shape)
+                elif proj.port in views:  # a second input: the sum needs its own array
+                    A[proj.port] = ops.materialize(A[proj.port])
+                    views.discard(proj.port)
                 if sig.static:  # the same input every step: one synapse evaluation
                     a = sig.arr if proj.kind == "direct" else ops.synapse(pplan, sig.arr)
                     A[proj.port][dst] += a.reshape((B,) + shape)[None]
@@ -330,12 +349,29 @@ def _run_component(plan: _Plan, ops: Any, component: tuple[str, ...], B: int,
     win = {m.name: plan.windows[m.name] for m in members}
     for proj in (p for ps in internal.values() for p in ps):
         consumers[proj.source] -= 1  # evaluated inside the loop below
+    R = plan.reset_interval
+    if plan.fuse and not recurrent and len(members) == 1:
+        m = members[0]
+        if m.name not in plan.record and m.name not in plan.checked and m.binary:
+            w = win[m.name]
+            phase = plan.reset_phase.get(m.name)
+            resets = np.array([R is not None and phase is not None and
+                               (w.t0 + i) % R == phase % R for i in range(w.n)], np.bool_)
+            run = m.neuron.run_window(ops, A[m.name], plan.prepared[m.name], resets,
+                                      (w.w0, w.length), w.read if m.is_readout else -1, B,
+                                      m.shape)
+            if run is not None:
+                if m.is_readout:
+                    result["readouts"][m.name] = run.read.reshape((B,) + m.shape)
+                spikes = run.spikes.reshape((w.n, B) + m.shape)
+                _finish(plan, ops, m, B, spikes, A[m.name], None, None, signals, consumers,
+                        result, run)
+                return
     S = {m.name: ops.zeros((win[m.name].n, B) + m.shape, boolean=m.binary) for m in members}
     traces = {m.name: {var.name: ops.zeros((win[m.name].n, B) + m.shape) for var in m.neuron.state}
               for m in members if m.name in plan.record}
     active_inside = {m.name: np.zeros(B, np.int64) for m in members}
     readouts = {m.name: [] for m in members if m.is_readout}
-    R = plan.reset_interval
     tile = _tile_samples(ops, members, B, recurrent)
     for b0 in range(0, B, tile):  # batch tiles: the state of a tile stays in the CPU's cache
         b1 = min(B, b0 + tile)
@@ -393,11 +429,23 @@ def _run_component(plan: _Plan, ops: Any, component: tuple[str, ...], B: int,
 def _finish(plan: _Plan, ops: Any, pop: Any, B: int, S: Any, A: dict[str, Any],
             trace: dict[str, Any] | None, active: np.ndarray | None,
             signals: dict[str, _Signal], consumers: dict[str, int],
-            result: dict[str, Any]) -> None:
-    """Counts over the window, outputs, traces and the population's output signal."""
+            result: dict[str, Any], run: WindowRun | None = None) -> None:
+    """Counts over the window, outputs, traces and the population's output signal (``run``: a
+    fused kernel's window, whose counts are taken from it)."""
     net = plan.network
     name = pop.name
     w = plan.windows[name]
+    if run is not None:
+        result["pop"][name] = (np.ascontiguousarray(run.per_step.T), run.active)
+        outgoing = net.projections_from(name)
+        for proj in outgoing:
+            dot = ops.count_dot(run.fired, plan.projections[proj.name].fanout)
+            result["proj"][proj.name] = (dot, np.zeros(B, np.int64))
+        if outgoing and consumers.get(name, 0) > 0:
+            signals[name] = _Signal(S, w.t0, w.n)
+        if not pop.is_readout and not any(p.target != name for p in outgoing):
+            result["outputs"][name] = run.fired.reshape((B,) + pop.shape)
+        return
     s_win = S[w.w0 : w.w0 + w.length]
     fired = s_win if pop.binary else s_win != 0
     L = w.length
