@@ -263,6 +263,8 @@ def peak_memory_per_sample(arch: str, seed: int = 0) -> dict[str, Any]:
         raise MemoryError(f"out of memory while simulating: {exc}") from exc
     per_sample = max(many - one, 0) // (CHUNK - 1)
     return {"network": arch, "input": [3, 224, 224], "time_steps": T,
+            "relay_populations": sum(".relay" in p.name for p in net.populations),
+            "longest_delay": max(p.delay for p in net.projections), "latency": net.latency,
             "populations": len(net.populations),
             "neurons": int(sum(p.size for p in net.populations)),
             "dense_macs_per_sample": dense_macs(net),

@@ -4,7 +4,8 @@
 2. ``fold_batchnorm``         BN into the preceding conv/linear
 3. ``fold_average_pooling``, ``lower_max_pooling``, ``lower_residuals`` (fan-in, flatten)
 4. ``quantize``               one integer scale per population (sakd.export.quantize)
-5. ``balance_latency``        projection delays so every path to a population has equal latency
+5. ``insert_relays``          relay neurons for paths longer than the target's synapse delays
+   ``balance_latency``        projection delays so every path to a population has equal latency
 6. ``to_ir`` + validation     frozen, validated ``sakd.hardware.ir.Network``
 
 ``lower(network, ...)`` runs them all and keeps every intermediate graph for inspection and tests.
@@ -18,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from sakd.export.graph import ExportError, Graph
+from sakd.export.graph import ExportError, Graph, Node
 from sakd.export.passes import FLOAT_PASSES, check_canonical, synapses_into
 from sakd.export.quantize import InputQuantization, QuantizedGraph, quantize_graph
 from sakd.export.trace import TracedModule, trace_network
@@ -46,14 +48,89 @@ class Lowering:
 
     @property
     def float_graph(self) -> Graph:
-        """The canonical float graph (after the float passes, before quantization)."""
-        return self.graphs["lower_residuals"]
+        """The canonical float graph (after the float passes and the relays, before
+        quantization)."""
+        return self.graphs["insert_relays"]
 
     def report(self) -> dict[str, Any]:
         return {"latency": self.latency, "input": vars(self.quantized.input),
                 "populations": [row.to_dict() for row in self.quantized.report],
                 "delays": {k: v for k, v in self.delays.items() if v},
                 "metadata": self.metadata}
+
+
+#: a relay's synapse attribute: the delay it carries whatever balancing would give it
+FIXED_DELAY = "fixed_delay"
+
+
+def insert_relays(graph: Graph, target: TargetSpec) -> Graph:
+    """Relay populations for the paths whose balancing delay exceeds the target's synapses
+    (``max_delay``; 62 steps on Loihi 2): a SEW-ResNet's identity spikes that skip many blocks
+    (SEW-ResNet-152's 36-block stage needs 63). A relay is an OR neuron (du = dv = 4095, vth = 1)
+    behind a one-to-one weight-2 synapse: it fires at ``t + 1 + d`` exactly when its source fired
+    at ``t`` (``d`` the synapse's delay), so a chain of ``m`` relays with ``d = max_delay`` moves a
+    source's spikes ``m · (1 + max_delay)`` steps later, and the long synapse reads the last
+    relay with the rest of its delay. One chain per source serves all its long synapses. In the
+    float graph a relay is the identity on spikes (an OR of one input), so the function is
+    unchanged; on the chip (and in the simulator) the relays are real neurons and synapses, and
+    their spikes and SynOps are counted. Graded sources (the input) cannot be relayed: an
+    error says so. Returns ``graph`` itself when no path needs a relay."""
+    hop = 1 + target.max_delay
+    latency: dict[str, int] = {graph.input.name: 0}
+    chains: dict[str, list[Node]] = {}  # source -> [relay synapse, relay neuron] per hop
+    rewired: dict[str, str] = {}  # long synapse -> the relay it reads
+    for node in graph.nodes:
+        if node.op not in ("neuron", "output"):
+            continue
+        synapses = synapses_into(graph, node.name)
+        arrival = {syn.name: latency[syn.inputs[0]] + 1 for syn in synapses}
+        latency[node.name] = max(arrival.values())
+        for syn in synapses:
+            delay = latency[node.name] - arrival[syn.name]
+            if delay <= target.max_delay:
+                continue
+            source = graph[syn.inputs[0]]
+            if source.op != "neuron":
+                raise ExportError(f"synapse '{syn.name}' needs a delay of {delay} steps to "
+                                  f"balance latency into '{node.name}'; target '{target.name}' "
+                                  f"allows {target.max_delay}, and its source "
+                                  f"{source.describe()} sends graded values, which relay "
+                                  "neurons cannot pass on")
+            hops = -(-(delay - target.max_delay) // hop)  # ceil: the rest fits one synapse
+            chain = chains.setdefault(source.name, [])
+            while len(chain) < 2 * hops:
+                k = len(chain) // 2 + 1
+                previous = chain[-1].name if chain else source.name
+                chain += _relay(source, previous, k, target.max_delay)
+            rewired[syn.name] = chain[2 * hops - 1].name
+    if not rewired:
+        return graph
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if node.name in rewired:
+            node = Node(node.name, node.op, [rewired[node.name]], node.shape, node.attrs,
+                        node.origin)
+        nodes.append(node)
+        nodes += chains.get(node.name, [])  # a chain right after its source
+    return Graph(nodes, graph.metadata)
+
+
+def _relay(source: Node, previous: str, k: int, delay: int) -> list[Node]:
+    """Hop ``k`` of ``source``'s relay chain: a one-to-one synapse from ``previous`` carrying
+    ``delay`` steps, into an OR neuron of the source's shape."""
+    shape = tuple(source.shape)
+    name = f"{source.name}.relay{k}"
+    if len(shape) == 3:
+        attrs = dict(weight=torch.ones(shape[0], 1, 1, 1, dtype=torch.float64), bias=None,
+                     stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=shape[0])
+        synapse = Node(f"{name}.syn", "conv", [previous], shape, attrs, source.origin)
+    else:
+        n = int(np.prod(shape))
+        synapse = Node(f"{name}.syn", "linear", [previous], shape,
+                       dict(weight=torch.eye(n, dtype=torch.float64), bias=None), source.origin)
+    synapse.attrs[FIXED_DELAY] = delay
+    return [synapse, Node(name, "neuron", [synapse.name], shape, dict(kind="or"),
+                          f"relay {k} of {source.name}")]
 
 
 def balance_latency(graph: Graph, target: TargetSpec) -> tuple[dict[str, int], dict[str, int]]:
@@ -67,10 +144,11 @@ def balance_latency(graph: Graph, target: TargetSpec) -> tuple[dict[str, int], d
         if node.op not in ("neuron", "output"):
             continue
         synapses = synapses_into(graph, node.name)
-        arrival = {s.name: latency[s.inputs[0]] + 1 for s in synapses}
+        arrival = {s.name: latency[s.inputs[0]] + 1 + s.attrs.get(FIXED_DELAY, 0)
+                   for s in synapses}
         latency[node.name] = max(arrival.values())
         for syn in synapses:
-            delay = latency[node.name] - arrival[syn.name]
+            delay = latency[node.name] - arrival[syn.name] + syn.attrs.get(FIXED_DELAY, 0)
             if delay > target.max_delay:
                 raise ExportError(f"synapse '{syn.name}' needs a delay of {delay} steps to balance "
                                   f"latency into '{node.name}'; target '{target.name}' allows "
@@ -89,6 +167,7 @@ def to_ir(qgraph: QuantizedGraph, delays: dict[str, int], target: TargetSpec,
                      float(qgraph.input.scale))
     names[input_node.name] = ir_input.name
     populations, projections = [], []
+    weights: dict[int, np.ndarray] = {}  # id(weight_int) -> one frozen array for all its copies
     for node in graph.nodes:
         if node.op not in ("neuron", "output"):
             continue
@@ -103,7 +182,11 @@ def to_ir(qgraph: QuantizedGraph, delays: dict[str, int], target: TargetSpec,
             name=name, shape=shape, neuron=neuron, role="readout" if readout else "spiking",
             scale=float(node.attrs["scale"]), origin=node.origin or node.name))
         for syn in synapses_into(graph, node.name):
-            weight = syn.attrs["weight_int"].numpy().astype(np.int64)
+            key = id(syn.attrs["weight_int"])
+            if key not in weights:
+                weights[key] = syn.attrs["weight_int"].numpy().astype(np.int64)
+                weights[key].flags.writeable = False  # shared by the IR's projections, as is
+            weight = weights[key]
             common = dict(name=syn.name, source=names[syn.inputs[0]], target=name,
                           weight=weight, delay=int(delays.get(syn.name, 0)))
             if syn.op == "conv":
@@ -147,6 +230,9 @@ def lower(network: TorchNetwork | TracedModule, *, input_shape: tuple[int, ...],
     for name, fn in FLOAT_PASSES:
         graph = fn(graph)
         graphs[name] = graph
+    check_canonical(graph)
+    graph = insert_relays(graph, spec)
+    graphs["insert_relays"] = graph
     check_canonical(graph)
     input_q = InputQuantization.for_range(input_bits, *input_range)
     quantized = quantize_graph(graph, spec, input_q, time_steps)

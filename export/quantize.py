@@ -127,7 +127,8 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization,
         kind = "readout" if node.op == "output" else node.attrs["kind"]
         if kind == "or":
             for syn in synapses:
-                syn.attrs["weight_int"] = torch.full_like(syn.attrs["weight"], 2).to(torch.int64)
+                # weight 2 on every synapse (a max pool's ones kernel, a relay's identity)
+                syn.attrs["weight_int"] = (syn.attrs["weight"] != 0).to(torch.int64) * 2
             gate = CubaLif.or_gate(target)
             node.attrs.update(du=gate.du, dv=gate.dv, vth=gate.vth,
                               bias_mant=torch.zeros((), dtype=torch.int64), bias_exp=0, scale=2.0)
@@ -144,10 +145,13 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization,
             readout = CubaLif.readout(target)
             c, du, dv, decay_exact = 1.0, readout.du, readout.dv, True
         effective = []
+        scaled: dict[tuple[int, bool], torch.Tensor] = {}  # copies of one weight: scaled once
         for syn in synapses:
             graded = graph[syn.inputs[0]].op == "input"
-            w = syn.attrs["weight"] * c / (input_q.scale if graded else 1.0)
-            effective.append((syn, w, graded))
+            key = (id(syn.attrs["weight"]), graded)
+            if key not in scaled:
+                scaled[key] = syn.attrs["weight"] * c / (input_q.scale if graded else 1.0)
+            effective.append((syn, scaled[key], graded))
         max_abs_w = max(float(w.abs().max()) for _, w, _ in effective)
         limits = {"weights": (2 * half_w) / max_abs_w if max_abs_w > 0 else float("inf")}
         if kind == "lif":
@@ -199,17 +203,23 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization,
         clipped = total = 0
         sq_err = 0.0
         worst = 0
+        rounded: dict[int, tuple[torch.Tensor, int, float, int]] = {}  # id(w) -> w_int, stats
         for syn, w, graded in effective:
-            w_int = 2.0 * torch.round(w * scale / 2.0)
-            bad = (w_int < target.weight_min) | (w_int > target.weight_max)
-            clipped += int(bad.sum())
+            if id(w) not in rounded:  # copies of one weight share one integer tensor
+                w_int = 2.0 * torch.round(w * scale / 2.0)
+                bad = (w_int < target.weight_min) | (w_int > target.weight_max)
+                w_int = w_int.clamp(target.weight_min, target.weight_max)
+                err = float(((w_int / scale - w) / max_abs_w).pow(2).sum()) if max_abs_w > 0 \
+                    else 0.0
+                w_int = w_int.to(torch.int64)
+                rounded[id(w)] = (w_int, int(bad.sum()), err, _row_abs_sum(w_int))
+            w_int, n_bad, err, row_sum = rounded[id(w)]
+            syn.attrs["weight_int"] = w_int
+            clipped += n_bad
             total += w.numel()
-            w_int = w_int.clamp(target.weight_min, target.weight_max)
-            syn.attrs["weight_int"] = w_int.to(torch.int64)
-            if max_abs_w > 0:
-                sq_err += float(((w_int / scale - w) / max_abs_w).pow(2).sum())
+            sq_err += err
             # upper bound of |a| over the population's neurons: the synapses' worst rows add up
-            worst += _row_abs_sum(syn.attrs["weight_int"]) * (max_x if graded else 1)
+            worst += row_sum * (max_x if graded else 1)
         bias = None
         for syn, _, _ in effective:
             b = syn.attrs.get("bias")

@@ -105,7 +105,12 @@ def as_pair(value: Any, what: str, label: str, node: str, minimum: int) -> tuple
 
 
 def frozen_int_array(value: Any, what: str, label: str, node: str) -> np.ndarray:
-    """A read-only int64 copy; float arrays are accepted only when every value is an integer."""
+    """A read-only int64 copy; float arrays are accepted only when every value is an integer.
+    An int64 numpy array that is already read-only is returned as it is (it cannot change, so
+    nodes may share it: the copies of one conv in a lowered SEW-ResNet)."""
+    if isinstance(value, np.ndarray) and value.dtype == np.int64 and not value.flags.writeable \
+            and value.base is None:
+        return value
     try:
         arr = np.array(value, copy=True)
     except Exception as exc:

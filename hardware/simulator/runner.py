@@ -149,19 +149,29 @@ def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: 
         phase = {p.name: 1 + lat[p.name] for p in network.populations}
         interval = T
     projections: dict[str, ProjectionPlan] = {}
+    # copies of one synapse (a SEW-ResNet's shared convs) share their fan-out and bound
+    fanouts: dict[tuple, np.ndarray] = {}
+    bounds: dict[int, int] = {}
     for proj in network.projections:
         src = network.source_shape(proj.source)
         tgt = network.population(proj.target).shape
         flops = projection_dense_macs(network, proj)
-        if proj.kind == "direct":  # the host writes each neuron's input: no synapse, no SynOp
-            fanout = np.zeros(int(np.prod(src)), np.int64)
-        elif proj.kind == "dense":
-            fanout = np.full(int(np.prod(src)), proj.weight.shape[0], np.int64)
-        else:
-            fanout = conv_fanout(
-                src, proj.weight.shape, proj.stride, proj.padding, proj.dilation, proj.groups
-            ).reshape(-1)
-        wsum = 1 if proj.kind == "direct" else weight_bound(proj.weight)
+        key = (proj.kind, src, proj.weight.shape, proj.stride, proj.padding, proj.dilation,
+               proj.groups)
+        if key not in fanouts:
+            if proj.kind == "direct":  # the host writes each neuron's input: no synapse, no SynOp
+                fanouts[key] = np.zeros(int(np.prod(src)), np.int64)
+            elif proj.kind == "dense":
+                fanouts[key] = np.full(int(np.prod(src)), proj.weight.shape[0], np.int64)
+            else:
+                fanouts[key] = conv_fanout(
+                    src, proj.weight.shape, proj.stride, proj.padding, proj.dilation, proj.groups
+                ).reshape(-1)
+        fanout = fanouts[key]
+        fanout.flags.writeable = False  # shared by the copies
+        if proj.kind != "direct" and id(proj.weight) not in bounds:
+            bounds[id(proj.weight)] = weight_bound(proj.weight)
+        wsum = 1 if proj.kind == "direct" else bounds[id(proj.weight)]
         if proj.source == network.input.name:
             xmax = 1 << (network.input.bits - 1)
         else:

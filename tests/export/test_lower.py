@@ -30,8 +30,8 @@ import torch
 from random_snn import CLASSES, T, input_shape, make_snn, randomize
 from torch import nn
 
-from sakd.export.graph import ExportError, Graph, apply_node, run_graph
-from sakd.export.lower import READOUT, balance_latency, lower
+from sakd.export.graph import ExportError, Graph, Node, apply_node, run_graph
+from sakd.export.lower import READOUT, balance_latency, insert_relays, lower
 from sakd.export.passes import synapses_into
 from sakd.export.quantize import dequantized_graph
 from sakd.hardware.ir import Network
@@ -111,13 +111,73 @@ def check_latencies(low) -> None:
     assert renamed == net.latencies
 
 
-def test_delay_over_the_target_limit_names_the_synapse():
-    snn = make_snn("test_resnet")
-    with pytest.raises(ExportError, match=r"synapse 'layer1\.0\.relu2\.identity\[relu\]' needs "
-                                          r"a delay of 1 steps.*allows 0"):
-        do_lower(snn, (3, 8, 8), target=dataclasses.replace(LOIHI2, max_delay=0))
-    # a sequential network needs no delay at all
-    do_lower(make_snn("test_convnet"), (3, 8, 8), target=dataclasses.replace(LOIHI2, max_delay=0))
+@pytest.mark.parametrize("arch", ["test_resnet", "test_sew_resnet", "test_sew_resnet_bottleneck"])
+@pytest.mark.parametrize("max_delay", [0, 1])
+def test_relays_carry_spikes_past_the_target_delay_limit(arch, max_delay):
+    """Paths longer than the target's synapse delays go through relay neurons (OR neurons behind
+    one-to-one weight-2 synapses of max_delay steps): every delay fits, the latency is the same,
+    the readout is the same bit for bit, and each relay fires exactly as its source did, one hop
+    later (the same spikes per step of their windows)."""
+    snn = make_snn(arch)
+    shape = input_shape(arch)
+    plain = do_lower(snn, shape).network
+    short = dataclasses.replace(LOIHI2, max_delay=max_delay)
+    low = do_lower(snn, shape, target=short)
+    net = low.network
+    relays = [p for p in net.populations if ".relay" in p.name]
+    assert bool(relays) == (max(p.delay for p in plain.projections) > max_delay)
+    assert all(p.delay <= max_delay for p in net.projections)
+    assert net.latency == plain.latency
+    check_relayed_latencies(low, short)
+    x = grid_inputs(shape, low.quantized.input.scale, n=12)
+    a, b = (simulate(n, n.input.encode(x.numpy()), time_steps=T) for n in (plain, net))
+    np.testing.assert_array_equal(a.readout_v, b.readout_v)
+    for relay in relays:
+        source = relay.name.rsplit(".relay", 1)[0]
+        (into,) = net.projections_into(relay.name)
+        assert relay.neuron.du == relay.neuron.dv == 4095 and relay.neuron.vth == 1
+        assert into.delay == max_delay and set(np.unique(into.weight)) <= {0, 2}
+        np.testing.assert_array_equal(b.counts.populations[relay.name].spikes_per_step,
+                                      b.counts.populations[source].spikes_per_step)
+    # the float graph is the same function: a relay is the identity on spikes
+    xs = x[:4]
+    torch.testing.assert_close(run_graph(low.float_graph, xs, T).logits,
+                               run_graph(do_lower(snn, shape).float_graph, xs, T).logits)
+
+
+def check_relayed_latencies(low, target) -> None:
+    net: Network = low.network
+    lat = dict(net.latencies, **{net.input.name: 0})
+    for proj in net.projections:
+        assert lat[proj.target] == lat[proj.source] + 1 + proj.delay, proj.name
+        assert proj.delay == low.delays.get(proj.name, 0) <= target.max_delay
+
+
+def test_a_graded_source_cannot_be_relayed():
+    """The input skipping a layer with no delay to spare: relays pass spikes only."""
+    inp = Node("x", "input", [], (4,))
+    a = Node("a.syn", "linear", ["x"], (4,), dict(weight=torch.eye(4, dtype=torch.float64),
+                                                  bias=None))
+    neuron = Node("a", "neuron", ["a.syn"], (4,), dict(kind="or"))
+    deep = Node("b.syn[a]", "linear", ["a"], (3,), dict(weight=torch.ones(3, 4,
+                                                                          dtype=torch.float64),
+                                                        bias=None))
+    skip = Node("b.syn[x]", "linear", ["x"], (3,), dict(weight=torch.ones(3, 4,
+                                                                          dtype=torch.float64),
+                                                        bias=None))
+    add = Node("b.sum", "add", ["b.syn[a]", "b.syn[x]"], (3,))
+    out = Node("readout", "output", ["b.sum"], (3,))
+    graph = Graph([inp, a, neuron, deep, skip, add, out])
+    with pytest.raises(ExportError, match=r"synapse 'b\.syn\[x\]' needs a delay of 1 steps.*"
+                                          r"allows 0.*graded values"):
+        insert_relays(graph, dataclasses.replace(LOIHI2, max_delay=0))
+    assert insert_relays(graph, LOIHI2) is graph  # nothing to relay: the same graph
+
+
+def test_a_sequential_network_needs_no_relay():
+    low = do_lower(make_snn("test_convnet"), (3, 8, 8), target=dataclasses.replace(LOIHI2,
+                                                                                   max_delay=0))
+    assert not [p for p in low.network.populations if ".relay" in p.name]
 
 
 # ---------------------------------------------------------------------------------------------
