@@ -428,3 +428,19 @@ def test_input_bits_against_target():
             pops=list(base.populations),
             projs=list(base.projections),
         )
+
+
+def test_frozen_weights_are_shared_and_others_copied():
+    """A read-only int64 array (the copies of one conv in a lowered SEW-ResNet) is shared as it
+    is; anything else is copied, so a later change of the caller's array cannot reach the IR."""
+    from sakd.hardware.values import frozen_int_array
+
+    frozen = np.arange(6, dtype=np.int64).reshape(2, 3) * 2
+    frozen.flags.writeable = False
+    assert frozen_int_array(frozen, "weight", "projection 'p'", "p") is frozen
+    writable = np.arange(6, dtype=np.int64).reshape(2, 3)
+    kept = frozen_int_array(writable, "weight", "projection 'p'", "p")
+    writable[0, 0] = 99
+    assert kept is not writable and kept[0, 0] == 0 and not kept.flags.writeable
+    view = frozen[:, :2]  # read-only, but a view: copied (its base decides what it holds)
+    assert frozen_int_array(view, "weight", "projection 'p'", "p") is not view
