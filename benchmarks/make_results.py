@@ -270,15 +270,17 @@ def roofline_section(data: dict[str, Any]) -> list[str]:
         lines += ["Memory at 224×224 (peaks of the simulator's traced numpy allocations with one "
                   "sample and with several in one chunk; a run of chunk size c needs about fixed + "
                   "c × per sample, whatever the number of samples):", "",
-                  "| network | neurons | dense GMAC / sample | MiB per sample | fixed MiB | "
-                  "s / sample |", "|---|---|---|---|---|---|"]
+                  "| network | neurons | relay populations | dense GMAC / sample | MiB per sample "
+                  "| fixed MiB | s / sample |", "|---|---|---|---|---|---|---|"]
         for mem in data["memory"]:
             if "failed" in mem:
-                lines.append(f"| {mem['network']} | – | – | not measured: "
+                lines.append(f"| {mem['network']} | – | – | – | not measured: "
                              f"{mem['failed'][:120]} (within {mem['memory_limit_gib']:g} GiB) "
                              f"| – | – |")
                 continue
+            relays = mem.get("relay_populations")
             lines.append(f"| {mem['network']} | {mem['neurons']:,} | "
+                         f"{'–' if relays is None else relays} | "
                          f"{mem['dense_macs_per_sample'] / 1e9:.1f} | "
                          f"{mem['peak_mib_per_sample']:.0f} | {mem.get('fixed_mib', 0):.0f} | "
                          f"{mem['seconds_per_sample']:.1f} |")
