@@ -259,6 +259,19 @@ def roofline_section(data: dict[str, Any]) -> list[str]:
                      f"{100 * r['fraction_of_float32_bound']:.1f} | "
                      f"{100 * r['fraction_of_float64_bound']:.1f} | {verdict} |")
     lines.append("")
+    phased = [r for r in data["results"] if r.get("phases")]
+    if phased:
+        labels = list(phased[0]["phases"]["seconds"])
+        lines += ["Where the time goes (numpy backend, one profiled run each; % of its time; the "
+                  "conv GEMMs' own rate beside the square-GEMM rate of the bound):", "",
+                  "| network | conv GEMM GFLOP/s | " + " | ".join(labels) + " |",
+                  "|---|---|" + "---|" * len(labels)]
+        for r in phased:
+            ph = r["phases"]
+            gf = ph.get("conv_gemm_gflops")
+            lines.append(f"| {r['network']} | {'–' if gf is None else f'{gf:.1f}'} | " + " | ".join(
+                f"{100 * ph['seconds'][k] / ph['total_s']:.0f} %" for k in labels) + " |")
+        lines.append("")
     missed = [r for r in data["results"] if r.get("target_met") is False and r.get("profile")]
     for r in missed:
         lines += [f"Profile of {r['network']} ({r['backend']}), largest own times:", "",

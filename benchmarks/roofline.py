@@ -183,6 +183,55 @@ def profile_top(fn: Any, n: int = 8) -> list[dict[str, Any]]:
     return rows[:n]
 
 
+#: the phases of a simulation: (label, qualified function whose cumulative time it is, the
+#: phases inside it whose time is taken out); the GEMM is ``np.matmul`` (convolutions) and the
+#: dense layers' ``@`` inside ``dense_raw``
+PHASES = (
+    ("conv GEMM (np.matmul)", "matmul", ()),
+    ("conv im2col and layout", "_conv_float", ("matmul",)),
+    ("conv cast to int64, wrap", "conv_raw", ("_conv_float",)),
+    ("dense synapses (GEMM included)", "dense_raw", ()),
+    ("neuron kernel (fused)", "run_window", ()),
+    ("neuron steps (numpy)", "step", ()),
+    ("counts and outputs", "_finish", ()),
+)
+
+
+def phase_breakdown(fn: Any) -> dict[str, Any]:
+    """Seconds of ``fn`` (a numpy-backend simulation) per phase of ``PHASES`` and the rest, from
+    cProfile's cumulative times, with ``np.matmul`` wrapped so that the conv GEMMs are timed
+    apart (their GFLOP/s beside the machine's square rate say what the GEMM shapes reach)."""
+    original = np.matmul
+    flops = [0.0]
+
+    def matmul(a: Any, b: Any, *args: Any, **kwargs: Any) -> Any:
+        flops[0] += 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1] * (
+            a.shape[0] if a.ndim == 3 else 1)
+        return original(a, b, *args, **kwargs)
+
+    prof = cProfile.Profile()
+    np.matmul = matmul
+    try:
+        prof.enable()
+        t0 = time.perf_counter()
+        fn()
+        total = time.perf_counter() - t0
+        prof.disable()
+    finally:
+        np.matmul = original
+    cumulative: dict[str, float] = {}
+    for (_, _, func), (_, _, _, cumtime, _) in pstats.Stats(prof).stats.items():
+        cumulative[func] = cumulative.get(func, 0.0) + cumtime
+    seconds = {}
+    for label, func, inner in PHASES:
+        own = cumulative.get(func, 0.0) - sum(cumulative.get(i, 0.0) for i in inner)
+        seconds[label] = max(own, 0.0)
+    seconds["other (Python, gathers, sums)"] = max(total - sum(seconds.values()), 0.0)
+    gemm = seconds["conv GEMM (np.matmul)"]
+    return {"total_s": total, "seconds": seconds,
+            "conv_gemm_gflops": flops[0] / gemm / 1e9 if gemm > 0 else None}
+
+
 def measure(name: str, net: Any, x: np.ndarray, backend: str, rates: dict[str, float],
             repeats: int, profile: bool) -> dict[str, Any]:
     from sakd.hardware.simulator import simulate
@@ -210,6 +259,8 @@ def measure(name: str, net: Any, x: np.ndarray, backend: str, rates: dict[str, f
     rescale(row, rates)
     if profile:
         row["profile"] = profile_top(lambda: simulate(net, x, backend=backend, device=device))
+        if backend == "numpy":
+            row["phases"] = phase_breakdown(lambda: simulate(net, x, backend=backend))
     return row
 
 
@@ -367,6 +418,14 @@ def main(argv: list[str] | None = None) -> int:
                 print("    profile (own time):")
                 for p in row["profile"][:5]:
                     print(f"      {p['own_s']:8.3f} s  {p['calls']:6d} calls  {p['function']}")
+            if "phases" in row:
+                ph = row["phases"]
+                gf = ph["conv_gemm_gflops"]
+                print(f"    phases of {ph['total_s']:.3f} s (profiled)"
+                      + (f"; conv GEMMs at {gf:.1f} GFLOP/s" if gf else "") + ":")
+                for label, sec in ph["seconds"].items():
+                    if sec > 0:
+                        print(f"      {100 * sec / ph['total_s']:5.1f} %  {label}")
     memory = []
     if not args.no_memory:
         for arch in ("sew_resnet18",) if args.quick else ("sew_resnet18", "sew_resnet152"):
