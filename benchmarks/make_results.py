@@ -464,6 +464,14 @@ def dense_section(data: dict[str, Any]) -> list[str]:
                      f"FPN and heads up to the readouts) {row['ann_macs_per_inference']:,} MACs "
                      f"per inference; SNN/ANN energy, the ANN's arithmetic alone: {ratios}; "
                      f"SNN operations / ANN MACs {row['ops_snn_over_ann_macs']:.3g}.")
+        like = row.get("like_for_like")
+        if like:
+            bounds = " .. ".join(f"{'≥ ' if r['lower_bound'] else ''}{r['ratio']:.3g}"
+                                 for r in like.values())
+            lines.append(f"  Like for like (the chip's dynamic energy, "
+                         f"{row['chip_dynamic_pj_per_inference'] / 1e6:.3g} µJ, over the 8-bit "
+                         f"ANN twin of {row['ann_twin_macs']:,} MACs with memory access, no "
+                         f"reuse .. full reuse): SNN/ANN {bounds}.")
     lines.append("")
     return lines
 

@@ -384,10 +384,15 @@ def test_a_concat_or_broadcast_without_an_exact_form_is_refused_by_name(kwargs, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["segmentation", "detection"])
+@pytest.mark.parametrize("task", ["segmentation", "detection", "deeplabv3"])
 def test_cli_trains_evaluates_exports_and_simulates(tmp_path, task):
+    """Every job on tiny scenes; ``deeplabv3``: the segmentation config with DeepLabV3
+    (``model.arch=deeplabv3_resnet_small``), whose ASPP exports (an upsample projection)."""
+    arch = []
+    if task == "deeplabv3":
+        task, arch = "segmentation", ["--set", "model.arch=deeplabv3_resnet_small"]
     base = f"configs/digit_scenes_{task}.yaml"
-    one = ["--set", "teacher.train.epochs=1", "--set", "student.train.epochs=1"]
+    one = ["--set", "teacher.train.epochs=1", "--set", "student.train.epochs=1", *arch]
     teacher, student, out = tmp_path / "teacher", tmp_path / "student", tmp_path / "export"
     assert cli("teacher", "-c", base, *SCENES, *one, "-o", str(teacher), "--no-progress").exit_code == 0
     record = torch.load(teacher / "last.pt", weights_only=True)
@@ -402,7 +407,14 @@ def test_cli_trains_evaluates_exports_and_simulates(tmp_path, task):
     assert figures["task"] == task and 0.0 <= figures["metrics"][metric] <= 1.0
     result = cli("export", str(student / "last.pt"), "-o", str(out))
     assert result.exit_code == 0, result.output
-    assert "onnx" in json.loads((out / "export_report.json").read_text())["skipped"]
+    skipped = json.loads((out / "export_report.json").read_text())["skipped"]
+    assert "onnx" in skipped
+    if arch:  # the ASPP's broadcast is an upsample projection: in the IR, not in NIR
+        from sakd.hardware.netfile import read_network
+
+        kinds = [p.kind for p in read_network(out / "network.h5").projections]
+        assert kinds.count("upsample") == 1
+        assert "no transposed convolution" in skipped["nir"]
     result = cli("simulate", str(out), "--limit", "4")
     assert result.exit_code == 0, result.output
     report = json.loads((out / "simulate_report.json").read_text())
@@ -425,12 +437,30 @@ def test_cli_trains_evaluates_exports_and_simulates(tmp_path, task):
     assert "float SNN vs simulator" in result.output
     result = cli("verify", str(out), "--onnx")  # not written for a dense network: the reason
     assert result.exit_code == 2 and "the export could not write one" in result.output
-    if task == "segmentation":  # one readout map: NIR is written, predictions per location
+    if arch:  # no NIR file: refused with the export's reason, before any work
+        result = cli("verify", str(out), "--nir")
+        assert result.exit_code == 2 and "no transposed convolution" in result.output
+    elif task == "segmentation":  # one readout map: NIR is written, predictions per location
         result = cli("verify", str(out), "--nir", "--samples", "2")
         assert result.exit_code == 0, result.output
         nir = json.loads((out / "verify_report.json").read_text())["nir"]
         assert nir["ok"] and nir["agreement_vs_simulator"] >= 0.99
-    result = cli("map", str(out), "--limit", "2", "--system", "auto")  # the smallest that holds it
+    target = []
+    if arch:
+        # the pooling branch's neurons each read the whole 64 x 16 x 16 map (the global pool
+        # folded into its 1x1 conv): more distinct sources than the 4,096 input axons assumed
+        # for a Loihi 2 core, so the default profile refuses it, naming the population ...
+        result = cli("map", str(out), "--limit", "0")
+        assert result.exit_code == 2
+        assert "population 'classifier.0.convs.4.3'" in result.output
+        assert "4,096 input axons" in result.output
+        # ... and a chip file with a larger axon table (a what-if) maps it
+        chip = json.loads(open("hardware/mapping/chips/loihi2.json").read())
+        chip["description"] += " (what-if: 16,384 input axons per core)"
+        chip["figures"]["input_axons_per_core"].update(value=16384, certainty="user")
+        (tmp_path / "chip.json").write_text(json.dumps(chip))
+        target = ["--target", str(tmp_path / "chip.json")]
+    result = cli("map", str(out), "--limit", "2", "--system", "auto", *target)  # the smallest
     assert result.exit_code == 0, result.output
     assert (out / "map_report.json").is_file()
     result = cli("eval", str(teacher / "last.pt"), "--split", "val")

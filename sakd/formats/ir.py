@@ -78,7 +78,7 @@ def summarize_network(network: Network, path: str = "", version: Any = None) -> 
                             + (f" d{proj.dilation[0]},{proj.dilation[1]}" if proj.dilation != (1, 1) else "")
                             + (f" g{proj.groups}" if proj.groups > 1 else ""))
             elif proj.kind == "upsample":
-                geometry = (f"x{w.shape[2]}x{w.shape[3]}" + (f" g{proj.groups}" if proj.groups > 1 else "")
+                geometry = (f"up{w.shape[2]}x{w.shape[3]}" + (f" g{proj.groups}" if proj.groups > 1 else "")
                             + (f" weight_exp {proj.weight_exp}" if proj.weight_exp else ""))
             elif proj.weight_exp:
                 geometry = f"weight_exp {proj.weight_exp}"

@@ -346,3 +346,12 @@ def test_nir_and_netx_refuse_it_by_name(tmp_path):
     with pytest.raises(NetxExportError, match="projection 'up_c2': an upsample projection"):
         write_netx(net, tmp_path / "n.h5")
     assert not (tmp_path / "n.nir").exists() and not (tmp_path / "n.h5").exists()
+
+
+def test_inspect_shows_the_kind_and_its_factor():
+    from sakd.formats.ir import summarize_network
+
+    rows = {r.name: r for r in summarize_network(fpn_like()).layers}
+    assert (rows["up_c2"].kind, rows["up_c2"].neuron, rows["up_c2"].shape) == \
+        ("upsample", "up2x2 g4", [4, 1, 2, 2])
+    assert rows["up_m4"].params == 4 * 2 * 2 * 2
