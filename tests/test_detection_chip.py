@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -455,7 +456,7 @@ def test_cli_trains_evaluates_exports_and_simulates(tmp_path, task):
         assert "population 'classifier.0.convs.4.3'" in result.output
         assert "4,096 input axons" in result.output
         # ... and a chip file with a larger axon table (a what-if) maps it
-        chip = json.loads(open("hardware/mapping/chips/loihi2.json").read())
+        chip = json.loads(Path("hardware/mapping/chips/loihi2.json").read_text())
         chip["description"] += " (what-if: 16,384 input axons per core)"
         chip["figures"]["input_axons_per_core"].update(value=16384, certainty="user")
         (tmp_path / "chip.json").write_text(json.dumps(chip))
