@@ -9,6 +9,10 @@ benchmarks/results/dense_sakd_<task>.json (``benchmarks/make_results.py`` render
     .venv/bin/python benchmarks/dense_sakd.py --task detection [--teacher-epochs 8] \
         [--student-epochs 3] [--train-scenes 1500] [--test-scenes 200] [--threads 2]
 
+``--reuse`` keeps the work folder and reuses every checkpoint already trained there (with its
+recorded training time), so that a change to the export, the simulator or the energy model is
+measured on the same networks; ``--train-only`` stops after training (no export, no results).
+
 Figures are the test split's after the last epoch (``last.pt``; no validation split, so no
 selection on the test split). The base config is configs/digit_scenes_<task>.yaml; ``--set``
 overrides any key of it.
@@ -17,6 +21,7 @@ overrides any key of it.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import shutil
 import time
@@ -52,6 +57,10 @@ def main() -> None:
                         help="a config override key=value (repeatable)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_dense")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the checkpoints already trained in --work (same settings)")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train (or reuse) the three networks, then stop")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base = ROOT / "configs" / f"digit_scenes_{args.task}.yaml"
@@ -61,18 +70,20 @@ def main() -> None:
                  "data.val_fraction=0.0", *args.overrides]
     config = load_config(base, overrides)
     work = args.work / args.task
-    if work.exists():
+    if work.exists() and not args.reuse:
         shutil.rmtree(work)
     env = DistEnv()
     splits = dense_data(config)
     evaluate = evaluator(config.task, splits.info.class_names)
     rows: dict[str, Any] = {}
 
-    started = time.perf_counter()
-    train_teacher(config, work / "teacher", env, progress=False, splits=splits)
+    seconds = _trained(work / "teacher", overrides, args.reuse,
+                       lambda: train_teacher(config, work / "teacher", env, progress=False,
+                                             splits=splits))
     teacher_ckpt = work / "teacher" / "last.pt"
-    rows["ann_teacher"] = _float_row(teacher_ckpt, splits, evaluate, env,
-                                     time.perf_counter() - started, config.teacher.train.epochs)
+    if not args.train_only:
+        rows["ann_teacher"] = _float_row(teacher_ckpt, splits, evaluate, env, seconds,
+                                         config.teacher.train.epochs)
 
     students = {
         "snn_scratch": [*overrides, "distill.kd=none", "student.init=scratch"],
@@ -82,16 +93,21 @@ def main() -> None:
         cfg = load_config(base, student_overrides)
         if cfg.student.init == "teacher" or cfg.distill.kd != "none":
             cfg = with_teacher(cfg, teacher_ckpt)
-        started = time.perf_counter()
-        distill_student(cfg, work / name, env, progress=False, splits=splits)
+        seconds = _trained(work / name, student_overrides, args.reuse,
+                           lambda cfg=cfg, name=name: distill_student(
+                               cfg, work / name, env, progress=False, splits=splits))
+        if args.train_only:
+            continue
         checkpoint = work / name / "last.pt"
-        row = _float_row(checkpoint, splits, evaluate, env, time.perf_counter() - started,
-                         cfg.student.train.epochs)
+        row = _float_row(checkpoint, splits, evaluate, env, seconds, cfg.student.train.epochs)
         row.update(kd=cfg.distill.kd, init=cfg.student.init)
         row.update(_chip_row(checkpoint, work / f"{name}_export", config))
         rows[name] = row
         print(name, {k: v for k, v in row.items() if not isinstance(v, dict)}, flush=True)
 
+    if args.train_only:
+        print(f"trained in {work}; run again with --reuse for the figures")
+        return
     results = {"task": args.task, "arch": config.model.arch, "config": str(base.relative_to(ROOT)),
                "overrides": overrides, "time_steps": config.student.time_steps,
                "command": "PYTHONPATH=. .venv/bin/python benchmarks/dense_sakd.py --task "
@@ -105,6 +121,23 @@ def main() -> None:
     out = args.out or RESULTS / f"dense_sakd_{args.task}.json"
     atomic_write_json(out, results)
     print(f"saved {out}")
+
+
+def _trained(folder: Path, overrides: list[str], reuse: bool, train: Any) -> float:
+    """Train into ``folder`` (or, with ``reuse``, take the checkpoint trained there before with
+    the same overrides); returns the training time in seconds (the recorded one when reused)."""
+    record = folder / "bench_train.json"
+    if reuse and (folder / "last.pt").exists() and record.exists():
+        saved = json.loads(record.read_text())
+        if saved.get("overrides") == overrides:
+            return float(saved["train_s"])
+        raise SystemExit(f"{folder} was trained with other settings ({saved.get('overrides')}); "
+                         f"run without --reuse")
+    started = time.perf_counter()
+    train()
+    seconds = time.perf_counter() - started
+    atomic_write_json(record, {"overrides": overrides, "train_s": seconds})
+    return seconds
 
 
 def _metrics(figures: dict[str, Any]) -> dict[str, float]:
@@ -140,6 +173,13 @@ def _chip_row(checkpoint: Path, export_dir: Path, config: Any) -> dict[str, Any]
         "ann_energy_pj_per_inference": {k: float(v) for k, v in energy.ann["energy_pj"].items()},
         "energy_snn_over_ann": dict(energy.ratios["energy_snn_over_ann"]),
         "ops_snn_over_ann_macs": energy.ratios["ops_snn_over_ann_macs"]}
+    like = energy.like_for_like
+    if like:  # the chip's dynamic energy over the ANN twin with memory (both reuse bounds)
+        ann.update(like_for_like={r["key"]: {"ratio": r["ratio"], "short": r["short"],
+                                             "lower_bound": r["lower_bound"]}
+                                  for r in like["ratios"] if r["headline"]},
+                   ann_twin_macs=int(like["ann"]["macs"]),
+                   chip_dynamic_pj_per_inference=float(like["snn"]["chip_dynamic_pj"]))
     return {"on_chip": report.dense["on_chip"], "float_snn_same_images": report.dense["float_snn"],
             "host": report.dense["host"], "chip_images": report.samples,
             "readouts": [p.name for p in network.readouts], "latency": network.latency,

@@ -534,10 +534,18 @@ def dense_section(data: dict[str, Any]) -> list[str]:
     for name, row in priced.items():
         ratios = ", ".join(f"{v:.3g} ({k})" for k, v in row["energy_snn_over_ann"].items()
                            if v is not None)
-        lines.append(f"- {DENSE_LABELS.get(name, name)}: ANN baseline (the teacher's backbone, "
-                     f"FPN and heads up to the readouts) {row['ann_macs_per_inference']:,} MACs "
+        lines.append(f"- {DENSE_LABELS.get(name, name)}: ANN baseline (the teacher's whole "
+                     f"network up to the readouts) {row['ann_macs_per_inference']:,} MACs "
                      f"per inference; SNN/ANN energy, the ANN's arithmetic alone: {ratios}; "
                      f"SNN operations / ANN MACs {row['ops_snn_over_ann_macs']:.3g}.")
+        like = row.get("like_for_like")
+        if like:
+            bounds = " .. ".join(f"{'≥ ' if r['lower_bound'] else ''}{r['ratio']:.3g}"
+                                 for r in like.values())
+            lines.append(f"  Like for like (the chip's dynamic energy, "
+                         f"{row['chip_dynamic_pj_per_inference'] / 1e6:.3g} µJ, over the 8-bit "
+                         f"ANN twin of {row['ann_twin_macs']:,} MACs with memory access, no "
+                         f"reuse .. full reuse): SNN/ANN {bounds}.")
     lines.append("")
     return lines
 

@@ -16,7 +16,9 @@ Node ops and their attributes (tensors are float64, shapes exclude the batch axi
 | ``avgpool`` | 1 | kernel, stride, padding (pairs) |
 | ``maxpool`` | 1 | kernel, stride, padding (pairs) |
 | ``flatten`` | 1 | |
-| ``upsample`` | 1 | factor (fh, fw): nearest upsampling by integer factors, ``y[c, i, j] = x[c, i // fh, j // fw]`` |
+| ``upsample`` | 1 | factor (fh, fw): nearest upsampling by integer factors, ``y[c, i, j] = x[c, i // fh, j // fw]`` (a bilinear interpolation of a 1x1 map, a broadcast, is one too) |
+| ``concat`` | >= 2 | the inputs joined along the channel axis (``torch.cat(..., dim=1)``) |
+| ``upsample_conv`` | 1 | weight (Cout, Cin/groups, fh, fw), bias (Cout) or None, factor (fh, fw), groups: a transposed conv whose kernel equals its stride, ``y[co, i, j] = b[co] + Σ_{ci in co's group} w[co, ci, i % fh, j % fw] · x[ci, i // fh, j // fw]`` (the IR's ``upsample`` projection; made by the passes) |
 | ``add`` | >= 1 | |
 | ``neuron`` | 1 | kind ``lif`` (tau, v_threshold, decay_input; hard reset to 0) or ``or`` (fires iff its input > 0) |
 | ``output`` | 1 | the logits (the readout population after lowering); a network with several readouts (a detector's head outputs) has one ``output`` node per readout, named by it |
@@ -35,7 +37,7 @@ import torch.nn.functional as F
 from sakd.errors import SakdError
 from sakd.hardware.neurons.cuba_lif import lif_float_step
 
-SYNAPSE_OPS = ("conv", "linear")
+SYNAPSE_OPS = ("conv", "linear", "upsample_conv")
 SOURCE_OPS = ("input", "neuron")
 
 
@@ -154,6 +156,10 @@ def apply_node(node: Node, values: list[torch.Tensor]) -> torch.Tensor:
     if node.op == "upsample":  # exact nearest upsampling by integer factors
         fh, fw = a["factor"]
         return values[0].repeat_interleave(fh, dim=2).repeat_interleave(fw, dim=3)
+    if node.op == "concat":
+        return torch.cat(values, dim=1)
+    if node.op == "upsample_conv":
+        return upsample_conv(values[0], a["weight"], a["bias"], a["groups"])
     if node.op == "add":
         total = values[0]
         for value in values[1:]:
@@ -162,6 +168,17 @@ def apply_node(node: Node, values: list[torch.Tensor]) -> torch.Tensor:
     if node.op == "output":
         return values[0]
     raise ExportError(f"cannot evaluate {node.describe()}")
+
+
+def upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  groups: int) -> torch.Tensor:
+    """The ``upsample_conv`` op on ``x`` [B, C, H, W]: ``F.conv_transpose2d`` with stride = the
+    kernel (fh, fw), so every output reads one input position, its weight (Cout, Cin/g, fh, fw)
+    laid out as conv_transpose2d's (Cin, Cout/g, fh, fw)."""
+    cout, cg, fh, fw = weight.shape
+    og = cout // groups
+    wt = weight.reshape(groups, og, cg, fh, fw).transpose(1, 2).reshape(groups * cg, og, fh, fw)
+    return F.conv_transpose2d(x, wt, bias, stride=(fh, fw), groups=groups)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 1. ``trace``                  torch.fx -> float Graph (unsupported modules stop here)
 2. ``fold_batchnorm``         BN into the preceding conv/linear
-3. ``fold_average_pooling``, ``lower_max_pooling``, ``lower_residuals`` (fan-in, flatten)
+3. ``fold_average_pooling``, ``lower_max_pooling``, ``split_concat``, ``fold_upsampling``,
+   ``lower_residuals`` (fan-in, flatten, nearest upsampling)
 4. ``quantize``               one integer scale per population (sakd.export.quantize)
 5. ``insert_relays``          relay neurons for paths longer than the target's synapse delays
    ``balance_latency``        projection delays so every path to a population has equal latency
@@ -193,6 +194,10 @@ def to_ir(qgraph: QuantizedGraph, delays: dict[str, int], target: TargetSpec,
                 projections.append(Projection(
                     kind="conv2d", stride=tuple(syn.attrs["stride"]),
                     padding=tuple(syn.attrs["padding"]), dilation=tuple(syn.attrs["dilation"]),
+                    groups=int(syn.attrs["groups"]), **common))
+            elif syn.op == "upsample_conv":
+                projections.append(Projection(
+                    kind="upsample", stride=tuple(syn.attrs["factor"]),
                     groups=int(syn.attrs["groups"]), **common))
             else:
                 projections.append(Projection(kind="dense", **common))

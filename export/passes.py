@@ -6,12 +6,20 @@ In order (``FLOAT_PASSES``):
   following conv or linear, which then reads the spikes before the pool;
 - ``lower_max_pooling``: max pooling over binary spikes = a depthwise ones-kernel sum into an OR
   neuron (fires iff any input spiked), exact;
-- ``lower_residuals``: every neuron (and the output) gets one synapse (conv/linear) per source
-  population summed at its input (fan-in). Identity shortcuts become depthwise 1x1 weight-1
-  synapses; a synapse reading a sum of spike tensors (SEW-ResNet's ADD) is repeated for each
-  summand; flatten disappears (a linear reads its source in C,H,W order). Nearest upsampling
-  of spikes (an FPN's top-down path) becomes a dense 0/1 projection from the source population
-  onto the upsampled map (``upsample_matrix``): exact, each target neuron reads one source.
+- ``split_concat``: a conv (groups 1) or linear reading a ``concat`` of tensors (DeepLabV3's ASPP
+  branches) = the sum of one synapse per part, each with its slice of the weight along the
+  input channels (the bias on the first), exact: ``W · cat(x_1, .., x_n) = Σ_k W[:, k] · x_k``;
+- ``fold_upsampling``: a 1x1 conv (stride 1, no padding) reading a nearest upsampling by (fh, fw)
+  = one ``upsample_conv`` of the upsampling's input with the conv's weight tiled over the
+  (fh, fw) offsets, exact (every output position reads one source position through the same
+  1x1 kernel): DeepLabV3's pooling branch, a (C, 1, 1) map broadcast to (C, H, W) and projected;
+- ``lower_residuals``: every neuron (and the output) gets one synapse (conv/linear/upsample_conv)
+  per source population summed at its input (fan-in). Identity shortcuts become depthwise 1x1
+  weight-1 synapses; a synapse reading a sum of spike tensors (SEW-ResNet's ADD) is repeated for
+  each summand; flatten disappears (a linear reads its source in C,H,W order). Nearest
+  upsampling of spikes (an FPN's top-down path) becomes a depthwise ``upsample_conv`` of weight
+  1 from the source population (``nearest_upsampling``): the IR's ``upsample`` projection, one
+  synapse per target neuron, stored by its structure.
 
 After them the graph is *canonical* (``check_canonical``): input, neurons, synapses (conv/linear
 whose input is the input or a neuron), adds of synapses, and the output.
@@ -181,18 +189,105 @@ def _identity_synapse(source: Node, consumer: str) -> Node:
                 dict(weight=torch.eye(n, dtype=torch.float64), bias=None), origin=source.origin)
 
 
-def upsample_matrix(shape: tuple[int, ...], factor: tuple[int, int]) -> torch.Tensor:
-    """The (C·H·fh·W·fw, C·H·W) 0/1 matrix of nearest upsampling of a (C, H, W) map by integer
-    factors (C,H,W order on both sides): row (c, i, j) has its one 1 at column (c, i//fh, j//fw)."""
-    if len(shape) != 3:
-        raise ExportError(f"nearest upsampling needs a (C, H, W) source, got {shape}")
-    channels, height, width = shape
+def nearest_upsampling(source: Node, factor: tuple[int, int], shape: tuple[int, ...],
+                       name: str, origin: str) -> Node:
+    """Nearest upsampling of ``source``'s (C, H, W) map by integer ``factor`` as a synapse: a
+    depthwise ``upsample_conv`` of weight 1 (groups C, kernel = stride = factor), target
+    (c, i, j) reading (c, i // fh, j // fw)."""
+    if len(source.shape) != 3:
+        raise ExportError(f"nearest upsampling of {source.describe()} needs a (C, H, W) source, "
+                          f"got {source.shape}")
+    channels = source.shape[0]
     fh, fw = factor
-    index = torch.arange(channels * height * width).reshape(1, channels, height, width)
-    source = index.repeat_interleave(fh, dim=2).repeat_interleave(fw, dim=3).flatten()
-    matrix = torch.zeros(len(source), channels * height * width, dtype=torch.float64)
-    matrix[torch.arange(len(source)), source] = 1.0
-    return matrix
+    weight = torch.ones(channels, 1, fh, fw, dtype=torch.float64)
+    return Node(name, "upsample_conv", [source.name], shape, dict(
+        weight=weight, bias=None, factor=(fh, fw), groups=channels), origin=origin)
+
+
+# ---------------------------------------------------------------------------------------------
+# concat -> one synapse per part
+
+
+def split_concat(graph: Graph) -> Graph:
+    """A conv (groups 1) or linear reading a ``concat`` (directly, or a linear through a
+    flatten) becomes an ``add`` of one synapse per part, named ``<synapse>.cat[k]``, each with its
+    slice of the weight along the input (channels, or the part's flattened values), the bias on
+    the first; the add keeps the synapse's name, so its consumers are unchanged. Any other use
+    of a concat is an ExportError naming it."""
+    graph = graph.copy()
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        feed = graph[node.inputs[0]] if node.inputs else None
+        through_flatten = (node.op == "linear" and feed is not None and feed.op == "flatten"
+                           and graph[feed.inputs[0]].op == "concat")
+        if node.op == "concat":
+            for user in graph.consumers(node.name):
+                ok = (user.op in ("conv", "linear") or (user.op == "flatten" and all(
+                    c.op == "linear" for c in graph.consumers(user.name))))
+                if not ok:
+                    raise ExportError(f"{node.describe()} feeds {user.describe()}; a concat can "
+                                      "only be read by a conv or linear layer (split into one "
+                                      "synapse per part)")
+        if not (node.op in ("conv", "linear") and feed is not None
+                and (feed.op == "concat" or through_flatten)):
+            nodes.append(node)
+            continue
+        cat = graph[feed.inputs[0]] if through_flatten else feed
+        if node.op == "conv" and node.attrs["groups"] != 1:
+            raise ExportError(f"{node.describe()} reads {cat.describe()} with groups "
+                              f"{node.attrs['groups']}; only a conv of groups 1 splits into one "
+                              "synapse per part")
+        parts, start = [], 0
+        for k, part in enumerate(cat.inputs):
+            shape = graph[part].shape
+            size = shape[0] if node.op == "conv" else int(torch.tensor(shape).prod())
+            attrs = dict(node.attrs)
+            attrs["weight"] = node.attrs["weight"][:, start:start + size].clone()
+            attrs["bias"] = node.attrs["bias"] if k == 0 else None
+            start += size
+            source = part
+            if node.op == "linear" and len(shape) > 1:
+                flat = Node(f"{node.name}.cat[{k}].flatten", "flatten", [part],
+                            (int(torch.tensor(shape).prod()),), origin=node.origin)
+                nodes.append(flat)
+                source = flat.name
+            syn = Node(f"{node.name}.cat[{k}]", node.op, [source], node.shape, attrs,
+                       origin=node.origin or node.name)
+            nodes.append(syn)
+            parts.append(syn.name)
+        nodes.append(Node(node.name, "add", parts, node.shape, origin=node.origin))
+    return _drop_unused(Graph(nodes, graph.metadata))
+
+
+# ---------------------------------------------------------------------------------------------
+# 1x1 conv of an upsampling -> upsample_conv
+
+
+def fold_upsampling(graph: Graph) -> Graph:
+    """A 1x1 conv (stride 1, padding 0, dilation 1) reading an ``upsample`` node by (fh, fw)
+    becomes an ``upsample_conv`` of the upsampling's input: weight ``w[co, ci, a, b] =
+    W[co, ci, 0, 0]`` for every offset (a, b), the conv's groups and bias. Exact. A conv of
+    another shape, or a linear, reading an upsampling is an ExportError naming both (it has no
+    projection form in which each target reads one source position)."""
+    graph = graph.copy()
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        feed = graph[node.inputs[0]] if node.inputs else None
+        if node.op not in ("conv", "linear") or feed is None or feed.op != "upsample":
+            nodes.append(node)
+            continue
+        a = node.attrs
+        if node.op == "linear" or tuple(a["weight"].shape[2:]) != (1, 1) or tuple(
+                a["stride"]) != (1, 1) or tuple(a["padding"]) != (0, 0):
+            raise ExportError(f"{node.describe()} reads the upsampling {feed.describe()}; only a "
+                              "1x1 conv (stride 1, no padding) of an upsampled map lowers "
+                              "exactly (as one upsample projection): put a neuron between them")
+        fh, fw = feed.attrs["factor"]
+        weight = a["weight"].expand(-1, -1, fh, fw).clone()
+        nodes.append(Node(node.name, "upsample_conv", [feed.inputs[0]], node.shape, dict(
+            weight=weight, bias=a["bias"], factor=(fh, fw), groups=a["groups"]),
+            origin=node.origin or node.name))
+    return _drop_unused(Graph(nodes, graph.metadata))
 
 
 def lower_residuals(graph: Graph) -> Graph:
@@ -221,12 +316,9 @@ def lower_residuals(graph: Graph) -> Graph:
         if node.op == "add":
             return [s for i in node.inputs for s in drive(i, consumer)]
         if node.op == "upsample":
-            made = []
-            for source in spike_sources(node.inputs[0]):
-                matrix = upsample_matrix(graph[source].shape, tuple(node.attrs["factor"]))
-                made.append(Node(f"{node.name}[{source}]", "linear", [source], node.shape,
-                                 dict(weight=matrix, bias=None), origin=node.origin or node.name))
-            return made
+            return [nearest_upsampling(graph[source], tuple(node.attrs["factor"]), node.shape,
+                                       f"{node.name}[{source}]", node.origin or node.name)
+                    for source in spike_sources(node.inputs[0])]
         if node.op in SYNAPSE_OPS:
             sources = spike_sources(node.inputs[0])
             synapses = []
@@ -294,7 +386,7 @@ def _topological(nodes: list[Node]) -> list[Node]:
 def check_canonical(graph: Graph) -> None:
     """The structure every later stage relies on; an error names the first violating node."""
     for node in graph.nodes:
-        if node.op in ("batchnorm", "avgpool", "maxpool", "flatten", "upsample"):
+        if node.op in ("batchnorm", "avgpool", "maxpool", "flatten", "upsample", "concat"):
             raise ExportError(f"{node.describe()} is left after lowering")
         if node.op in SYNAPSE_OPS:
             source = graph[node.inputs[0]]
@@ -320,5 +412,7 @@ FLOAT_PASSES: tuple[tuple[str, Callable[[Graph], Graph]], ...] = (
     ("fold_batchnorm", fold_batchnorm),
     ("fold_average_pooling", fold_average_pooling),
     ("lower_max_pooling", lower_max_pooling),
+    ("split_concat", split_concat),
+    ("fold_upsampling", fold_upsampling),
     ("lower_residuals", lower_residuals),
 )

@@ -455,6 +455,10 @@ def enable_qat(snn: Network, *, input_shape: tuple[int, ...], input_range: tuple
             continue  # OR populations (max pooling): fixed weights, nothing to train
         synapses = []
         for syn in synapses_into(graph, node.name):
+            if syn.op == "upsample_conv" or ".cat[" in syn.name:
+                raise ExportError(f"QAT: synapse '{syn.name}' comes from an upsampling or a "
+                                  "concat, which QAT does not train; QAT is for classifiers "
+                                  "without them (export without QAT)")
             graded = graph[syn.inputs[0]].op == "input"
             module = modules.get(syn.origin)
             attrs = {k: v for k, v in syn.attrs.items() if k not in ("weight", "bias", "weight_int")}

@@ -135,7 +135,7 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization,
             report.append(PopulationQuantization(
                 node.name, kind, node.origin, 2, "fixed (OR)", gate.du, gate.dv, gate.vth, 0,
                 2, sum(s.attrs["weight"].numel() for s in synapses), 0, 0, 0.0,
-                max(_row_abs_sum(s.attrs["weight_int"]) for s in synapses), target.max_synaptic_input,
+                max(_row_abs_sum(s.op, s.attrs["weight_int"]) for s in synapses), target.max_synaptic_input,
                 True))
             continue
         if kind == "lif":
@@ -167,9 +167,9 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization,
             # class logits with small weights); spiking populations are unchanged
             largest = target.bias_mant_max * float(1 << target.bias_exp_max)
             limits["bias range"] = largest / (act * c * float(bias_sum.max()))
-        for _syn, w, graded in effective:
+        for syn, w, graded in effective:
             if graded:  # dense analog input: the worst case is realistic
-                rows = w.reshape(w.shape[0], -1).abs().sum(1).max()
+                rows = _rows_abs(syn.op, w).max()
                 limits["input sum"] = 0.98 * target.max_synaptic_input / (float(rows) * max_x)
         if kind == "readout":
             # v integrates 64 * (W s + b) over T steps and saturates at 2^23 - 1: keep the worst
@@ -177,8 +177,8 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization,
             steps = time_steps
             bias_total = sum((s.attrs["bias"].abs() if s.attrs.get("bias") is not None else 0.0)
                              for s, _, _ in effective)
-            rows = sum(w.reshape(w.shape[0], -1).abs().sum(1) * (max_x if graded else 1.0)
-                       for _, w, graded in effective) + bias_total
+            rows = sum(_rows_abs(s.op, w) * (max_x if graded else 1.0)
+                       for s, w, graded in effective) + bias_total
             worst = float(rows.max()) if torch.is_tensor(rows) else float(rows)
             if worst > 0:
                 limits["readout range"] = 0.98 * (target.state_max - 1) / (act * steps * (worst + 1.0))
@@ -191,8 +191,8 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization,
         # rounding to even adds up to 1 per weight: re-check the graded worst case after rounding
         # (the rounded row sums grow monotonically with S: bisect for the largest even S that fits)
         def fits(s: int, effective: list = effective) -> bool:
-            return all(not graded or _row_abs_sum(2.0 * torch.round(w * s / 2.0)) * max_x
-                       <= target.max_synaptic_input for _, w, graded in effective)
+            return all(not graded or _row_abs_sum(syn.op, 2.0 * torch.round(w * s / 2.0)) * max_x
+                       <= target.max_synaptic_input for syn, w, graded in effective)
 
         if not fits(scale):
             lo, hi = 1, scale // 2  # in units of 2: fits(2 * lo) is assumed, fits(2 * hi) is not
@@ -212,7 +212,7 @@ def quantize_graph(graph: Graph, target: TargetSpec, input_q: InputQuantization,
                 err = float(((w_int / scale - w) / max_abs_w).pow(2).sum()) if max_abs_w > 0 \
                     else 0.0
                 w_int = w_int.to(torch.int64)
-                rounded[id(w)] = (w_int, int(bad.sum()), err, _row_abs_sum(w_int))
+                rounded[id(w)] = (w_int, int(bad.sum()), err, _row_abs_sum(syn.op, w_int))
             w_int, n_bad, err, row_sum = rounded[id(w)]
             syn.attrs["weight_int"] = w_int
             clipped += n_bad
@@ -253,8 +253,16 @@ def _input_factor(attrs: dict[str, Any]) -> float:
     return lif_input_factor(attrs["tau"], attrs["decay_input"], theta)
 
 
-def _row_abs_sum(weight_int: torch.Tensor) -> int:
-    return int(weight_int.reshape(weight_int.shape[0], -1).abs().sum(1).max())
+def _rows_abs(op: str, weight: torch.Tensor) -> torch.Tensor:
+    """Per output channel, the largest Σ|w| over the weights one target neuron reads: a conv's
+    or linear's row; an ``upsample_conv``'s w[co, :, a, b] at its worst offset (a, b)."""
+    if op == "upsample_conv":
+        return weight.abs().sum(1).reshape(weight.shape[0], -1).max(1).values
+    return weight.reshape(weight.shape[0], -1).abs().sum(1)
+
+
+def _row_abs_sum(op: str, weight_int: torch.Tensor) -> int:
+    return int(_rows_abs(op, weight_int).max())
 
 
 def _quantize_bias(bias: torch.Tensor | None, factor: float, target: TargetSpec

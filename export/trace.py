@@ -439,6 +439,8 @@ class _Builder:
             self.alias[fx_node.name] = fx_node.name
         elif fx_node.op == "call_function" and fx_node.target is F.interpolate and not self.sequence:
             self.visit_interpolate(fx_node, args)
+        elif fx_node.op == "call_function" and fx_node.target is torch.cat and not self.sequence:
+            self.visit_cat(fx_node)
         elif fx_node.op == "call_module":
             self.visit_module(fx_node, args)
         elif fx_node.op == "call_function" and fx_node.target in (operator.add, torch.add):
@@ -459,23 +461,31 @@ class _Builder:
             what = getattr(fx_node.target, "__name__", str(fx_node.target))
             raise ExportError(f"unsupported operation '{what}' at graph node '{fx_node.name}' "
                               f"({fx_node.op}): the exporter lowers conv, linear, batch norm, "
-                              "pooling, flatten, residual add and LIF neurons only")
+                              "pooling, flatten, residual add, channel concat, nearest "
+                              "upsampling and LIF neurons only")
 
     def visit_interpolate(self, fx_node: fx.Node, args: list[str]) -> None:
-        """``F.interpolate(x, size=... | scale_factor=..., mode="nearest")`` by integer factors:
-        an ``upsample`` node (lowered as a 0/1 projection from spikes)."""
+        """``F.interpolate(x, size=... | scale_factor=..., mode="nearest")`` by integer factors
+        (``"nearest-exact"`` is the same there), or ``mode="bilinear"`` of a 1x1 map (a
+        broadcast, DeepLabV3's pooling branch): an ``upsample`` node (lowered as an upsample
+        projection from spikes)."""
         kwargs = dict(fx_node.kwargs)
         names = ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor",
                  "antialias")
         kwargs.update(zip(names, fx_node.args[1:]))
         mode = kwargs.get("mode", "nearest")
         source = self.shapes[args[0]]
-        if mode != "nearest" or kwargs.get("antialias"):
-            raise ExportError(f"'{fx_node.name}': {mode} interpolation has no exact projection "
-                              "form; only nearest upsampling by integer factors is lowered")
         if len(source) != 3:
             raise ExportError(f"'{fx_node.name}': interpolation of a {source} value; a (C, H, W) "
                               "map is needed")
+        # a bilinear interpolation of a 1x1 map reads its one value everywhere (every tap
+        # clamps to it; align_corners does not matter): a broadcast, nearest upsampling by (H, W)
+        broadcast = mode == "bilinear" and tuple(source[1:]) == (1, 1)
+        if (mode not in ("nearest", "nearest-exact") and not broadcast) or kwargs.get("antialias"):
+            raise ExportError(f"'{fx_node.name}': {mode} interpolation has no exact projection "
+                              f"form (of a {source[1]}x{source[2]} map); only nearest upsampling "
+                              "by integer factors (and a bilinear one of a 1x1 map, a broadcast) "
+                              "is lowered")
         size = kwargs.get("size")
         if isinstance(size, fx.Node):
             if size.name not in self.constants:
@@ -498,6 +508,26 @@ class _Builder:
             factor = (int(pair[0]), int(pair[1]))
         self.emit(Node(fx_node.name, "upsample", [args[0]], (), dict(factor=factor),
                        origin=fx_node.name))
+        self.alias[fx_node.name] = fx_node.name
+
+    def visit_cat(self, fx_node: fx.Node) -> None:
+        """``torch.cat([x_1, .., x_n], dim=1)`` of tensors of the same rank, joined along the
+        channel axis: a ``concat`` node (split into one synapse per part by the passes)."""
+        parts = fx_node.args[0] if fx_node.args else fx_node.kwargs.get("tensors")
+        dim = fx_node.args[1] if len(fx_node.args) > 1 else fx_node.kwargs.get("dim", 0)
+        if not isinstance(parts, (list, tuple)) or len(parts) < 2 or not all(
+                isinstance(t, fx.Node) for t in parts):
+            raise ExportError(f"'{fx_node.name}': torch.cat of {parts!r}; a list of two or more "
+                              "tensors computed in forward is needed")
+        names = [self.alias[t.name] for t in parts]
+        ranks = {len(self.shapes[n]) for n in names}
+        if len(ranks) != 1:
+            raise ExportError(f"'{fx_node.name}': torch.cat of tensors of different ranks")
+        rank = ranks.pop() + 1  # with the batch axis
+        if not isinstance(dim, int) or dim % rank != 1:
+            raise ExportError(f"'{fx_node.name}': torch.cat along dim {dim!r}; only the channel "
+                              "axis (dim 1) is lowered")
+        self.emit(Node(fx_node.name, "concat", names, (), origin=fx_node.name))
         self.alias[fx_node.name] = fx_node.name
 
     def visit_module(self, fx_node: fx.Node, args: list[str]) -> None:

@@ -601,8 +601,12 @@ class AnnLayer:
 
 def ann_layers_from_network(network: Any) -> list[AnnLayer]:
     """The layers of ``network`` (an IR ``Network``) as its ANN twin runs them: one per
-    projection; MACs = dense out x in, or Cout x Ho x Wo x Cin/groups x kh x kw for conv2d
-    (zero padding included, as ``count_ann_macs`` counts); a direct projection has none."""
+    projection; MACs = dense out x in, Cout x Ho x Wo x Cin/groups x kh x kw for conv2d (zero
+    padding included, as ``count_ann_macs`` counts), or for an upsample projection one MAC per
+    output value and channel of its group, output neurons x Cin/groups (a nearest upsampling:
+    one per output value, as ``count_ann_macs`` counts ``F.interpolate``; a 1x1 conv of a
+    broadcast map: that conv's MACs); weights as stored (an upsample's are its kernel,
+    Cout x Cin/groups x fh x fw); a direct projection has none."""
     layers = []
     for proj in network.projections:
         target = network.population(proj.target)
@@ -610,6 +614,8 @@ def ann_layers_from_network(network: Any) -> list[AnnLayer]:
             continue
         if proj.kind == "dense":
             macs = int(proj.weight.size)
+        elif proj.kind == "upsample":
+            macs = int(np.prod(target.shape)) * int(proj.weight.shape[1])
         else:
             macs = int(np.prod(target.shape)) * int(np.prod(proj.weight.shape[1:]))
         layers.append(AnnLayer(proj.name, macs, int(proj.weight.size),

@@ -51,7 +51,10 @@ from .values import (
 
 ENCODINGS = ("graded", "spikes")
 ROLES = ("spiking", "readout")
-KINDS = ("dense", "conv2d", "direct")
+#: projection kinds: ``dense`` (a matrix), ``conv2d`` (a PyTorch conv), ``upsample`` (a transposed
+#: conv whose kernel equals its stride: each target neuron reads one source position; nearest
+#: upsampling, a broadcast), ``direct`` (the input written into the target, netx's input layer)
+KINDS = ("dense", "conv2d", "upsample", "direct")
 SCHEDULES = ("sample", "free")
 #: "hardware": every value within the target chip's ranges; "lava": within what Lava's
 #: bit-accurate CPU models run exactly (``TargetSpec.lava_model_limits``; netx files of others)
@@ -87,6 +90,47 @@ def conv2d_output_shape(
             f"a {kh}x{kw} kernel (dilation {dilation}, padding {padding}) does not fit a {h}x{w} input"
         )
     return (int(cout), int(ho), int(wo))
+
+
+def upsample_output_shape(input_shape: tuple[int, ...], weight_shape: tuple[int, ...]
+                          ) -> tuple[int, int, int]:
+    """(Cout, H·fh, W·fw) of an ``upsample`` projection of a (C, H, W) source with weight
+    (Cout, Cin/groups, fh, fw)."""
+    _, h, w = input_shape
+    cout, _, fh, fw = weight_shape
+    return (int(cout), int(h) * int(fh), int(w) * int(fw))
+
+
+def upsample_row_bound(weight: np.ndarray) -> int:
+    """max over target neurons of Σ|w| of an ``upsample`` weight (Cout, Cin/groups, fh, fw): a
+    target neuron (co, i, j) reads ``w[co, :, i % fh, j % fw]``, one weight per channel of its
+    group (Python int)."""
+    w = np.abs(np.asarray(weight, dtype=np.int64))
+    return int(w.sum(axis=1).max()) if w.size else 0
+
+
+def upsample_synapses(source_shape: tuple[int, ...], weight: np.ndarray, groups: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    """An ``upsample`` projection as a synapse list (COO: rows = target neurons, columns = source
+    neurons, both flat in C,H,W order): ``(rows, cols, values, (n_target, n_source))``, int64,
+    one entry per target neuron and channel of its group (zero weights included: they are
+    stored synapses). Target (co, i, j) reads source (g·Cin/g + ci, i // fh, j // fw) with weight
+    ``w[co, ci, i % fh, j % fw]``, g = co // (Cout/groups)."""
+    c, h, w = (int(d) for d in source_shape)
+    weight = np.asarray(weight, dtype=np.int64)
+    cout, cg, fh, fw = weight.shape
+    og = cout // groups
+    co = np.arange(cout)[:, None, None, None]
+    ci = np.arange(cg)[None, :, None, None]
+    i = np.arange(h * fh)[None, None, :, None]
+    j = np.arange(w * fw)[None, None, None, :]
+    shape = (cout, cg, h * fh, w * fw)
+    rows = np.broadcast_to((co * (h * fh) + i) * (w * fw) + j, shape)
+    cols = np.broadcast_to(((co // og) * cg + ci) * (h * w) + (i // fh) * w + j // fw, shape)
+    vals = weight[co, ci, i % fh, j % fw]
+    n_out, n_in = cout * h * fh * w * fw, c * h * w
+    return (rows.reshape(-1).astype(np.int64), cols.reshape(-1).astype(np.int64),
+            np.broadcast_to(vals, shape).reshape(-1).astype(np.int64), (n_out, n_in))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +330,13 @@ class Projection:
     ``weight_exp`` (left if >= 0, else arithmetic right = floor). ``conv2d``: weight
     (Cout, Cin/groups, kh, kw), PyTorch cross-correlation with ``stride``, ``padding``,
     ``dilation``, ``groups``; ``weight_exp`` must be 0 (Lava's Conv ignores it) and the result is
-    wrapped to 24 bits. ``direct``: weight 1 (a scalar), the source (the input) passed element by
+    wrapped to 24 bits. ``upsample``: a transposed convolution whose kernel equals its stride,
+    weight (Cout, Cin/groups, fh, fw), ``stride == (fh, fw)``, ``groups``, no padding or
+    dilation: target (co, i, j) of shape (Cout, H·fh, W·fw) receives
+    ``Σ_{ci in co's group} w[co, ci, i % fh, j % fw] · x[ci, i // fh, j // fw]``, then the shift by
+    ``weight_exp`` as dense (on the chip a Lava ``Sparse`` synapse list; not wrapped). Nearest
+    upsampling by (fh, fw) is the depthwise case (groups = C, equal weights per channel); a
+    1x1 conv of a broadcast (C, 1, 1) map is the general one (fh, fw = H, W). ``direct``: weight 1 (a scalar), the source (the input) passed element by
     element to the target in the same step (latency 0): how netx feeds an input layer that
     carries a neuron. ``delay``: extra steps on top of the 1-step synapse latency. ``port``: the
     input of the target's neuron model it drives (``a_in``; CUBA-LIF also ``bias``; RF
@@ -335,6 +385,8 @@ class Projection:
             raise IRError(f"{label}: port must name an input of the target's neuron model", node=node)
         object.__setattr__(self, "port", port)
         weight = frozen_int_array(self.weight, "weight", label, node)
+        if weight.size == 0:
+            raise IRError(f"{label}: weight is empty (shape {weight.shape})", node=node)
         if kind == "direct":
             if weight.shape != () or int(weight) != 1:
                 raise IRError(f"{label}: a direct projection has weight 1 (a scalar), got "
@@ -343,6 +395,21 @@ class Projection:
                     (1, 1), (0, 0), (1, 1), 1):
                 raise IRError(f"{label}: a direct projection has no delay, weight_exp, stride, "
                               f"padding, dilation or groups", node=node)
+        elif kind == "upsample":
+            if weight.ndim != 4:
+                raise IRError(f"{label}: an upsample weight is (Cout, Cin/groups, fh, fw), got "
+                              f"shape {weight.shape}", node=node)
+            factor = (int(weight.shape[2]), int(weight.shape[3]))
+            if self.stride != factor:
+                raise IRError(f"{label}: an upsample projection has stride = its kernel "
+                              f"{factor} (each target neuron reads one source position), got "
+                              f"stride {self.stride}; set stride={factor}", node=node)
+            if self.padding != (0, 0) or self.dilation != (1, 1):
+                raise IRError(f"{label}: an upsample projection has no padding or dilation, got "
+                              f"padding {self.padding}, dilation {self.dilation}", node=node)
+            if weight.shape[0] % groups:
+                raise IRError(f"{label}: Cout {weight.shape[0]} is not divisible by groups "
+                              f"{groups}", node=node)
         elif kind == "dense":
             if weight.ndim != 2:
                 raise IRError(
@@ -369,8 +436,6 @@ class Projection:
                     f"{label}: Cout {weight.shape[0]} is not divisible by groups {groups}",
                     node=node,
                 )
-        if weight.size == 0:
-            raise IRError(f"{label}: weight is empty (shape {weight.shape})", node=node)
         object.__setattr__(self, "weight", weight)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -406,7 +471,7 @@ class Projection:
             odd = w[w % step != 0]
             if odd.size:
                 raise IRError(f"{label}: weight {int(odd[0])} is odd; {rule}", node=node)
-        if self.kind == "dense":
+        if self.kind in ("dense", "upsample"):  # Lava's Dense and Sparse apply weight_exp
             check_range(
                 self.weight_exp,
                 target.weight_exp_min,
@@ -427,11 +492,13 @@ class Projection:
 
     def output_shape(self, source_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The target shape this projection produces from ``source_shape`` (dense: (out,);
-        direct: the source's shape)."""
+        direct: the source's shape; upsample: (Cout, H·fh, W·fw))."""
         if self.kind == "direct":
             return tuple(source_shape)
         if self.kind == "dense":
             return (int(self.weight.shape[0]),)
+        if self.kind == "upsample":
+            return upsample_output_shape(source_shape, self.weight.shape)
         return conv2d_output_shape(
             source_shape, self.weight.shape, self.stride, self.padding, self.dilation
         )
@@ -619,9 +686,10 @@ class Network:
                     node=proj.name,
                 )
             return
+        kind = proj.kind
         if len(src) != 3 or len(tgt) != 3:
             raise IRError(
-                f"{proj.label}: conv2d needs (C, H, W) source and target, got source '{proj.source}' "
+                f"{proj.label}: {kind} needs (C, H, W) source and target, got source '{proj.source}' "
                 f"{src} and target '{proj.target}' {tgt}",
                 node=proj.name,
             )
@@ -632,7 +700,7 @@ class Network:
             )
         if w[1] != src[0] // proj.groups:
             raise IRError(
-                f"{proj.label}: conv2d weight shape {w} needs Cin/groups = {src[0] // proj.groups} "
+                f"{proj.label}: {kind} weight shape {w} needs Cin/groups = {src[0] // proj.groups} "
                 f"(source '{proj.source}' has {src[0]} channels, groups {proj.groups})",
                 node=proj.name,
             )
@@ -641,10 +709,11 @@ class Network:
         except ValueError as exc:
             raise IRError(f"{proj.label}: {exc}", node=proj.name) from exc
         if out != tgt:
+            how = (f"factor {proj.stride}" if kind == "upsample" else
+                   f"stride {proj.stride}, padding {proj.padding}, dilation {proj.dilation}")
             raise IRError(
-                f"{proj.label}: conv2d output shape {out} (source '{proj.source}' {src}, stride "
-                f"{proj.stride}, padding {proj.padding}, dilation {proj.dilation}) does not match "
-                f"target '{proj.target}' {tgt}",
+                f"{proj.label}: {kind} output shape {out} (source '{proj.source}' {src}, {how}) "
+                f"does not match target '{proj.target}' {tgt}",
                 node=proj.name,
             )
 

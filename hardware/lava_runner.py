@@ -38,6 +38,10 @@ How an IR network becomes Lava processes (docs/ir.md, shared/spec/fixed-point.md
   expansion is exact (fixed-point.md §1.5). The one difference from the IR's conv semantics: the
   IR wraps a conv's per-step sum to 24 bits, Sparse does not; the sum cannot reach 2^23 unless a
   neuron has more than 32768 active synapses of weight 256 in one step.
+- upsample projection: its synapse list (``sakd.hardware.ir.upsample_synapses``: one synapse per
+  target neuron and channel of its group) as a ``Sparse`` (``DelaySparse``) matrix, which
+  applies ``weight_exp`` as ``Dense`` does (fixed-point.md §1.2) and does not wrap: exactly the
+  IR's upsample semantics.
 - every synapse gets ``sign_mode=MIXED``, ``num_weight_bits=8`` and the projection's
   ``weight_exp``: Lava then keeps every even weight in [-256, 254] unchanged (letting Lava derive
   the sign mode would clip -256 to -255 in an all-non-positive matrix); ``num_message_bits`` is
@@ -317,6 +321,7 @@ def run_ir(network_path: str | Path, inputs: np.ndarray, time_steps: int, *, tra
     from lava.utils.weightutils import SignMode
     from scipy.sparse import csr_matrix
 
+    from sakd.hardware.ir import upsample_synapses
     from sakd.hardware.netfile import read_network
 
     net = read_network(network_path)
@@ -372,9 +377,13 @@ def run_ir(network_path: str | Path, inputs: np.ndarray, time_steps: int, *, tra
                 else:
                     syn = DelayDense(weights=w, delays=np.full(w.shape, d, dtype=int), max_delay=d, **kw)
             else:
-                rows, cols, vals, shape = conv2d_matrix(
-                    net.source_shape(proj.source), proj.weight, proj.stride, proj.padding,
-                    proj.dilation, proj.groups)
+                if proj.kind == "upsample":  # its synapse list: one per target and channel
+                    rows, cols, vals, shape = upsample_synapses(
+                        net.source_shape(proj.source), proj.weight, proj.groups)
+                else:
+                    rows, cols, vals, shape = conv2d_matrix(
+                        net.source_shape(proj.source), proj.weight, proj.stride, proj.padding,
+                        proj.dilation, proj.groups)
                 w = csr_matrix((vals.astype(np.int32), (rows, cols)), shape=shape)
                 if d == 0:
                     syn = Sparse(weights=w, **kw)

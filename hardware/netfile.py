@@ -1,7 +1,7 @@
-"""``network.h5``: the IR on disk (docs/ir.md, schema version 3; versions 1 and 2 are still read).
+"""``network.h5``: the IR on disk (docs/ir.md, schema version 4; versions 1 to 3 are still read).
 
 ```
-/                attrs: format = "sakd-ir", schema_version = 3, target (name), time_steps (absent:
+/                attrs: format = "sakd-ir", schema_version = 3 or 4, target (name), time_steps (absent:
                  the network does not fix T), digest (SHA-256 of the network, Network.digest),
                  schedule ("sample" | "free"), limits ("hardware" | "lava")
 /target          attrs: every TargetSpec field (the spec is read from here, validated)
@@ -13,6 +13,12 @@
 /projections/NNN attrs: name, source, target, kind, weight_exp, delay, stride, padding, dilation,
                  groups, port; dataset weight (int16)
 ```
+
+Version 4 added the projection kind ``upsample``. A file is written with the lowest schema that
+holds its network: 4 when it has an ``upsample`` projection (a sakd that reads only schema 3
+then refuses it as "written by a newer sakd" instead of failing on an unknown kind), else 3, so
+that every other network stays readable by earlier versions. A schema-3 file with an
+``upsample`` projection is damage and is refused.
 
 Version 2 had no schedule, limits, message_bits or port (a sample network within the hardware's
 limits; the model's message bits; port ``a_in``).
@@ -48,7 +54,10 @@ from .neurons import CubaLif, neuron_model
 from .target import TARGETS, TargetError, TargetSpec
 
 FORMAT = "sakd-ir"
-SCHEMA_VERSION = 3
+#: the newest schema this sakd reads and writes
+SCHEMA_VERSION = 4
+#: projection kinds by the schema that introduced them (files use the lowest that holds them)
+KIND_SCHEMA = {"upsample": 4}
 
 #: weight arrays with at least this many entries are stored gzip-compressed (transparent to readers)
 _COMPRESS_MIN = 4096
@@ -92,10 +101,15 @@ def write_network(network: Network, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def schema_for(network: Network) -> int:
+    """The lowest schema that holds ``network``: 4 with an ``upsample`` projection, else 3."""
+    return max([3, *(KIND_SCHEMA.get(p.kind, 3) for p in network.projections)])
+
+
 def _write(network: Network, spec: TargetSpec, tmp: Path) -> None:
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
-        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["schema_version"] = schema_for(network)
         f.attrs["target"] = spec.name
         if network.time_steps is not None:
             f.attrs["time_steps"] = int(network.time_steps)
@@ -376,6 +390,11 @@ def _read(r: _Reader, f: h5py.File) -> Network:
         )
     projections = []
     for g in r.indexed(r.group(f, "projections")):
+        kind = r.str_attr(g, "kind")
+        if KIND_SCHEMA.get(kind, 0) > version:
+            raise r.error(f"{g.name} attr 'kind'",
+                          f"is {kind!r}, a kind of schema {KIND_SCHEMA[kind]}, but the file says "
+                          f"schema {version}: the file is inconsistent (damaged or edited)")
         projections.append(
             build(
                 g.name,
@@ -383,7 +402,7 @@ def _read(r: _Reader, f: h5py.File) -> Network:
                 name=r.str_attr(g, "name"),
                 source=r.str_attr(g, "source"),
                 target=r.str_attr(g, "target"),
-                kind=r.str_attr(g, "kind"),
+                kind=kind,
                 weight=r.dataset(g, "weight"),
                 weight_exp=r.int_attr(g, "weight_exp"),
                 delay=r.int_attr(g, "delay"),

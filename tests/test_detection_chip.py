@@ -1,12 +1,13 @@
 """Detection and segmentation from the config to the chip: the ``task`` key and its checks, the
-training jobs per task, the lowering of detectors (several readouts, nearest upsampling as a
-projection, shared head convs) and segmenters, the simulator against the float SNN, and the CLI
+training jobs per task, the lowering of detectors (several readouts, nearest upsampling as an
+upsample projection, shared head convs) and segmenters (FCN, DeepLabV3's ASPP), the simulator against the float SNN, and the CLI
 from ``sakd teacher`` to ``sakd simulate``, ``energy`` and ``map`` on the generated scenes."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +19,10 @@ from sakd.app.common import JobError
 from sakd.app.energy import ann_macs_for, build_energy_report
 from sakd.cli import app
 from sakd.config import ConfigError, load_config
-from sakd.export.graph import ExportError, run_graph
+from sakd.export.graph import ExportError, apply_node, run_graph
 from sakd.export.lower import lower
-from sakd.export.passes import upsample_matrix
+from sakd.export.passes import nearest_upsampling
+from sakd.hardware.energy import ann_layers_from_network
 from sakd.hardware.simulator import simulate
 from sakd.hardware.simulator.runner import readout_to_float
 from sakd.models import build_model, spikify
@@ -77,12 +79,16 @@ def test_bad_task_through_the_cli_exits_2_before_training(tmp_path):
 # lowering
 
 
-def test_upsample_matrix_is_nearest_upsampling():
+def test_nearest_upsampling_is_a_depthwise_upsample_conv():
+    from sakd.export.graph import Node
+
     x = torch.randn(2, 3, 4, 5, dtype=torch.float64)
-    matrix = upsample_matrix((3, 4, 5), (2, 3))
+    source = Node("s", "neuron", [], (3, 4, 5))
+    syn = nearest_upsampling(source, (2, 3), (3, 8, 15), "up", "up")
     want = x.repeat_interleave(2, dim=2).repeat_interleave(3, dim=3)
-    got = (x.flatten(1) @ matrix.T).reshape(2, 3, 8, 15)
-    assert torch.equal(got, want) and bool((matrix.sum(1) == 1).all())
+    assert syn.op == "upsample_conv" and syn.attrs["groups"] == 3
+    assert tuple(syn.attrs["weight"].shape) == (3, 1, 2, 3)
+    assert torch.equal(apply_node(syn, [x]), want)
 
 
 def _trained_like(network: Network) -> Network:
@@ -116,12 +122,15 @@ def test_a_detector_lowers_with_a_readout_per_head_output_and_level(detector, de
                      for level in range(3)]
     shapes = {p.name: p.shape for p in ir.readouts}
     assert shapes["cls_logits.0"] == (3, 16, 16) and shapes["bbox_reg.2"] == (4, 4, 4)
-    # the FPN's top-down path: a dense 0/1 projection per upsampling, one 1 per row
+    # the FPN's top-down path: an upsample projection per upsampling (depthwise, x2, one weight,
+    # one synapse per target neuron), stored by its structure (the 8 -> 16 level: 128 weights,
+    # where the dense 0/1 matrix it replaces had 8192 x 2048)
     ups = [p for p in ir.projections if p.name.startswith("interpolate")]
-    assert len(ups) == 2 and all(p.kind == "dense" for p in ups)
+    assert len(ups) == 2 and all(p.kind == "upsample" for p in ups)
     for p in ups:
-        values = set(np.unique(p.weight).tolist()) - {0}
-        assert len(values) == 1 and bool(((p.weight != 0).sum(1) == 1).all())
+        channels = ir.source_shape(p.source)[0]
+        assert p.weight.shape == (channels, 1, 2, 2) and p.groups == channels
+        assert p.stride == (2, 2) and len(set(np.unique(p.weight).tolist())) == 1
     # the head's shared convs: one projection per level, the BN of each level folded into its own
     cls = [p for p in ir.projections if p.target.startswith("cls_logits.")]
     assert len(cls) == 3 and cls[0].weight.shape == cls[1].weight.shape
@@ -166,6 +175,13 @@ def test_the_chip_follows_the_float_detector(detector_lowering):
     assert min(correlations) > 0.2 and float(np.mean(correlations)) > 0.6, correlations
     report = {r.name: r for r in detector_lowering.quantized.report}
     assert all(report[p.name].biases_clipped == 0 for p in ir.readouts)
+    # each spike into an FPN upsampling drives the 4 synapses of its 2x2 target cell (not the
+    # 8,192 or 2,048 rows of the dense 0/1 matrix the lowering wrote before)
+    for p in ir.projections:
+        if p.kind == "upsample":
+            spikes = result.counts.populations[p.source].spikes
+            assert spikes.min() > 0
+            assert np.array_equal(result.counts.projections[p.name].synops, 4 * spikes)
 
 
 def _recorded(network, arch: str, classes: int, task: str):
@@ -191,10 +207,15 @@ def test_the_ann_baseline_of_a_detector_is_its_whole_network(detector_lowering):
         elif p.kind == "conv2d":
             total += int(np.prod(ir.population(p.target).shape)) * int(np.prod(p.weight.shape[1:]))
         else:
-            assert p.kind == "dense" and p.name.startswith("interpolate"), p.name
-            total += int(np.count_nonzero(p.weight))
+            assert p.kind == "upsample" and p.name.startswith("interpolate"), p.name
+            total += int(np.prod(ir.population(p.target).shape)) * p.weight.shape[1]
     assert len(skipped) == 2 and macs["total"] == total
     assert macs["backbone.fpn.interpolate"] == 32 * (16 * 16 + 8 * 8)
+    # the like-for-like ANN twin (one layer per projection) counts the upsamplings the same way
+    twin = {layer.name: layer for layer in ann_layers_from_network(ir)}
+    ups = [p for p in ir.projections if p.kind == "upsample"]
+    assert sum(twin[p.name].macs for p in ups) == macs["backbone.fpn.interpolate"]
+    assert sum(twin[p.name].weights for p in ups) == 2 * 32 * 4
     with pytest.raises(JobError, match="describes readouts .* re-export it"):
         ann_macs_for(_recorded(ir, "fcos_resnet_small", 5, "detection"))
 
@@ -244,10 +265,119 @@ def test_inexact_interpolation_is_refused_by_name(mode, factor, message):
         lower(net, input_shape=(1, 4, 4), input_range=(-1.0, 1.0))
 
 
-def test_deeplabv3_export_is_refused_with_the_reason():
-    snn = spikify(build_model("deeplabv3_resnet_small", 11, 1, (64, 64)), 2).eval()
-    with pytest.raises(ExportError, match="interpolation|unsupported operation"):
-        lower(snn, input_shape=(1, 64, 64), input_range=(-1.0, 3.0))
+@pytest.fixture(scope="module")
+def deeplab():
+    return _trained_like(spikify(build_model("deeplabv3_resnet_small", 11, 1, (64, 64)), 4))
+
+
+@pytest.fixture(scope="module")
+def deeplab_lowering(deeplab):
+    return lower(deeplab, input_shape=(1, 64, 64), input_range=(-1.0, 3.0))
+
+
+def test_deeplabv3_lowers_its_aspp_exactly(deeplab, deeplab_lowering):
+    """torchvision's ASPP: the project conv reading the concat of five branches becomes five
+    synapses (its weight split along Cin); the pooling branch (global pool -> 1x1 conv -> LIF on
+    a (64, 1, 1) map -> bilinear broadcast) reaches the project conv as one upsample projection
+    of a broadcast (64, 64, 16, 16 weights: the 1x1 conv at every offset); the float graph
+    computes the network."""
+    low = deeplab_lowering
+    ir = low.network
+    assert [(p.name, p.shape) for p in ir.readouts] == [("readout", (11, 16, 16))]
+    into = {p.name: p for p in ir.projections_into("classifier.0.project.2")}
+    assert sorted(into) == [f"classifier.0.project.0.cat[{k}]" for k in range(5)]
+    pooled = into["classifier.0.project.0.cat[4]"]
+    assert pooled.kind == "upsample" and pooled.weight.shape == (64, 64, 16, 16)
+    assert ir.population(pooled.source).shape == (64, 1, 1) and pooled.stride == (16, 16)
+    assert all(np.array_equal(pooled.weight[..., 0, 0], pooled.weight[..., i, j])
+               for i, j in ((0, 5), (15, 15), (7, 2)))
+    pool_conv = ir.projections_into(pooled.source)[0]  # the global pool folded into its conv
+    assert pool_conv.kind == "conv2d" and pool_conv.weight.shape[2:] == (16, 16)
+    assert all(into[f"classifier.0.project.0.cat[{k}]"].kind == "conv2d" for k in range(4))
+    x = torch.randn(2, 1, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        folded = x.unsqueeze(0).expand(4, *x.shape).reshape(8, 1, 64, 64)
+        want = deeplab.double().forward_static(folded).reshape(4, 2, 11, 16, 16).mean(0)
+    deeplab.float()
+    assert torch.allclose(run_graph(low.float_graph, x, 4).logits, want, atol=1e-9)
+
+
+def test_the_chip_follows_the_float_deeplabv3(deeplab_lowering):
+    """The simulator against the float SNN (as for the detector), and the broadcast's SynOps:
+    each spike of the (64, 1, 1) pooling population drives 64 x 16 x 16 synapses."""
+    torch.manual_seed(4)
+    x = torch.randn(3, 1, 64, 64, dtype=torch.float64).clamp(-1, 3)
+    ir = deeplab_lowering.network
+    first = ir.populations[0].name
+    pooled = next(p for p in ir.projections if p.kind == "upsample")
+    result = simulate(ir, ir.input.encode(x.numpy()), record=[first])
+    run = run_graph(deeplab_lowering.float_graph, x, 4, record=True)
+    latency = ir.latencies[first]
+    chip_spikes = np.asarray(result.traces[first]["s"])[latency:latency + 4].astype(bool)
+    assert float((chip_spikes != run.spikes[first].numpy().astype(bool)).mean()) < 0.05
+    chip = readout_to_float(ir, result.readouts["readout"])
+    assert np.corrcoef(chip.ravel(), run.logits.numpy().ravel())[0, 1] > 0.6
+    spikes = result.counts.populations[pooled.source].spikes
+    assert spikes.min() > 0
+    assert np.array_equal(result.counts.projections[pooled.name].synops, spikes * 64 * 16 * 16)
+    # the ANN baseline (the teacher's whole network) equals the lowered network's MACs: the
+    # project conv's share of the pooling branch is the upsample projection's; the identity
+    # shortcut is no MAC of the ANN, and the pooling branch's 1x1 conv, with the global pool
+    # folded in, reads the whole 16 x 16 map on the chip but one pooled value in the ANN
+    ir = _recorded(ir, "deeplabv3_resnet_small", 11, "segmentation")
+    macs, why = ann_macs_for(ir)
+    assert why is None
+    twin = {layer.name: layer.macs for layer in ann_layers_from_network(ir)}
+    assert twin[pooled.name] == 64 * 16 * 16 * 64 == macs["classifier.0.project.0"] // 5
+    pool_conv = ir.projections_into(pooled.source)[0].name
+    assert twin[pool_conv] == 64 * 64 * 16 * 16 and macs[pool_conv] == 64 * 64
+    chip_total = sum(m for name, m in twin.items() if ".identity[" not in name and name != pool_conv)
+    assert chip_total + macs[pool_conv] == macs["total"]
+
+
+class _CatNet(Network):
+    """ASPP in small: a = LIF(conv(x)); b = LIF(1x1 conv(global pool(a))), broadcast back by a
+    bilinear interpolation of its 1x1 map; head = conv(cat([a, b])). ``spiking_pool=False``:
+    the pooled map is broadcast without a neuron between."""
+
+    def __init__(self, groups: int = 1, kernel: int = 1, spiking_pool: bool = True) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 1)
+        self.sa, self.sb = SpikeSite(), SpikeSite()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Conv2d(4, 2, kernel, groups=groups)
+        self.spiking_pool = spiking_pool
+
+    def forward_static(self, x):
+        a = self.sa(self.a(x))
+        b = self.sb(self.b(self.pool(a) if self.spiking_pool else a))
+        b = self.pool(b) if not self.spiking_pool else b
+        b = nn.functional.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=True)
+        return self.head(torch.cat([a, b], dim=1))
+
+
+def test_a_small_aspp_lowers_and_computes_the_network():
+    torch.manual_seed(0)
+    net = spikify(_CatNet(), 2).eval()
+    low = lower(net, input_shape=(1, 4, 4), input_range=(-1.0, 1.0))
+    kinds = {p.name: p.kind for p in low.network.projections_into("readout")}
+    assert kinds == {"head.cat[0]": "conv2d", "head.cat[1]": "upsample"}
+    x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
+    with torch.no_grad():
+        want = net.double().forward_static(x.unsqueeze(0).expand(2, *x.shape).reshape(6, 1, 4, 4))
+    assert torch.allclose(run_graph(low.float_graph, x, 2).logits,
+                          want.reshape(2, 3, 2, 4, 4).mean(0), atol=1e-9)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(groups=2), "reads concat 'cat' with groups 2; only a conv of groups 1 splits"),
+    (dict(kernel=3), "conv 'head.cat\\[1\\]' .*reads the upsampling .*only a 1x1 conv"),
+    (dict(spiking_pool=False), "avgpool 'pool' feeds upsample 'interpolate'"),
+])
+def test_a_concat_or_broadcast_without_an_exact_form_is_refused_by_name(kwargs, message):
+    net = spikify(_CatNet(**kwargs), 2).eval()
+    with pytest.raises(ExportError, match=message):
+        lower(net, input_shape=(1, 4, 4), input_range=(-1.0, 1.0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,10 +385,15 @@ def test_deeplabv3_export_is_refused_with_the_reason():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["segmentation", "detection"])
+@pytest.mark.parametrize("task", ["segmentation", "detection", "deeplabv3"])
 def test_cli_trains_evaluates_exports_and_simulates(tmp_path, task):
+    """Every job on tiny scenes; ``deeplabv3``: the segmentation config with DeepLabV3
+    (``model.arch=deeplabv3_resnet_small``), whose ASPP exports (an upsample projection)."""
+    arch = []
+    if task == "deeplabv3":
+        task, arch = "segmentation", ["--set", "model.arch=deeplabv3_resnet_small"]
     base = f"configs/digit_scenes_{task}.yaml"
-    one = ["--set", "teacher.train.epochs=1", "--set", "student.train.epochs=1"]
+    one = ["--set", "teacher.train.epochs=1", "--set", "student.train.epochs=1", *arch]
     teacher, student, out = tmp_path / "teacher", tmp_path / "student", tmp_path / "export"
     assert cli("teacher", "-c", base, *SCENES, *one, "-o", str(teacher), "--no-progress").exit_code == 0
     record = torch.load(teacher / "last.pt", weights_only=True)
@@ -273,7 +408,14 @@ def test_cli_trains_evaluates_exports_and_simulates(tmp_path, task):
     assert figures["task"] == task and 0.0 <= figures["metrics"][metric] <= 1.0
     result = cli("export", str(student / "last.pt"), "-o", str(out))
     assert result.exit_code == 0, result.output
-    assert "onnx" in json.loads((out / "export_report.json").read_text())["skipped"]
+    skipped = json.loads((out / "export_report.json").read_text())["skipped"]
+    assert "onnx" in skipped
+    if arch:  # the ASPP's broadcast is an upsample projection: in the IR, not in NIR
+        from sakd.hardware.netfile import read_network
+
+        kinds = [p.kind for p in read_network(out / "network.h5").projections]
+        assert kinds.count("upsample") == 1
+        assert "no transposed convolution" in skipped["nir"]
     result = cli("simulate", str(out), "--limit", "4")
     assert result.exit_code == 0, result.output
     report = json.loads((out / "simulate_report.json").read_text())
@@ -296,12 +438,30 @@ def test_cli_trains_evaluates_exports_and_simulates(tmp_path, task):
     assert "float SNN vs simulator" in result.output
     result = cli("verify", str(out), "--onnx")  # not written for a dense network: the reason
     assert result.exit_code == 2 and "the export could not write one" in result.output
-    if task == "segmentation":  # one readout map: NIR is written, predictions per location
+    if arch:  # no NIR file: refused with the export's reason, before any work
+        result = cli("verify", str(out), "--nir")
+        assert result.exit_code == 2 and "no transposed convolution" in result.output
+    elif task == "segmentation":  # one readout map: NIR is written, predictions per location
         result = cli("verify", str(out), "--nir", "--samples", "2")
         assert result.exit_code == 0, result.output
         nir = json.loads((out / "verify_report.json").read_text())["nir"]
         assert nir["ok"] and nir["agreement_vs_simulator"] >= 0.99
-    result = cli("map", str(out), "--limit", "2", "--system", "auto")  # the smallest that holds it
+    target = []
+    if arch:
+        # the pooling branch's neurons each read the whole 64 x 16 x 16 map (the global pool
+        # folded into its 1x1 conv): more distinct sources than the 4,096 input axons assumed
+        # for a Loihi 2 core, so the default profile refuses it, naming the population ...
+        result = cli("map", str(out), "--limit", "0")
+        assert result.exit_code == 2
+        assert "population 'classifier.0.convs.4.3'" in result.output
+        assert "4,096 input axons" in result.output
+        # ... and a chip file with a larger axon table (a what-if) maps it
+        chip = json.loads(Path("hardware/mapping/chips/loihi2.json").read_text())
+        chip["description"] += " (what-if: 16,384 input axons per core)"
+        chip["figures"]["input_axons_per_core"].update(value=16384, certainty="user")
+        (tmp_path / "chip.json").write_text(json.dumps(chip))
+        target = ["--target", str(tmp_path / "chip.json")]
+    result = cli("map", str(out), "--limit", "2", "--system", "auto", *target)  # the smallest
     assert result.exit_code == 0, result.output
     assert (out / "map_report.json").is_file()
     result = cli("eval", str(teacher / "last.pt"), "--split", "val")

@@ -287,6 +287,10 @@ def _fan_in(network: Network, pop: Population) -> np.ndarray:
         _, h, w = network.source_shape(proj.source)
         _, ho, wo = pop.shape
         _, _, kh, kw = proj.weight.shape
+        if proj.kind == "upsample":  # target (c, i, j) reads w[c, :, i % fh, j % fw]
+            taps = (proj.weight != 0).sum(axis=1)  # [cout, fh, fw]
+            total += np.tile(taps, (1, ho // kh, wo // kw)).reshape(-1)
+            continue
         vy = _valid_taps(ho, h, kh, proj.stride[0], proj.padding[0], proj.dilation[0])
         vx = _valid_taps(wo, w, kw, proj.stride[1], proj.padding[1], proj.dilation[1])
         taps = (proj.weight != 0).sum(axis=1)  # [cout, kh, kw]

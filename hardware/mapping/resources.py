@@ -18,7 +18,10 @@ cheaper of the *dense* encoding (every target of the box, zeros included, no ind
 *sparse* one (nonzero weights only, with an index). A conv2d projection is stored either as
 per-target synapse lists (sparse, nonzero weights) or, when the chip shares convolutional weights
 (``shared_weights``), as its kernel once per core: ``Cout_box x Cin/groups x kh x kw`` weights
-plus one group header per input axon. Both counts are always computed and reported.
+plus one group header per input axon. Both counts are always computed and reported. An upsample
+projection is stored the same two ways: per-target synapse lists (each target neuron holds one
+synapse per channel of its group, to the one source cell it reads), or its kernel
+``Cout_box x Cin/groups x fh x fw`` once per core.
 
 Assumptions (stated in the chip profiles too): a projection with delay d needs d + 1 dendritic
 accumulator slots (``delay_slot_bits`` each) per target neuron, and a neuron keeps one ring of
@@ -309,6 +312,33 @@ def _axis_field(size: int, k: int, stride: int, pad: int, dil: int, lo: int,
 
 
 @functools.lru_cache(maxsize=4096)
+def _upsample_axis_field(size: int, f: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_axis_field`` of an upsample projection (factor ``f`` along one axis): source position
+    i feeds targets ``i·f .. i·f + f − 1``, tap a the target ``i·f + a``; (the positions with a
+    target in [lo, hi), int64 [positions, f]: which taps do), read-only, cached."""
+    reach = (np.arange(size)[:, None] * f + np.arange(f)[None, :])
+    reach = (reach >= lo) & (reach < hi)
+    idx = np.flatnonzero(reach.any(axis=1))
+    taps = reach[idx].astype(np.int64)
+    idx.flags.writeable = taps.flags.writeable = False
+    return idx, taps
+
+
+@functools.lru_cache(maxsize=4096)
+def _upsample_field(h: int, w: int, fh: int, fw: int, y0: int, y1: int, x0: int, x1: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``_conv_field`` of an upsample projection: the source cells under target rows [y0, y1)
+    x columns [x0, x1), with the same four arrays (taps of rows, taps of columns, positions,
+    structural taps per position), read-only, cached."""
+    ys, ry = _upsample_axis_field(h, fh, y0, y1)
+    xs, rx = _upsample_axis_field(w, fw, x0, x1)
+    spatial = np.outer(ry.sum(axis=1), rx.sum(axis=1)).reshape(-1)
+    position = (ys[:, None] * w + xs[None, :]).reshape(-1)
+    spatial.flags.writeable = position.flags.writeable = False
+    return ry, rx, position, spatial
+
+
+@functools.lru_cache(maxsize=4096)
 def _conv_field(h: int, w: int, kh: int, kw: int, geometry: tuple[int, ...], y0: int, y1: int,
                 x0: int, x1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The receptive field of output rows [y0, y1) x columns [x0, x1) in an h x w source
@@ -348,13 +378,18 @@ def _conv_fanout_into_box(network: Network, projection: Projection, box: Box
                           ) -> tuple[SourceBlock, np.ndarray, int]:
     """(the source neurons with a structural synapse into ``box`` and their structural
     fan-out, their nonzero fan-out (int64, aligned), channels of the box): the rows and
-    columns of its receptive field, in the channels of its groups."""
+    columns of its receptive field, in the channels of its groups. A conv2d or an upsample
+    projection (whose "taps" are the offsets (a, b) of a target within its source cell: the
+    target (co, i, j) reads tap (i % fh, j % fw) of source cell (i // fh, j // fw))."""
     _, h, w = network.source_shape(projection.source)
     cout, cin_g, kh, kw = projection.weight.shape
     (c0, c1), (y0, y1), (x0, x1) = box
-    ry, rx, position, spatial = _conv_field(
-        h, w, kh, kw, tuple(int(v) for v in (*projection.stride, *projection.padding,
-                                              *projection.dilation)), y0, y1, x0, x1)
+    if projection.kind == "upsample":
+        ry, rx, position, spatial = _upsample_field(h, w, kh, kw, y0, y1, x0, x1)
+    else:
+        ry, rx, position, spatial = _conv_field(
+            h, w, kh, kw, tuple(int(v) for v in (*projection.stride, *projection.padding,
+                                                  *projection.dilation)), y0, y1, x0, x1)
     cpg = cout // projection.groups
     cum = _nonzero_prefix(projection.weight)
     g0, g1 = c0 // cpg, (c1 - 1) // cpg + 1  # the groups the box's channels fall in

@@ -3,7 +3,8 @@ shared/spec/fixed-point.md §1), with exact per-sample operation counts.
 
 Layout: the integer primitives (``sakd.hardware.fixed_point``), each neuron model's pure step
 (``sakd.hardware.neurons``), the exact synapses (``synapses``: ``dense_synapse``,
-``conv_synapse``), the backends (``backends``: numpy, torch) and the runner (``runner``:
+``conv_synapse``, ``upsample_synapse``: a gather of one source cell per target neuron and
+channel, never a dense matrix), the backends (``backends``: numpy, torch) and the runner (``runner``:
 ``simulate``), which dispatches on each population's neuron model.
 
 **How the runner schedules time.** Lava steps every process once per time step; a synapse
@@ -70,7 +71,16 @@ from .runner import (
     readout_to_float,
     simulate,
 )
-from .synapses import F32_EXACT, F64_EXACT, conv_fanout, conv_synapse, dense_synapse, gemm_format
+from .synapses import (
+    F32_EXACT,
+    F64_EXACT,
+    conv_fanout,
+    conv_synapse,
+    dense_synapse,
+    gemm_format,
+    upsample_fanout,
+    upsample_synapse,
+)
 
 __all__ = [
     "BACKENDS",
@@ -90,6 +100,8 @@ __all__ = [
     "simulate",
     "trunc_shift",
     "trunc_shift12",
+    "upsample_fanout",
+    "upsample_synapse",
     "wrap24",
     "wrap_signed",
 ]

@@ -38,6 +38,8 @@ from .synapses import (
     gemm_format,
     limb_bits,
     rows_per_block,
+    upsample_raw,
+    upsample_weight_matrix,
 )
 
 BACKENDS = ("numpy", "torch")
@@ -73,6 +75,8 @@ class NumpyOps:
         w = plan.proj.weight
         if plan.proj.kind == "dense":
             return dense_weight_matrices(w)
+        if plan.proj.kind == "upsample":
+            return upsample_weight_matrix(w, plan.proj.groups)
         return conv_weight_matrix(w, plan.proj.groups)
 
     def asarray(self, arr: np.ndarray) -> np.ndarray:
@@ -96,6 +100,8 @@ class NumpyOps:
         if p.kind == "dense":
             a = dense_raw(s.reshape(s.shape[0], -1), plan.prepared, plan.wsum, p.weight_exp)
             return a.reshape((s.shape[0],) + plan.target_shape)
+        if p.kind == "upsample":
+            return upsample_raw(s, plan.prepared, p.weight.shape, p.groups, plan.wsum, p.weight_exp)
         return conv_raw(
             s, plan.prepared, p.weight.shape, plan.wsum, p.stride, p.padding, p.dilation,
             wrap=wrap)
@@ -137,6 +143,10 @@ class TorchOps:
         torch = self.torch
         weight = plan.proj.weight
         dense = plan.proj.kind == "dense"
+        if plan.proj.kind == "upsample":  # [g, Cin/g, (Cout/g)·fh·fw], as the numpy backend
+            host = upsample_weight_matrix(weight, plan.proj.groups)
+            return WeightFormats(lambda fmt: torch.from_numpy(host[fmt]).to(self.device),
+                                 host.shape)
 
         def make(fmt: str) -> Any:  # |w| <= 256: exact in either format
             w = torch.from_numpy(weight.astype(fmt)).to(self.device)
@@ -206,6 +216,8 @@ class TorchOps:
                     out[i : i + rows] = shift_exp(acc, p.weight_exp).reshape(
                         (-1,) + plan.target_shape)
             return out
+        if p.kind == "upsample":
+            return self._upsample(plan, s, out)
         conv2d = torch.nn.functional.conv2d
         kh, kw = p.weight.shape[2:]
         per_row = 8 * (
@@ -224,6 +236,31 @@ class TorchOps:
                     ),
                 )
                 out[i : i + rows] = wrap24(acc) if wraps else acc
+        return out
+
+    def _upsample(self, plan: ProjectionPlan, s: Any, out: Any) -> Any:
+        """``synapses.upsample_raw`` in torch: per group a batched GEMM of the source cells by
+        the prepared weights (exact under the bound, as every GEMM here), or with one channel
+        per group an int64 broadcast product; then the shift by ``weight_exp``."""
+        torch = self.torch
+        p = plan.proj
+        w = plan.prepared
+        m, c, h, wd = s.shape
+        cout, cg, fh, fw = p.weight.shape
+        g, og = p.groups, cout // p.groups
+        rows = rows_per_block(8 * (c * h * wd + 2 * cout * h * fh * wd * fw))
+        with self._ieee():
+            for i in range(0, m, rows):
+                x = s[i : i + rows]
+                n = x.shape[0]
+                xg = x.reshape(n, g, cg, h, wd).permute(1, 0, 3, 4, 2).reshape(g, n * h * wd, cg)
+                xmax = 1 if x.dtype == torch.bool else (int(x.abs().max()) if x.numel() else 0)
+                if cg == 1 and xmax * plan.wsum < (1 << 62):
+                    y = xg.to(torch.int64) * w["int64"]
+                else:
+                    y = self._exact(xg, plan.wsum, lambda xf, fmt: torch.bmm(xf, w[fmt]))
+                out[i : i + rows] = shift_exp(y.reshape(g, n, h, wd, og, fh, fw).permute(
+                    1, 0, 4, 2, 5, 3, 6).reshape(n, cout, h * fh, wd * fw), p.weight_exp)
         return out
 
     def absmax(self, x: Any) -> int:

@@ -16,10 +16,10 @@ import numpy as np
 from ..counts import NetworkCounts, PopulationCounts, ProjectionCounts, concatenate_counts
 from ..errors import SakdError
 from ..fixed_point import shift_exp
-from ..ir import Network
+from ..ir import Network, upsample_row_bound
 from ..neurons.base import WindowRun
 from .backends import ProjectionPlan, SimulationInputError, make_ops
-from .synapses import WRAP_HALF, conv_fanout, weight_bound
+from .synapses import WRAP_HALF, conv_fanout, upsample_fanout, weight_bound
 
 #: memory bound (bytes) of the state of one batch chunk when ``batch_size`` is None
 AUTO_CHUNK_BYTES = 1 << 30
@@ -109,12 +109,16 @@ UNBOUNDED = 1 << 62
 
 def projection_dense_macs(network: Network, proj: Any) -> int:
     """Multiply-adds of one step of one sample of ``proj`` run densely (dense: out × in; conv:
-    output neurons × the kernel's taps per output; direct: 0, the host writes the input)."""
+    output neurons × the kernel's taps per output; upsample: output neurons × Cin/groups, the
+    one source cell each reads in every channel of its group; direct: 0, the host writes the
+    input)."""
     if proj.kind == "direct":
         return 0
     if proj.kind == "dense":
         return int(proj.weight.size)
     tgt = network.population(proj.target).shape
+    if proj.kind == "upsample":
+        return int(np.prod(tgt)) * int(proj.weight.shape[1])
     return int(np.prod(tgt)) * int(np.prod(proj.weight.shape[1:]))
 
 
@@ -163,6 +167,8 @@ def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: 
                 fanouts[key] = np.zeros(int(np.prod(src)), np.int64)
             elif proj.kind == "dense":
                 fanouts[key] = np.full(int(np.prod(src)), proj.weight.shape[0], np.int64)
+            elif proj.kind == "upsample":  # (Cout/groups)·fh·fw synapses per source neuron
+                fanouts[key] = upsample_fanout(src, proj.weight.shape, proj.groups).reshape(-1)
             else:
                 fanouts[key] = conv_fanout(
                     src, proj.weight.shape, proj.stride, proj.padding, proj.dilation, proj.groups
@@ -170,7 +176,9 @@ def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: 
         fanout = fanouts[key]
         fanout.flags.writeable = False  # shared by the copies
         if proj.kind != "direct" and id(proj.weight) not in bounds:
-            bounds[id(proj.weight)] = weight_bound(proj.weight)
+            # an upsample's target neuron reads one weight per channel of its group
+            bounds[id(proj.weight)] = (upsample_row_bound(proj.weight) if proj.kind == "upsample"
+                                       else weight_bound(proj.weight))
         wsum = 1 if proj.kind == "direct" else bounds[id(proj.weight)]
         if proj.source == network.input.name:
             xmax = 1 << (network.input.bits - 1)
@@ -180,7 +188,7 @@ def _make_plan(network: Network, time_steps: int, record: tuple[str, ...], ops: 
             bound = xmax
         elif proj.kind == "conv2d":
             bound = min(wsum * xmax, WRAP_HALF)
-        else:  # |floor(y / 2^k)| <= (|y| >> k) + 1
+        else:  # dense, upsample: |floor(y / 2^k)| <= (|y| >> k) + 1
             bound = shift_exp(wsum * xmax, proj.weight_exp) + (proj.weight_exp < 0)
         plan = ProjectionPlan(proj, src, tgt, fanout, int(fanout.sum()), flops, wsum, bound)
         plan.prepared = None if proj.kind == "direct" else ops.prepare(plan)
@@ -210,8 +218,9 @@ def merge_groups(network: Network, projections: dict[str, ProjectionPlan]
     spikes aligned by each projection's latency. Exact: at every target step the input is
     ``Σ_p W·s_p(τ − lat_p) = W·(Σ_p s_p(τ − lat_p))`` in integers, provided no projection's own
     result is rounded or wrapped on its own — a conv only when its static bound ``Σ|w| < 2^23``
-    keeps Lava's 24-bit wrap the identity for every member, a dense one only with
-    ``weight_exp ≥ 0`` (a left shift distributes over the sum; a floor does not). The GEMM on the
+    keeps Lava's 24-bit wrap the identity for every member, a dense or upsample one only with
+    ``weight_exp ≥ 0`` (a left shift distributes over the sum; a floor does not; neither
+    wraps). The GEMM on the
     summed spikes keeps its own exactness bound (the sum's largest value is measured)."""
     groups: dict[str, list[list[str]]] = {}
     for pop in network.populations:
@@ -223,7 +232,7 @@ def merge_groups(network: Network, projections: dict[str, ProjectionPlan]
                 continue
             if proj.kind == "conv2d" and projections[proj.name].wsum >= WRAP_HALF:
                 continue
-            if proj.kind == "dense" and proj.weight_exp < 0:
+            if proj.kind in ("dense", "upsample") and proj.weight_exp < 0:
                 continue
             key = (proj.port, proj.kind, network.source_shape(proj.source), proj.weight.shape,
                    proj.stride, proj.padding, proj.dilation, proj.groups, proj.weight_exp)

@@ -34,7 +34,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..fixed_point import shift_exp, wrap24
-from ..ir import conv2d_output_shape
+from ..ir import conv2d_output_shape, upsample_row_bound
 
 #: every integer of magnitude below 2^53 is exact in float64
 F64_EXACT = 1 << 53
@@ -313,6 +313,62 @@ def conv_raw(
     return out
 
 
+def upsample_weight_matrix(weight: np.ndarray, groups: int) -> WeightFormats:
+    """(Cout, Cin/g, fh, fw) → ``[g, Cin/g, (Cout/g)·fh·fw]`` per format (``"int64"`` included),
+    on demand (``WeightFormats``): column (co, a, b) of group g holds the weights of the target
+    neurons of channel co at offset (a, b) within their source cell."""
+    cout, cg, fh, fw = weight.shape
+    w = np.asarray(weight).reshape(groups, cout // groups, cg, fh, fw)
+    w = w.transpose(0, 2, 1, 3, 4).reshape(groups, cg, (cout // groups) * fh * fw)
+    return WeightFormats(lambda fmt: np.ascontiguousarray(w.astype(fmt)), w.shape)
+
+
+def upsample_raw(
+    s: np.ndarray,
+    wmat: WeightFormats,
+    wshape: tuple[int, ...],
+    groups: int,
+    wsum: int,
+    weight_exp: int = 0,
+    *,
+    limit: int = F64_EXACT,
+) -> np.ndarray:
+    """An ``upsample`` projection (a transposed conv whose kernel equals its stride) on the rows
+    of ``s`` [M, C, H, W] (integer or bool): ``a[co, i, j] = shift_exp(Σ_ci w[co, ci, i % fh,
+    j % fw] · s[ci, i // fh, j // fw], weight_exp)``, int64 [M, Cout, H·fh, W·fw], exact, never
+    a dense matrix. Per group a GEMM of the source cells [M·H·W, Cin/g] by ``wmat``; with one
+    channel per group (nearest upsampling) an int64 broadcast product (|x·w| < 2^62 checked,
+    else the exact GEMM); ``wsum`` = ``upsample_row_bound``. Not wrapped (Lava's Sparse)."""
+    m, c, h, w = s.shape
+    cout, cg, fh, fw = wshape
+    og = cout // groups
+    out = np.empty((m, cout, h * fh, w * fw), np.int64)
+    rows = rows_per_block(8 * (c * h * w + 2 * cout * h * fh * w * fw))
+    for i in range(0, m, rows):
+        x = s[i : i + rows]
+        n = x.shape[0]
+        xg = x.reshape(n, groups, cg, h, w).transpose(1, 0, 3, 4, 2).reshape(groups, n * h * w, cg)
+        xmax = 1 if x.dtype == np.bool_ else (int(np.abs(x).max()) if x.size else 0)
+        if cg == 1 and xmax * wsum < INT64_EXACT:
+            y = xg.astype(np.int64) * wmat["int64"]  # [g, n·h·w, 1] x [g, 1, og·fh·fw]
+        else:
+            y = _exact_numpy(xg, wsum, lambda v, fmt: np.matmul(v.astype(fmt), wmat[fmt]), limit)
+        out[i : i + rows] = y.reshape(groups, n, h, w, og, fh, fw).transpose(
+            1, 0, 4, 2, 5, 3, 6).reshape(n, cout, h * fh, w * fw)
+    return shift_exp(out, weight_exp)
+
+
+def upsample_synapse(
+    s: np.ndarray, weight: np.ndarray, groups: int = 1, weight_exp: int = 0, *,
+    limit: int = F64_EXACT,
+) -> np.ndarray:
+    """``upsample_raw`` on a weight (Cout, Cin/groups, fh, fw) as stored in the IR."""
+    s = np.asarray(s)
+    weight = np.asarray(weight)
+    return upsample_raw(s, upsample_weight_matrix(weight, groups), weight.shape, groups,
+                        upsample_row_bound(weight), weight_exp, limit=limit)
+
+
 # ---------------------------------------------------------------------------------------------
 # structural counts
 # ---------------------------------------------------------------------------------------------
@@ -350,3 +406,12 @@ def conv_fanout(
     return np.ascontiguousarray(np.broadcast_to(per_position, (c, h, w)))
 
 
+
+
+def upsample_fanout(input_shape: tuple[int, int, int], weight_shape: tuple[int, int, int, int],
+                    groups: int = 1) -> np.ndarray:
+    """int64 [C, H, W]: the structural fan-out of each source neuron of an ``upsample``
+    projection: (Cout/groups)·fh·fw, everywhere (its target cell, in every output channel of
+    its group; there are no borders)."""
+    cout, _, fh, fw = weight_shape
+    return np.full(tuple(int(d) for d in input_shape), (cout // groups) * fh * fw, np.int64)

@@ -26,7 +26,7 @@ from sakd.hardware.neurons import NEURON_MODELS
 
 SUPPORT = Support(
     neuron_models=tuple(NEURON_MODELS),
-    layer_kinds=("dense", "conv2d", "direct"),
+    layer_kinds=("dense", "conv2d", "upsample", "direct"),
     residual_fan_in=True,
     delays="projection (0..max_delay steps)",
     recurrence=True,
@@ -77,6 +77,9 @@ def summarize_network(network: Network, path: str = "", version: Any = None) -> 
                             f"p{proj.padding[0]},{proj.padding[1]}"
                             + (f" d{proj.dilation[0]},{proj.dilation[1]}" if proj.dilation != (1, 1) else "")
                             + (f" g{proj.groups}" if proj.groups > 1 else ""))
+            elif proj.kind == "upsample":
+                geometry = (f"up{w.shape[2]}x{w.shape[3]}" + (f" g{proj.groups}" if proj.groups > 1 else "")
+                            + (f" weight_exp {proj.weight_exp}" if proj.weight_exp else ""))
             elif proj.weight_exp:
                 geometry = f"weight_exp {proj.weight_exp}"
             rows.append(LayerRow(name=proj.name, kind=proj.kind, shape=list(w.shape),

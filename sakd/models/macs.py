@@ -2,11 +2,12 @@
 
 Counted: ``nn.Conv2d`` (Cout x Hout x Wout x Cin/groups x kh x kw, zero padding included),
 ``nn.Linear`` (in x out per output vector) and nearest upsampling by ``F.interpolate`` (one MAC
-per output value: the chip lowers it to a 0/1 projection with one synapse per target neuron, so
-the ANN twin is counted as the lowered network does it; an ANN on a host only copies these
-values). Not counted: biases, BatchNorm, pooling, additions, activations and other
+per output value: the chip lowers it to an upsample projection with one synapse per target
+neuron, so the ANN twin is counted as the lowered network does it; an ANN on a host only copies
+these values). Not counted: biases, BatchNorm, pooling, additions, activations and other
 interpolation modes (their cost is small and the energy profiles price MACs only; a bilinear
-upsampling is host work in sakd's dense networks, after the readouts). A module called several
+upsampling is host work in sakd's dense networks, after the readouts, or a free broadcast of a
+1x1 map, DeepLabV3's pooling branch, whose 1x1 project conv is counted as a conv). A module called several
 times in one forward adds up its calls; the upsamplings a module calls are keyed
 ``<module>.interpolate``.
 """

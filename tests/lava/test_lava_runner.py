@@ -242,6 +242,53 @@ def test_conv_net_stride_padding_groups_dilation_and_delayed_shortcut(tmp_path):
     assert_active(net, sim, T)
 
 
+def fpn_network(seed: int = 6) -> Network:
+    """A small FPN: spike input (2, 8, 8) -> c8 (4, 8, 8) -stride 2-> c4 (4, 4, 4) -stride 2->
+    c2 (4, 2, 2); top-down: c2 upsampled x2 (nearest, depthwise weight 160) plus a delayed
+    lateral 1x1 conv of c4 into m4; m4 upsampled x2 by a general upsample projection (groups
+    2, position-dependent weights, weight_exp -1, so Sparse's floor shift is exercised) plus a
+    delayed lateral conv of c8 into m8 (4, 8, 8); a dense readout."""
+    rng = np.random.default_rng(seed)
+    inp = Input("x", (2, 8, 8), "spikes")
+    pops = (
+        lif_population("c8", (4, 8, 8), du=4095, dv=2048, vth=150),
+        lif_population("c4", (4, 4, 4), du=4095, dv=2048, vth=200),
+        lif_population("c2", (4, 2, 2), du=3000, dv=2048, vth=200),
+        lif_population("m4", (4, 4, 4), du=4095, dv=1500, vth=150,
+                       bias_mant=np.array([3, 0, -2, 5]), bias_exp=4),
+        lif_population("m8", (4, 8, 8), du=4095, dv=2048, vth=120),
+        lif_population("out", (3,), du=4095, dv=0, vth=0, role="readout"),
+    )
+    projs = (
+        Projection("x_c8", "x", "c8", "conv2d", even(rng, (4, 2, 3, 3), -20, 40), padding=(1, 1)),
+        Projection("c8_c4", "c8", "c4", "conv2d", even(rng, (4, 4, 3, 3), -20, 40), stride=(2, 2),
+                   padding=(1, 1)),
+        Projection("c4_c2", "c4", "c2", "conv2d", even(rng, (4, 4, 3, 3), -20, 40), stride=(2, 2),
+                   padding=(1, 1)),
+        Projection("up_c2", "c2", "m4", "upsample", np.full((4, 1, 2, 2), 160), stride=(2, 2),
+                   groups=4),
+        Projection("lat_c4", "c4", "m4", "conv2d", even(rng, (4, 4, 1, 1), -20, 60), delay=1),
+        Projection("up_m4", "m4", "m8", "upsample", even(rng, (4, 2, 2, 2), -30, 127),
+                   stride=(2, 2), groups=2, weight_exp=-1),
+        Projection("lat_c8", "c8", "m8", "conv2d", even(rng, (4, 4, 1, 1), -20, 60), delay=3),
+        Projection("m8_out", "m8", "out", "dense", even(rng, (3, 256))),
+    )
+    return Network(inp, pops, projs)
+
+
+@lava
+def test_fpn_with_upsample_projections(tmp_path):
+    """The upsample kind through Lava's Sparse / DelaySparse (its synapse list): every spike, u
+    and v identical over several samples, with both upsampling populations active."""
+    net = fpn_network()
+    assert [p.kind for p in net.projections].count("upsample") == 2
+    T = 4
+    rng = np.random.default_rng(7)
+    x = (rng.random((3, 2, 8, 8)) < 0.5).astype(np.int64)
+    _, sim = run_both(tmp_path, net, x, T)
+    assert_active(net, sim, T)
+
+
 @lava
 def test_relay_and_or_recipes(tmp_path):
     """Relay: one-to-one weights 2 into du = dv = 4095, vth = 1, no bias fires at t + 1 iff its

@@ -101,6 +101,16 @@ def _refuse(label: str, node: str, why: str) -> NetxExportError:
     return NetxExportError(f"{label}: {why}; netx cannot express it: {_ELSEWHERE}", node=node)
 
 
+def _refuse_upsampling(network: Network) -> None:
+    """An upsample projection has no netx layer: name the first one."""
+    for proj in network.projections:
+        if proj.kind == "upsample":
+            raise _refuse(proj.label, proj.name, "an upsample projection (nearest upsampling or "
+                          "a broadcast, a transposed conv whose kernel equals its stride): netx "
+                          "has no upsampling or transposed-conv layer, and its dense layers "
+                          "feed flat (N,) layers only")
+
+
 def is_or_population(network: Network, pop: Population) -> bool:
     """A max-pooling OR population (sakd.export.quantize): du = dv = 4095, vth = 1, no bias,
     fed only by depthwise all-2 convolutions."""
@@ -136,6 +146,7 @@ class NetxLayer:
 def netx_chain(network: Network, *, or_as_conv: bool = False) -> list[NetxLayer]:
     """The layers of ``network`` in netx's order, or :class:`NetxExportError` naming the first
     node netx cannot express (``or_as_conv``: see ``write_netx``)."""
+    _refuse_upsampling(network)
     # structure first: one chain, each layer fed only by the previous one (and itself)
     chain: list[NetxLayer] = []
     prev = network.input.name
@@ -301,7 +312,9 @@ def write_netx(network: Network, path: str | os.PathLike[str], *, or_as_conv: bo
     bit-exactly in Lava's netx (test_convnet_pool, 6 samples). Off by default."""
     if not isinstance(network, Network):
         raise TypeError(f"write_netx needs a Network, got {type(network).__name__}")
-    # neuron models first; then netx_chain, which names the first node off the one chain
+    # upsampling and neuron models first; then netx_chain, which names the first node off the
+    # one chain
+    _refuse_upsampling(network)
     check_supported(network, dataclasses.replace(SUPPORT, residual_fan_in=True), "netx",
                     NetxExportError)
     chain = netx_chain(network, or_as_conv=or_as_conv)

@@ -95,7 +95,7 @@ def ir_to_nir(network: Network, *, dt: float = DEFAULT_DT, timing: str = "layere
 
     Raises :class:`NirExportError` naming the node for the few IR features without an exact NIR
     form (a nonzero bias with du < 4095 and dv = 0; a dense projection into a (C,H,W)
-    population)."""
+    population; an upsample projection)."""
     import nir
 
     if not isinstance(network, Network):
@@ -104,6 +104,14 @@ def ir_to_nir(network: Network, *, dt: float = DEFAULT_DT, timing: str = "layere
         raise ValueError(f"timing must be one of {TIMINGS}, got {timing!r}")
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+    for proj in network.projections:
+        if proj.kind == "upsample":
+            raise NirExportError(
+                f"NIR cannot express projection '{proj.name}': an upsample projection (nearest "
+                f"upsampling or a broadcast, into the (C, H, W) population '{proj.target}'); NIR "
+                f"1.0 has no transposed convolution and no unflatten node, so neither a "
+                f"Conv2d nor an Affine with the expanded matrix can feed a (C, H, W) population; "
+                f"use the IR file (network.h5)")
     check_supported(network, SUPPORT, "NIR", NirExportError)
     spec = network.target
     unity = spec.decay_unity

@@ -62,7 +62,7 @@ def dense_net(seed=0, n_in=30, widths=(40, 10), zeros=0.0, encoding="graded"):
 
 def connectivity(network, proj):
     """(weights, structural mask) as dense [target neurons, source neurons] matrices, every
-    conv synapse enumerated one at a time."""
+    conv or upsample synapse enumerated one at a time."""
     n_src = int(np.prod(network.source_shape(proj.source)))
     tshape = network.population(proj.target).shape
     n_tgt = int(np.prod(tshape))
@@ -75,6 +75,17 @@ def connectivity(network, proj):
     cpg = cout // proj.groups
     w_full = np.zeros((n_tgt, n_src), dtype=np.int64)
     mask = np.zeros((n_tgt, n_src), dtype=bool)
+    if proj.kind == "upsample":  # target (co, yo, xo) reads cell (yo // kh, xo // kw) only
+        for co in range(cout):
+            for yo in range(ho):
+                for xo in range(wo):
+                    t = (co * ho + yo) * wo + xo
+                    for cl in range(cin_g):
+                        ci = (co // cpg) * cin_g + cl
+                        s = (ci * h + yo // kh) * wd + xo // kw
+                        w_full[t, s] = proj.weight[co, cl, yo % kh, xo % kw]
+                        mask[t, s] = True
+        return w_full, mask
     for co in range(cout):
         g = co // cpg
         for yo in range(ho):

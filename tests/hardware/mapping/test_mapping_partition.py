@@ -108,7 +108,20 @@ def networks(draw):
     for i in range(draw(st.integers(1, 3))):
         name = f"p{i}"
         delay = draw(st.sampled_from([0, 0, 2]))
-        if len(cur) == 3 and draw(st.booleans()):
+        layer = draw(st.sampled_from(["conv2d", "upsample", "dense"])) if len(cur) == 3 \
+            else "dense"
+        if layer == "upsample":  # a transposed conv whose kernel equals its stride
+            cin = cur[0]
+            groups = draw(st.sampled_from([g for g in (1, 2, cin) if cin % g == 0]))
+            cout = groups * draw(st.integers(1, 2))
+            fh, fw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+            w = weights(rng, (cout, cin // groups, fh, fw), zeros)
+            w.reshape(-1)[0] = 2
+            pops.append(pop(name, (cout, cur[1] * fh, cur[2] * fw)))
+            projs.append(Projection(f"{prev}_{name}", prev, name, "upsample", w, stride=(fh, fw),
+                                    groups=groups, delay=delay))
+            cur = (cout, cur[1] * fh, cur[2] * fw)
+        elif layer == "conv2d":
             cin = cur[0]
             groups = draw(st.sampled_from([g for g in (1, 2) if cin % g == 0]))
             cout = groups * draw(st.integers(1, 3))
@@ -189,6 +202,44 @@ def test_reference_on_the_default_chips():
     for chip, ov in (("loihi2", None), ("loihi", {"max_message_bits": 8}),
                      ("loihi2", {"shared_weights": False, "core_memory_bits": 40000})):
         check_against_reference(net, map_network(net, chip=chip, overrides=ov))
+
+
+def upsample_net(seed=0, zeros=0.0, delay=0):
+    """An FPN-like piece: x (2, 6, 6) -conv-> c (4, 6, 6) -nearest x2 (depthwise upsample)-> u
+    (4, 12, 12) and, beside it, a general upsample (groups 2, position-dependent weights) of c
+    into u; u -dense-> out."""
+    rng = np.random.default_rng(seed)
+    near = np.full((4, 1, 2, 2), 2)
+    general = weights(rng, (4, 2, 2, 2), zeros)
+    general.reshape(-1)[0] = 2
+    return Network(
+        Input("x", (2, 6, 6), "graded", bits=8, scale=4.0),
+        (pop("c", (4, 6, 6)), pop("u", (4, 12, 12)), pop("out", (3,), readout=True)),
+        (Projection("x_c", "x", "c", "conv2d", weights(rng, (4, 2, 3, 3), zeros), padding=(1, 1)),
+         Projection("c_u", "c", "u", "upsample", near, stride=(2, 2), groups=4, delay=delay),
+         Projection("c_u2", "c", "u", "upsample", general, stride=(2, 2), groups=2, delay=delay),
+         Projection("u_out", "u", "out", "dense", weights(rng, (3, 4 * 144), zeros))),
+        time_steps=2)
+
+
+@pytest.mark.parametrize("chip, ov", [
+    ("loihi2", {"max_neurons_per_core": 40}),
+    ("loihi2", {"shared_weights": False, "max_neurons_per_core": 50}),
+    ("loihi", {"max_message_bits": 8, "max_neurons_per_core": 64})])
+def test_upsample_projections_match_a_brute_force_count(chip, ov):
+    """Every upsample synapse (one per target neuron and channel of its group) enumerated one by
+    one: the slices' synapses, input axons and per-target lists agree, and a shared-weight
+    chip stores the kernel once per core."""
+    net = upsample_net(zeros=0.3, delay=1)
+    mapping = map_network(net, chip=chip, overrides=ov)
+    check_against_reference(net, mapping)
+    u = mapping.populations["u"]
+    assert len(u.slices) > 1
+    # structural synapses: each target neuron holds one per channel of its group (1 + 2)
+    assert sum(mapping.slices[i].synapses for i in u.slices) == 4 * 144 * (1 + 2)
+    if mapping.chip.shared_weights:
+        enc = {sl.encodings["c_u"] for sl in mapping.slices if sl.population == "u"}
+        assert enc == {"shared"}
 
 
 def test_a_large_dense_layer_is_split_by_synapse_memory():
