@@ -150,6 +150,8 @@ def _compose_pool_conv(pool: Node, conv: Node, source_shape: tuple[int, ...]) ->
 
 def lower_max_pooling(graph: Graph) -> Graph:
     """maxpool over spikes -> depthwise ones-kernel conv (a sum pool) -> OR neuron."""
+    if "maxpool" not in graph.ops():  # nothing to lower: no copy (large networks' weights)
+        return graph
     graph = graph.copy()
     nodes: list[Node] = []
     for node in graph.nodes:
@@ -214,6 +216,8 @@ def split_concat(graph: Graph) -> Graph:
     slice of the weight along the input (channels, or the part's flattened values), the bias on
     the first; the add keeps the synapse's name, so its consumers are unchanged. Any other use
     of a concat is an ExportError naming it."""
+    if "concat" not in graph.ops():  # nothing to split: no copy (large networks' weights)
+        return graph
     graph = graph.copy()
     nodes: list[Node] = []
     for node in graph.nodes:
@@ -269,6 +273,8 @@ def fold_upsampling(graph: Graph) -> Graph:
     W[co, ci, 0, 0]`` for every offset (a, b), the conv's groups and bias. Exact. A conv of
     another shape, or a linear, reading an upsampling is an ExportError naming both (it has no
     projection form in which each target reads one source position)."""
+    if "upsample" not in graph.ops():  # nothing to fold: no copy (large networks' weights)
+        return graph
     graph = graph.copy()
     nodes: list[Node] = []
     for node in graph.nodes:
