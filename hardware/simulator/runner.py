@@ -100,7 +100,6 @@ class _Plan:
     # target population -> groups of projections that share one synapse evaluation (merge_groups)
     merged: dict[str, list[list[str]]] = field(default_factory=dict)
     merge: bool = True  # False: every projection evaluated on its own (tests)
-    fuse: bool = True  # False: every population stepped by its model's step (tests)
 
 
 #: a bound that no check passes: graded messages are not clipped to their bits in Lava
@@ -369,7 +368,7 @@ def _run_component(plan: _Plan, ops: Any, component: tuple[str, ...], B: int,
     for proj in (p for ps in internal.values() for p in ps):
         consumers[proj.source] -= 1  # evaluated inside the loop below
     R = plan.reset_interval
-    if plan.fuse and not recurrent and len(members) == 1:
+    if not recurrent and len(members) == 1:  # a fused kernel (SAKD_SIM_KERNELS=0: none)
         m = members[0]
         if m.name not in plan.record and m.name not in plan.checked and m.binary:
             w = win[m.name]
