@@ -28,6 +28,8 @@ and implements
   arrays and torch int64 tensors alike): returns ``(new_state, output)``; ``inputs`` maps the
   first port always, and every other port that a projection drives, to its summed synaptic input
   (int64); ``output`` is the message (bool spikes when ``binary``, int64 values otherwise);
+- ``run_window(ops, inputs, prepared, resets, count, read, batch, shape)`` (optional): a whole
+  window in one fused kernel, equal to ``step`` applied n times, or None (the default);
 - ``safe_input(target)``: the largest |a| per step for which the step is exact without a run-time
   check (0: always checked), and ``overflow(before, after, inputs, ops, target)`` (the state
   before and after the step): a message when Lava's result would depend on integer overflow
