@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from sakd.export.graph import ExportError, Graph, Node
-from sakd.export.passes import FLOAT_PASSES, check_canonical, synapses_into
+from sakd.export.passes import FLOAT_PASSES, check_canonical, identity_synapse, synapses_into
 from sakd.export.quantize import InputQuantization, QuantizedGraph, quantize_graph
 from sakd.export.trace import TracedModule, trace_network
 from sakd.hardware.errors import SakdError
@@ -119,18 +118,10 @@ def insert_relays(graph: Graph, target: TargetSpec) -> Graph:
 def _relay(source: Node, previous: str, k: int, delay: int) -> list[Node]:
     """Hop ``k`` of ``source``'s relay chain: a one-to-one synapse from ``previous`` carrying
     ``delay`` steps, into an OR neuron of the source's shape."""
-    shape = tuple(source.shape)
     name = f"{source.name}.relay{k}"
-    if len(shape) == 3:
-        attrs = dict(weight=torch.ones(shape[0], 1, 1, 1, dtype=torch.float64), bias=None,
-                     stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=shape[0])
-        synapse = Node(f"{name}.syn", "conv", [previous], shape, attrs, source.origin)
-    else:
-        n = int(np.prod(shape))
-        synapse = Node(f"{name}.syn", "linear", [previous], shape,
-                       dict(weight=torch.eye(n, dtype=torch.float64), bias=None), source.origin)
+    synapse = identity_synapse(source, f"{name}.syn", previous)
     synapse.attrs[FIXED_DELAY] = delay
-    return [synapse, Node(name, "neuron", [synapse.name], shape, dict(kind="or"),
+    return [synapse, Node(name, "neuron", [synapse.name], tuple(source.shape), dict(kind="or"),
                           f"relay {k} of {source.name}")]
 
 

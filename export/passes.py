@@ -178,16 +178,19 @@ def lower_max_pooling(graph: Graph) -> Graph:
 # residual adds -> fan-in, flatten removed
 
 
-def _identity_synapse(source: Node, consumer: str) -> Node:
+def identity_synapse(source: Node, name: str, reads: str | None = None) -> Node:
+    """A one-to-one weight-1 synapse of ``source``'s shape called ``name``, reading ``reads``
+    (default: ``source`` itself): a depthwise 1x1 conv for a (C, H, W) source, an identity
+    linear otherwise (an identity shortcut; a relay's synapse)."""
     shape = source.shape
+    reads = source.name if reads is None else reads
     if len(shape) == 3:
         weight = torch.ones(shape[0], 1, 1, 1, dtype=torch.float64)
         attrs = dict(weight=weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
                      groups=shape[0])
-        return Node(f"{consumer}.identity[{source.name}]", "conv", [source.name], shape, attrs,
-                    origin=source.origin)
+        return Node(name, "conv", [reads], shape, attrs, origin=source.origin)
     n = shape[0]
-    return Node(f"{consumer}.identity[{source.name}]", "linear", [source.name], shape,
+    return Node(name, "linear", [reads], shape,
                 dict(weight=torch.eye(n, dtype=torch.float64), bias=None), origin=source.origin)
 
 
@@ -318,7 +321,7 @@ def lower_residuals(graph: Graph) -> Graph:
         """Synapses (new nodes) whose sum is the value of ``name``."""
         node = graph[name]
         if node.op in SOURCE_OPS:
-            return [_identity_synapse(node, consumer)]
+            return [identity_synapse(node, f"{consumer}.identity[{node.name}]")]
         if node.op == "add":
             return [s for i in node.inputs for s in drive(i, consumer)]
         if node.op == "upsample":

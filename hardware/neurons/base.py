@@ -92,7 +92,7 @@ class WindowRun:
     ``spikes`` bool [n, B, N]; ``per_step`` int64 [L, B]: spikes per counted step; ``active``
     int64 [B]: counted neuron-steps that fired or received a nonzero input; ``fired`` int64
     [B, N]: spikes per neuron over the counted steps; ``read`` int64 [B, N]: the readout state
-    after step ``read`` (zeros when none was asked)."""
+    after step ``read`` ([B, 0] when none was asked)."""
 
     spikes: np.ndarray
     per_step: np.ndarray

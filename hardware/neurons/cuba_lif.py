@@ -142,8 +142,9 @@ class CubaLif(NeuronModel):
                 else np.ascontiguousarray(np.broadcast_to(bias, shape), np.int64).reshape(size))
         spikes = np.empty((n, batch, size), np.bool_)
         length = count[1]
+        kept = size if read >= 0 else 0  # the readout state is kept only when asked for
         run = WindowRun(spikes, np.zeros((length, batch), np.int64), np.zeros(batch, np.int64),
-                        np.zeros((batch, size), np.int64), np.zeros((batch, size), np.int64))
+                        np.zeros((batch, size), np.int64), np.zeros((batch, kept), np.int64))
         no_bias = np.zeros((1, 1, 1), np.int64)  # never read: has_bias_in is False
         lif_window()(bias_in is not None)(
                      _per_step_input(a, batch, size),

@@ -97,6 +97,7 @@ def lif_window(numba: Any) -> Any:
     (``bias_mant << bias_exp``), ``bias_exp``, ``du1`` (= du + 1), ``dv``, ``unity`` (4096),
     ``shift`` (12), ``act_shift`` (6), ``top`` (2^23), ``threshold``, ``resets`` bool [n], ``w0``,
     ``length``, ``read``; outputs: ``S`` bool [n, B, N], ``per_step`` int64 [length, B],
-    ``active`` int64 [B], ``fired`` int64 [B, N], ``read_v`` int64 [B, N] (zero on entry)."""
+    ``active`` int64 [B], ``fired`` int64 [B, N], ``read_v`` int64 [B, N] ([B, 0] when
+    ``read`` is -1: never written) (zero on entry)."""
     kernels = {flag: _build(numba, flag) for flag in (False, True)}
     return kernels.__getitem__

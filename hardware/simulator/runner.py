@@ -282,9 +282,6 @@ def _gather(plan: _Plan, ops: Any, name: str, B: int, signals: dict[str, _Signal
             port = members[0].port
             a = ops.synapse(pplan, X.reshape((n * B,) + pplan.source_shape), wrap=False)
             a = a.reshape((n, B) + shape)
-            if port in views:
-                A[port] = ops.materialize(A[port])
-                views.discard(port)
             if port in A:
                 A[port] += a
             else:

@@ -48,7 +48,8 @@ def _stepwise(model, shape, readout, a, bias_in, resets, count, read):
             kept = state["v"].copy()
     window = spikes[count[0] : count[0] + count[1]]
     return spikes, window.reshape(count[1], batch, -1).sum(-1), active, \
-        window.sum(0).reshape(batch, -1), kept.reshape(batch, -1)
+        window.sum(0).reshape(batch, -1), \
+        kept.reshape(batch, -1) if read >= 0 else np.zeros((batch, 0), np.int64)
 
 
 @needs_numba
